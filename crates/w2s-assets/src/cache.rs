@@ -1,0 +1,147 @@
+//! The on-disk cache under `$W2S_HOME`: layout, locking, atomic writes, checksums.
+//!
+//! Layout: `downloads/` holds the verified registry packages, `assets/<name>/` the converted
+//! artefacts, and other crates add their own folders (features, runs). Nothing is ever written in
+//! place: files go to a temporary name beside their destination and are renamed once complete, so
+//! a killed process leaves either the old file or the new one, never half of one.
+use crate::error::{IoContext, Result};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Root of the cache: `$W2S_HOME`, or `~/.cache/w2s`.
+pub fn home() -> PathBuf {
+    if let Some(h) = std::env::var_os("W2S_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    let base = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    base.join(".cache").join("w2s")
+}
+
+/// A held exclusive lock on the cache; released on drop.
+#[derive(Debug)]
+pub struct CacheLock {
+    _file: File,
+}
+
+/// Takes the cache-wide writer lock, waiting for any other process that holds it.
+pub fn lock(root: &Path) -> Result<CacheLock> {
+    std::fs::create_dir_all(root).at("cannot create cache folder", root)?;
+    let path = root.join(".lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .at("cannot open lock file", &path)?;
+    if file.try_lock().is_err() {
+        tracing::info!(
+            "waiting for another w2s process to release {}",
+            path.display()
+        );
+        file.lock().at("cannot lock", &path)?;
+    }
+    Ok(CacheLock { _file: file })
+}
+
+/// A temporary sibling path of `dest`, unique to this process.
+pub fn temp_sibling(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Writes `bytes` to `dest` through a temporary file and a rename, creating parent folders.
+pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(dest, |f| f.write_all(bytes))
+}
+
+/// Like [`write_atomic`], with a closure that streams the content.
+pub fn write_atomic_with(
+    dest: &Path,
+    fill: impl FnOnce(&mut std::io::BufWriter<File>) -> std::io::Result<()>,
+) -> Result<()> {
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).at("cannot create folder", parent)?;
+    }
+    let tmp = temp_sibling(dest);
+    let result = (|| {
+        let file = File::create(&tmp)?;
+        let mut w = std::io::BufWriter::new(file);
+        fill(&mut w)?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, dest)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.at("cannot write", dest)
+}
+
+/// Hex sha256 of a file's content.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = File::open(path).at("cannot open", path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).at("cannot read", path)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Hex sha256 of a byte slice.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_matches_known_vector() {
+        assert_eq!(
+            sha256_bytes(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("sub").join("x.bin");
+        write_atomic(&dest, b"first").unwrap();
+        write_atomic(&dest, b"second").unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"second");
+        let names: Vec<_> = std::fs::read_dir(dest.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "temp files left behind: {names:?}");
+        assert_eq!(sha256_file(&dest).unwrap(), sha256_bytes(b"second"));
+    }
+
+    #[test]
+    fn failed_fill_keeps_old_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x.bin");
+        write_atomic(&dest, b"old").unwrap();
+        let err = write_atomic_with(&dest, |w| {
+            w.write_all(b"partial")?;
+            Err(std::io::Error::other("killed"))
+        });
+        assert!(err.is_err());
+        assert_eq!(std::fs::read(&dest).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,76 @@
+//! `w2s fetch`: list, download and verify assets.
+use anyhow::{bail, Context, Result};
+use w2s_assets::{AssetKind, Store};
+
+/// Arguments of `w2s fetch`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  w2s fetch --list\n  w2s fetch minilm-l6 tweets\n  w2s fetch --all\n  w2s fetch --force mpnet-base   # rebuild a corrupted copy"
+)]
+pub struct FetchArgs {
+    /// Models or datasets to fetch (see --list).
+    names: Vec<String>,
+    /// Print every known model and dataset with its download size and whether it is cached.
+    #[arg(long, conflicts_with_all = ["names", "all"])]
+    list: bool,
+    /// Fetch every known model and dataset.
+    #[arg(long)]
+    all: bool,
+    /// Rebuild even when a verified copy is cached.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Runs `w2s fetch`.
+pub fn run(args: FetchArgs, quiet: bool) -> Result<()> {
+    let store = Store::open();
+    let manifest = store.manifest();
+    if args.list {
+        println!(
+            "{:<12} {:<8} {:>9}  {:<7} description",
+            "name", "kind", "download", "cached"
+        );
+        for a in &manifest.assets {
+            let kind = match a.kind {
+                AssetKind::Model => "model",
+                AssetKind::Dataset => "dataset",
+            };
+            let size = manifest.download_size(a) as f64 / 1e6;
+            let cached = if store.is_cached(&a.name) {
+                "yes"
+            } else {
+                "no"
+            };
+            println!(
+                "{:<12} {:<8} {:>7.0}MB  {:<7} {}",
+                a.name, kind, size, cached, a.description
+            );
+        }
+        println!("\ncache: {}", store.root().display());
+        return Ok(());
+    }
+    let names: Vec<String> = if args.all {
+        manifest.assets.iter().map(|a| a.name.clone()).collect()
+    } else {
+        args.names
+    };
+    if names.is_empty() {
+        bail!("name at least one asset, or use --all or --list");
+    }
+    for name in &names {
+        manifest.asset(name)?;
+    }
+    for name in &names {
+        let bar = crate::progress::spinner(quiet, name);
+        let dir = store
+            .fetch(name, args.force, &mut |msg| {
+                bar.set_message(format!("{name}: {msg}"))
+            })
+            .with_context(|| format!("fetching {name}"))?;
+        bar.finish_and_clear();
+        if !quiet {
+            println!("{name:<12} ok  {}", dir.display());
+        }
+    }
+    Ok(())
+}

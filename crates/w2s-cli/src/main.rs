@@ -1,0 +1,50 @@
+//! `w2s`: weak-to-strong generalization experiments on real pretrained models and real datasets.
+mod fetch;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+/// Weak-to-strong generalization experiments (Burns et al. 2023) on real models and datasets.
+///
+/// A weak model trained on ground truth labels held-out data; a strong model trained on those
+/// labels is compared with the same strong model trained on ground truth. PGR, the performance gap
+/// recovered, is (student - weak) / (ceiling - weak). See docs/ for the data splits and metrics.
+///
+/// Everything is fetched from package registries into $W2S_HOME (default ~/.cache/w2s).
+#[derive(Debug, Parser)]
+#[command(name = "w2s", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    /// Print less: no progress bars, warnings only.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Download, verify and convert pretrained models and datasets into the cache.
+    Fetch(fetch::FetchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let default_level = if cli.quiet { "warn" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("W2S_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let result = match cli.command {
+        Command::Fetch(args) => fetch::run(args, cli.quiet),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Progress bars shared by the subcommands.
+use indicatif::{ProgressBar, ProgressStyle};
+use std::time::Duration;
+
+/// A spinner with a message, hidden when `quiet`.
+pub fn spinner(quiet: bool, msg: &str) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+            .expect("valid template"),
+    );
+    bar.set_message(msg.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// A bar over `len` items with rate and ETA, hidden when `quiet`.
+pub fn bar(quiet: bool, len: u64, unit: &str, msg: &str) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    let template = format!("{{msg}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {unit} ({{per_sec}}, ETA {{eta}})");
+    bar.set_style(ProgressStyle::with_template(&template).expect("valid template"));
+    bar.set_message(msg.to_string());
+    bar
+}
