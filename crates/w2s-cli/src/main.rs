@@ -1,4 +1,6 @@
 //! `w2s`: weak-to-strong generalization experiments on real pretrained models and real datasets.
+mod data;
+mod embed;
 mod fetch;
 mod progress;
 
@@ -25,6 +27,11 @@ struct Cli {
 enum Command {
     /// Download, verify and convert pretrained models and datasets into the cache.
     Fetch(fetch::FetchArgs),
+    /// List the built-in datasets or print rows of one.
+    #[command(subcommand)]
+    Data(data::DataCommand),
+    /// Compute (or read from the cache) pooled features of a model for every row of a dataset.
+    Embed(embed::EmbedArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +46,8 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         Command::Fetch(args) => fetch::run(args, cli.quiet),
+        Command::Data(cmd) => data::run(cmd),
+        Command::Embed(args) => embed::run(args, cli.quiet),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

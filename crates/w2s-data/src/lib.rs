@@ -1,1 +1,102 @@
-//! placeholder
+//! Labelled binary examples from real datasets: converters, user files, splits, balancing.
+//!
+//! Every source becomes rows of `{id, text, label, group}`. `group` ties together the rows made
+//! from one multiple-choice question (one row per candidate answer), so that splits never put
+//! one question's answers on both sides.
+pub mod format;
+pub mod registry;
+pub mod sources;
+pub mod split;
+pub mod user;
+
+pub use registry::{load, DatasetInfo, DATASETS};
+pub use split::{balance, split, Split, SplitConfig};
+
+use std::path::PathBuf;
+
+/// One binary classification example.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Example {
+    /// Stable identifier, unique within the dataset.
+    pub id: String,
+    /// The model input: for answer-pair datasets, context, question and candidate answer.
+    pub text: String,
+    /// 1 for the positive class (correct answer, positive sentiment), 0 otherwise.
+    pub label: u8,
+    /// Rows with the same group are always on the same side of a split.
+    pub group: String,
+}
+
+/// A loaded dataset.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Name (built-in name or user file path).
+    pub name: String,
+    /// Content hash of the canonical rows: changes whenever any row changes.
+    pub version: String,
+    /// Rows in a fixed order.
+    pub examples: Vec<Example>,
+}
+
+impl Dataset {
+    /// Builds a dataset and computes its version from the rows.
+    pub fn new(name: impl Into<String>, examples: Vec<Example>) -> Dataset {
+        let version = format::content_hash(&examples);
+        Dataset {
+            name: name.into(),
+            version,
+            examples,
+        }
+    }
+
+    /// Share of label-1 rows.
+    pub fn positive_share(&self) -> f64 {
+        if self.examples.is_empty() {
+            return 0.0;
+        }
+        self.examples.iter().filter(|e| e.label == 1).count() as f64 / self.examples.len() as f64
+    }
+}
+
+/// Everything that can go wrong reading or converting a dataset.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A row could not be parsed.
+    #[error("{path}:{line}: {reason}")]
+    Row {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    /// A required column is missing from a user file.
+    #[error("{path}: missing column '{column}' (a data file needs 'text' and 'label', optionally 'id' and 'group')")]
+    MissingColumn { path: PathBuf, column: String },
+    /// The file is not in a supported format.
+    #[error("{path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    /// Converted rows do not match the pinned count (a changed source or a converter bug).
+    #[error("dataset {name}: converted {got} rows ({got_pos} positive), expected {want} ({want_pos} positive)")]
+    Count {
+        name: String,
+        got: usize,
+        got_pos: usize,
+        want: usize,
+        want_pos: usize,
+    },
+    /// Unknown dataset name.
+    #[error("unknown dataset '{0}': `w2s data list` shows the built-in ones; a path to a .jsonl or .csv file also works")]
+    Unknown(String),
+    /// The asset layer failed.
+    #[error(transparent)]
+    Asset(#[from] w2s_assets::AssetError),
+    /// An I/O error.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = DataError> = std::result::Result<T, E>;

@@ -72,6 +72,16 @@ fn parse_node(buf: &[u8]) -> Result<Node, String> {
     Ok(node)
 }
 
+/// Drops the module path an export may put in front of HF names (`model.0.auto_model.`, `bert.`).
+fn hf_name(name: &str) -> String {
+    ["embeddings.", "encoder.", "pooler."]
+        .iter()
+        .filter_map(|root| name.find(root))
+        .min()
+        .map_or(name, |i| &name[i..])
+        .to_string()
+}
+
 /// Reads the float initializers of an ONNX BERT model and returns them under HF names,
 /// with Linear weights transposed to `[out, in]`.
 pub fn bert_weights(model: &[u8]) -> Result<BTreeMap<String, F32Tensor>, String> {
@@ -117,7 +127,7 @@ pub fn bert_weights(model: &[u8]) -> Result<BTreeMap<String, F32Tensor>, String>
         let bias = bias_of_output
             .get(output)
             .ok_or_else(|| format!("MatMul {weight} is not followed by a bias Add"))?;
-        let hf = format!("{}.weight", bias.trim_end_matches(".bias"));
+        let hf = hf_name(&format!("{}.weight", bias.trim_end_matches(".bias")));
         let w = inits.remove(weight).expect("checked above");
         let [rows, cols] = w.shape[..] else {
             return Err(format!("{weight}: expected a matrix, got {:?}", w.shape));
@@ -140,9 +150,25 @@ pub fn bert_weights(model: &[u8]) -> Result<BTreeMap<String, F32Tensor>, String>
         if name.starts_with("onnx::") || name.contains("position_ids") {
             continue;
         }
-        // Some exports prefix names with the module path; HF BERT checkpoints have none.
-        let name = name.strip_prefix("bert.").unwrap_or(&name).to_string();
-        out.insert(name, t);
+        out.insert(hf_name(&name), t);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_prefixes_are_dropped() {
+        assert_eq!(
+            hf_name("model.0.auto_model.encoder.layer.0.output.dense.weight"),
+            "encoder.layer.0.output.dense.weight"
+        );
+        assert_eq!(
+            hf_name("bert.embeddings.LayerNorm.bias"),
+            "embeddings.LayerNorm.bias"
+        );
+        assert_eq!(hf_name("classifier.bias"), "classifier.bias");
+    }
 }

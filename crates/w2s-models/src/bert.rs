@@ -1,0 +1,132 @@
+//! BERT encoder (MiniLM-L3, MiniLM-L6, multilingual-e5-small), written for training.
+//!
+//! Follows HF `BertModel` with absolute positions starting at 0, token type 0, post-LN layers and
+//! erf GELU. No pooler: sentence embeddings come from mean pooling over the last hidden state.
+use crate::nn::{
+    attention_bias, gelu, linear, merge_heads, softmax_last_dim, split_heads, LayerNorm,
+};
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{embedding, Embedding, Linear, VarBuilder};
+use serde::Deserialize;
+
+/// The subset of HF `config.json` that BERT needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Width of the hidden states.
+    pub hidden_size: usize,
+    /// Number of layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads per layer.
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward layer.
+    pub intermediate_size: usize,
+    /// Rows of the position table.
+    pub max_position_embeddings: usize,
+    /// Rows of the token-type table.
+    #[serde(default = "one")]
+    pub type_vocab_size: usize,
+    /// LayerNorm epsilon.
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+}
+
+fn one() -> usize {
+    1
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+
+struct Embeddings {
+    word: Embedding,
+    position: Embedding,
+    token_type: Embedding,
+    norm: LayerNorm,
+}
+
+struct Layer {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attn_out: Linear,
+    attn_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    out_norm: LayerNorm,
+}
+
+/// A BERT encoder without pooler.
+pub struct Bert {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl Bert {
+    /// Builds the model from a VarBuilder with HF names (`embeddings.*`, `encoder.layer.N.*`).
+    pub fn load(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let e = vb.pp("embeddings");
+        let embeddings = Embeddings {
+            word: embedding(cfg.vocab_size, h, e.pp("word_embeddings"))?,
+            position: embedding(cfg.max_position_embeddings, h, e.pp("position_embeddings"))?,
+            token_type: embedding(cfg.type_vocab_size, h, e.pp("token_type_embeddings"))?,
+            norm: LayerNorm::load(h, cfg.layer_norm_eps, e.pp("LayerNorm"))?,
+        };
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| {
+                let l = vb.pp(format!("encoder.layer.{i}"));
+                Ok(Layer {
+                    query: linear(h, h, l.pp("attention.self.query"))?,
+                    key: linear(h, h, l.pp("attention.self.key"))?,
+                    value: linear(h, h, l.pp("attention.self.value"))?,
+                    attn_out: linear(h, h, l.pp("attention.output.dense"))?,
+                    attn_norm: LayerNorm::load(
+                        h,
+                        cfg.layer_norm_eps,
+                        l.pp("attention.output.LayerNorm"),
+                    )?,
+                    intermediate: linear(h, cfg.intermediate_size, l.pp("intermediate.dense"))?,
+                    output: linear(cfg.intermediate_size, h, l.pp("output.dense"))?,
+                    out_norm: LayerNorm::load(h, cfg.layer_norm_eps, l.pp("output.LayerNorm"))?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Bert {
+            embeddings,
+            layers,
+            heads: cfg.num_attention_heads,
+            head_dim: h / cfg.num_attention_heads,
+        })
+    }
+
+    /// Last hidden state `[batch, seq, hidden]` for token ids and a 0/1 mask, both `[batch, seq]`.
+    pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (_, t) = ids.dims2()?;
+        let positions = Tensor::arange(0u32, t as u32, ids.device())?.unsqueeze(0)?;
+        let types = positions.zeros_like()?;
+        let e = &self.embeddings;
+        let x = e
+            .word
+            .forward(ids)?
+            .broadcast_add(&e.position.forward(&positions)?)?
+            .broadcast_add(&e.token_type.forward(&types)?)?;
+        let mut x = e.norm.forward(&x)?;
+        let bias = attention_bias(mask, x.dtype())?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        for l in &self.layers {
+            let q = split_heads(&l.query.forward(&x)?, self.heads)?;
+            let k = split_heads(&l.key.forward(&x)?, self.heads)?;
+            let v = split_heads(&l.value.forward(&x)?, self.heads)?;
+            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
+            let ctx = merge_heads(&softmax_last_dim(&scores)?.matmul(&v)?)?;
+            let a = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + &x)?)?;
+            let f = l.output.forward(&gelu(&l.intermediate.forward(&a)?)?)?;
+            x = l.out_norm.forward(&(f + a)?)?;
+        }
+        Ok(x)
+    }
+}

@@ -1,0 +1,229 @@
+//! Pooled features for every row of a dataset, computed once and cached.
+//!
+//! The cache key covers everything the numbers depend on: the weights (their pinned sha256), the
+//! dataset's content hash, the maximum length, the pooling and the input prefix. A second request
+//! with the same key reads the file instead of running the model.
+use crate::encoder::Encoder;
+use crate::error::{CandleContext, ModelError, Result};
+use crate::registry::ModelSource;
+use candle_core::{Device, Tensor};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use w2s_data::Dataset;
+
+/// Bumped when the feature computation changes in a way the key does not capture.
+const FEATURE_VERSION: u32 = 1;
+
+/// What to embed.
+#[derive(Debug, Clone)]
+pub struct FeatureRequest<'a> {
+    /// The model.
+    pub model: &'a ModelSource,
+    /// The rows.
+    pub dataset: &'a Dataset,
+    /// Maximum tokens per row, special tokens included (the end of a text is kept).
+    pub max_len: usize,
+    /// Rows per forward pass.
+    pub batch_size: usize,
+}
+
+/// A `[rows, dim]` feature matrix in dataset row order.
+#[derive(Debug, Clone)]
+pub struct Features {
+    /// Row-major values.
+    pub values: Vec<f32>,
+    /// Number of rows.
+    pub rows: usize,
+    /// Embedding width.
+    pub dim: usize,
+    /// The cache file.
+    pub path: PathBuf,
+    /// True when read from the cache.
+    pub from_cache: bool,
+    /// Non-padding tokens processed (0 when cached).
+    pub tokens: usize,
+    /// Seconds spent computing (0 when cached).
+    pub seconds: f64,
+}
+
+impl FeatureRequest<'_> {
+    /// The cache key: a hash of everything the features depend on.
+    pub fn key(&self) -> String {
+        let desc = serde_json::json!({
+            "v": FEATURE_VERSION,
+            "model": self.model.name,
+            "weights": self.model.fingerprint,
+            "prefix": self.model.prefix,
+            "dataset": self.dataset.name,
+            "data_version": self.dataset.version,
+            "max_len": self.max_len,
+            "pooling": "mean",
+            "truncation": "left",
+        });
+        w2s_assets::cache::sha256_bytes(desc.to_string().as_bytes())[..16].to_string()
+    }
+
+    /// Where the features live under the cache root.
+    pub fn path(&self, root: &Path) -> PathBuf {
+        let model = sanitize(&self.model.name);
+        let data = sanitize(&self.dataset.name);
+        root.join("features").join(model).join(format!(
+            "{data}-len{}-{}.safetensors",
+            self.max_len,
+            self.key()
+        ))
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    let clean: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    clean
+        .chars()
+        .rev()
+        .take(60)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect()
+}
+
+/// Returns the features, from the cache when present, else by running the model (and caching them).
+/// `progress(done_rows, total_rows)` is called after every batch.
+pub fn cached_features(
+    root: &Path,
+    req: &FeatureRequest,
+    device: &Device,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Features> {
+    let path = req.path(root);
+    if path.is_file() {
+        match read(&path, req.dataset.examples.len()) {
+            Ok((values, rows, dim)) => {
+                return Ok(Features {
+                    values,
+                    rows,
+                    dim,
+                    path,
+                    from_cache: true,
+                    tokens: 0,
+                    seconds: 0.0,
+                })
+            }
+            Err(e) => tracing::warn!("{e}; computing the features again"),
+        }
+    }
+    let start = Instant::now();
+    let encoder = Encoder::load(req.model, device)?;
+    let texts: Vec<&str> = req
+        .dataset
+        .examples
+        .iter()
+        .map(|e| e.text.as_str())
+        .collect();
+    let (values, tokens) = embed_all(&encoder, &texts, req.max_len, req.batch_size, progress)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let (rows, dim) = (texts.len(), encoder.hidden);
+    write(&path, &values, rows, dim)?;
+    Ok(Features {
+        values,
+        rows,
+        dim,
+        path,
+        from_cache: false,
+        tokens,
+        seconds,
+    })
+}
+
+/// Embeds texts in length-sorted batches (little padding), returning row-ordered values and the
+/// number of real tokens processed.
+pub fn embed_all(
+    encoder: &Encoder,
+    texts: &[&str],
+    max_len: usize,
+    batch_size: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Vec<f32>, usize)> {
+    let ids = texts
+        .iter()
+        .map(|t| encoder.tokenizer.encode(t, max_len))
+        .collect::<Result<Vec<_>>>()?;
+    let tokens = ids.iter().map(Vec::len).sum();
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
+    let dim = encoder.hidden;
+    let mut values = vec![0f32; texts.len() * dim];
+    let mut done = 0;
+    for chunk in order.chunks(batch_size.max(1)) {
+        let rows: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
+        let pooled = encoder
+            .embed_ids(&rows)?
+            .to_device(&Device::Cpu)
+            .and_then(|t| t.to_vec2::<f32>())
+            .context("reading embeddings")?;
+        for (&i, v) in chunk.iter().zip(pooled) {
+            values[i * dim..(i + 1) * dim].copy_from_slice(&v);
+        }
+        done += chunk.len();
+        progress(done, texts.len());
+    }
+    Ok((values, tokens))
+}
+
+fn read(path: &Path, expected_rows: usize) -> Result<(Vec<f32>, usize, usize)> {
+    let err = |reason: String| ModelError::Cache {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let tensors =
+        candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| err(e.to_string()))?;
+    let t = tensors
+        .get("features")
+        .ok_or_else(|| err("no 'features' tensor".into()))?;
+    let (rows, dim) = t.dims2().map_err(|e| err(e.to_string()))?;
+    if rows != expected_rows {
+        return Err(err(format!(
+            "{rows} rows cached, dataset has {expected_rows}"
+        )));
+    }
+    let values = t
+        .flatten_all()
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(|e| err(e.to_string()))?;
+    Ok((values, rows, dim))
+}
+
+fn write(path: &Path, values: &[f32], rows: usize, dim: usize) -> Result<()> {
+    let t =
+        Tensor::from_slice(values, (rows, dim), &Device::Cpu).context("building feature tensor")?;
+    let tmp = w2s_assets::cache::temp_sibling(path);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| ModelError::Cache {
+            path: parent.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    }
+    let res = candle_core::safetensors::save(
+        &std::collections::HashMap::from([("features".to_string(), t)]),
+        &tmp,
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+    if let Err(reason) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ModelError::Cache {
+            path: path.to_path_buf(),
+            reason,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! MPNet encoder (all-mpnet-base-v2), written for training.
+//!
+//! Follows HF `MPNetModel`: RoBERTa-style positions (padding index + running count of real
+//! tokens), no token types, and a learned relative-position bias (32 log-spaced buckets, shared by
+//! all layers) added to every attention score matrix.
+use crate::nn::{
+    attention_bias, gelu, linear, merge_heads, softmax_last_dim, split_heads, LayerNorm,
+};
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{embedding, Embedding, Linear, VarBuilder};
+use serde::Deserialize;
+
+/// The subset of HF `config.json` that MPNet needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Width of the hidden states.
+    pub hidden_size: usize,
+    /// Number of layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads per layer.
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward layer.
+    pub intermediate_size: usize,
+    /// Rows of the position table.
+    pub max_position_embeddings: usize,
+    /// LayerNorm epsilon.
+    pub layer_norm_eps: f64,
+    /// Padding token id; positions start after it.
+    pub pad_token_id: u32,
+    /// Number of relative-position buckets.
+    #[serde(default = "default_buckets")]
+    pub relative_attention_num_buckets: usize,
+}
+
+fn default_buckets() -> usize {
+    32
+}
+
+/// Largest relative distance that still gets its own log-spaced bucket (HF default).
+const MAX_DISTANCE: f64 = 128.0;
+
+struct Layer {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    attn_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    out_norm: LayerNorm,
+}
+
+/// An MPNet encoder without pooler.
+pub struct MpNet {
+    word: Embedding,
+    position: Embedding,
+    emb_norm: LayerNorm,
+    relative_bias: Embedding,
+    layers: Vec<Layer>,
+    heads: usize,
+    head_dim: usize,
+    pad: u32,
+    buckets: usize,
+}
+
+/// The bucket of relative position `memory - context`, as in HF `relative_position_bucket`.
+pub fn relative_position_bucket(relative: i64, num_buckets: usize) -> u32 {
+    let half = (num_buckets / 2) as i64;
+    let n = -relative;
+    let mut bucket = if n < 0 { half } else { 0 };
+    let n = n.abs();
+    let max_exact = half / 2;
+    bucket += if n < max_exact {
+        n
+    } else {
+        let large = max_exact as f64
+            + ((n as f64 / max_exact as f64).ln() / (MAX_DISTANCE / max_exact as f64).ln()
+                * (half - max_exact) as f64);
+        (large as i64).min(half - 1)
+    };
+    bucket as u32
+}
+
+impl MpNet {
+    /// Builds the model from a VarBuilder with HF names.
+    pub fn load(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let e = vb.pp("embeddings");
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| {
+                let l = vb.pp(format!("encoder.layer.{i}"));
+                Ok(Layer {
+                    q: linear(h, h, l.pp("attention.attn.q"))?,
+                    k: linear(h, h, l.pp("attention.attn.k"))?,
+                    v: linear(h, h, l.pp("attention.attn.v"))?,
+                    o: linear(h, h, l.pp("attention.attn.o"))?,
+                    attn_norm: LayerNorm::load(h, cfg.layer_norm_eps, l.pp("attention.LayerNorm"))?,
+                    intermediate: linear(h, cfg.intermediate_size, l.pp("intermediate.dense"))?,
+                    output: linear(cfg.intermediate_size, h, l.pp("output.dense"))?,
+                    out_norm: LayerNorm::load(h, cfg.layer_norm_eps, l.pp("output.LayerNorm"))?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(MpNet {
+            word: embedding(cfg.vocab_size, h, e.pp("word_embeddings"))?,
+            position: embedding(cfg.max_position_embeddings, h, e.pp("position_embeddings"))?,
+            emb_norm: LayerNorm::load(h, cfg.layer_norm_eps, e.pp("LayerNorm"))?,
+            relative_bias: embedding(
+                cfg.relative_attention_num_buckets,
+                cfg.num_attention_heads,
+                vb.pp("encoder.relative_attention_bias"),
+            )?,
+            layers,
+            heads: cfg.num_attention_heads,
+            head_dim: h / cfg.num_attention_heads,
+            pad: cfg.pad_token_id,
+            buckets: cfg.relative_attention_num_buckets,
+        })
+    }
+
+    /// Last hidden state `[batch, seq, hidden]` for token ids and a 0/1 mask, both `[batch, seq]`.
+    pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let dev = ids.device();
+        // Position of each real token = pad + its 1-based index among real tokens; padding stays at pad.
+        let id_rows = ids.to_vec2::<u32>()?;
+        let positions: Vec<u32> = id_rows
+            .iter()
+            .flat_map(|row| {
+                let mut count = 0;
+                row.iter()
+                    .map(|&id| {
+                        if id == self.pad {
+                            self.pad
+                        } else {
+                            count += 1;
+                            self.pad + count
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let positions = Tensor::from_vec(positions, (b, t), dev)?;
+        let x = (self.word.forward(ids)? + self.position.forward(&positions)?)?;
+        let mut x = self.emb_norm.forward(&x)?;
+        let buckets: Vec<u32> = (0..t as i64)
+            .flat_map(|i| (0..t as i64).map(move |j| (i, j)))
+            .map(|(i, j)| relative_position_bucket(j - i, self.buckets))
+            .collect();
+        let buckets = Tensor::from_vec(buckets, (t, t), dev)?;
+        // [t, t, heads] → [1, heads, t, t]
+        let position_bias = self
+            .relative_bias
+            .forward(&buckets)?
+            .permute((2, 0, 1))?
+            .unsqueeze(0)?;
+        let bias = attention_bias(mask, x.dtype())?.broadcast_add(&position_bias)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        for l in &self.layers {
+            let q = split_heads(&l.q.forward(&x)?, self.heads)?;
+            let k = split_heads(&l.k.forward(&x)?, self.heads)?;
+            let v = split_heads(&l.v.forward(&x)?, self.heads)?;
+            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
+            let ctx = merge_heads(&softmax_last_dim(&scores)?.matmul(&v)?)?;
+            let a = l.attn_norm.forward(&(l.o.forward(&ctx)? + &x)?)?;
+            let f = l.output.forward(&gelu(&l.intermediate.forward(&a)?)?)?;
+            x = l.out_norm.forward(&(f + a)?)?;
+        }
+        Ok(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_match_hf_formula() {
+        // Hand-computed with HF's relative_position_bucket(num_buckets=32, max_distance=128):
+        // n = -(j - i); exact buckets for |n| < 8; n < 0 (key after query) uses the upper half.
+        assert_eq!(relative_position_bucket(0, 32), 0);
+        assert_eq!(relative_position_bucket(-3, 32), 3);
+        assert_eq!(relative_position_bucket(3, 32), 19);
+        // n = 8: 8 + floor(ln(1)/ln(16)*8) = 8; n = 20: 8 + floor(ln(2.5)/ln(16)*8) = 8 + 2 = 10
+        assert_eq!(relative_position_bucket(-8, 32), 8);
+        assert_eq!(relative_position_bucket(-20, 32), 10);
+        // far away saturates at 15 (or 31 on the other side)
+        assert_eq!(relative_position_bucket(-1000, 32), 15);
+        assert_eq!(relative_position_bucket(1000, 32), 31);
+    }
+}

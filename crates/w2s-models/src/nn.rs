@@ -1,0 +1,142 @@
+//! Building blocks that keep the autograd graph intact.
+//!
+//! candle's fused `layer_norm` and `softmax_last_dim` have no backward pass: a model built on them
+//! silently trains only the layers above the last norm. These blocks use the fused kernels only
+//! when nothing upstream needs a gradient (`Tensor::track_op` is false, as in feature extraction),
+//! and otherwise compose differentiable primitives.
+use candle_core::{DType, Module, Result, Tensor, D};
+use candle_nn::VarBuilder;
+
+/// LayerNorm over the last dimension with weight and bias (HF names `weight`, `bias`).
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f32,
+}
+
+impl LayerNorm {
+    /// Loads `weight` and `bias` of size `dim`.
+    pub fn load(dim: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Ok(LayerNorm {
+            weight: vb.get(dim, "weight")?,
+            bias: vb.get(dim, "bias")?,
+            eps: eps as f32,
+        })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let needs_grad = x.track_op() || self.weight.track_op() || self.bias.track_op();
+        if needs_grad || x.dtype() != DType::F32 {
+            candle_nn::ops::layer_norm_slow(x, &self.weight, &self.bias, self.eps)
+        } else {
+            candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
+        }
+    }
+}
+
+/// Softmax over the last dimension; differentiable whenever its input is part of a graph.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if x.track_op() {
+        candle_nn::ops::softmax(x, D::Minus1)
+    } else {
+        candle_nn::ops::softmax_last_dim(x)
+    }
+}
+
+/// GELU with the exact erf form, as BERT and MPNet use.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    x.gelu_erf()
+}
+
+/// A Linear layer with HF names (`weight` as `[out, in]`, `bias`).
+pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<candle_nn::Linear> {
+    candle_nn::linear(in_dim, out_dim, vb)
+}
+
+/// Turns a `[batch, seq]` 0/1 mask into an additive `[batch, 1, 1, seq]` attention bias.
+pub fn attention_bias(mask: &Tensor, dtype: DType) -> Result<Tensor> {
+    let (b, t) = mask.dims2()?;
+    // (1 - mask) * -1e9: large enough to zero padded keys after softmax, finite to avoid NaN.
+    let bias = ((mask.to_dtype(dtype)? - 1.0)? * 1e9)?;
+    bias.reshape((b, 1, 1, t))
+}
+
+/// Splits `[b, t, heads*d]` into `[b, heads, t, d]`.
+pub fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
+    let (b, t, h) = x.dims3()?;
+    x.reshape((b, t, heads, h / heads))?
+        .transpose(1, 2)?
+        .contiguous()
+}
+
+/// Merges `[b, heads, t, d]` back into `[b, t, heads*d]`.
+pub fn merge_heads(x: &Tensor) -> Result<Tensor> {
+    let (b, heads, t, d) = x.dims4()?;
+    x.transpose(1, 2)?.contiguous()?.reshape((b, t, heads * d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn layer_norm_matches_hand_computation_and_has_gradients() {
+        let dev = Device::Cpu;
+        let x = Var::new(&[[1f32, 2., 3., 6.]], &dev).unwrap();
+        let w = Var::new(&[1f32, 1., 2., 1.], &dev).unwrap();
+        let b = Var::new(&[0f32, 0., 0., 1.], &dev).unwrap();
+        let ln = LayerNorm {
+            weight: w.as_tensor().clone(),
+            bias: b.as_tensor().clone(),
+            eps: 0.0,
+        };
+        let y = ln.forward(x.as_tensor()).unwrap();
+        // mean 3, var (4+1+0+9)/4 = 3.5
+        let s = 3.5f32.sqrt();
+        let expect = [-2.0 / s, -1.0 / s, 0.0, 3.0 / s + 1.0];
+        for (a, e) in y
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .zip(expect)
+        {
+            assert!((a - e).abs() < 1e-5, "{a} vs {e}");
+        }
+        let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&x, &w, &b] {
+            let g = grads
+                .get(v.as_tensor())
+                .expect("gradient reaches every input");
+            assert!(
+                g.abs()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    > 0.0
+            );
+        }
+    }
+
+    #[test]
+    fn softmax_is_differentiable_and_normalised() {
+        let x = Var::new(&[[1f32, 2., 3.]], &Device::Cpu).unwrap();
+        let y = softmax_last_dim(x.as_tensor()).unwrap();
+        let v = y.to_vec2::<f32>().unwrap()[0].clone();
+        let z: f32 = [1f32, 2., 3.].iter().map(|a| a.exp()).sum();
+        assert!((v[2] - 3f32.exp() / z).abs() < 1e-6);
+        let w = Tensor::new(&[[1f32, 0., 0.]], &Device::Cpu).unwrap();
+        let grads = (y * w).unwrap().sum_all().unwrap().backward().unwrap();
+        let g = grads.get(x.as_tensor()).unwrap().to_vec2::<f32>().unwrap()[0].clone();
+        // d p0 / d x0 = p0 (1 - p0)
+        let p0 = 1f32.exp() / z;
+        assert!((g[0] - p0 * (1.0 - p0)).abs() < 1e-6, "{g:?}");
+    }
+}
