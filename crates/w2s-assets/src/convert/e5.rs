@@ -76,6 +76,26 @@ pub fn dequantize_q4_0(bytes: &[u8], n: usize) -> Result<Vec<f32>, String> {
     Ok(out)
 }
 
+/// Regex character classes of the code points the normalisation map deletes and turns into a space.
+fn whitespace_and_control(map: &[u8], n: usize) -> Result<(String, String), String> {
+    let mut c = Cursor { buf: map, pos: 0 };
+    let (mut empty, mut space) = (String::from("["), String::from("["));
+    for _ in 0..n {
+        let cp = c.u32()?;
+        let count = c.take(1)?[0] as usize;
+        let outs: Vec<u32> = (0..count).map(|_| c.u32()).collect::<Result<_, _>>()?;
+        match outs[..] {
+            [] => empty.push_str(&format!("\\x{{{cp:x}}}")),
+            [0x20] if cp != 0x20 => space.push_str(&format!("\\x{{{cp:x}}}")),
+            _ => {}
+        }
+    }
+    if empty.len() == 1 || space.len() == 1 {
+        return Err("normalisation map has no control or whitespace entries".into());
+    }
+    Ok((empty + "]", space + "]"))
+}
+
 /// The converted model: HF BERT-named tensors, a tokenizer.json and a config.json.
 pub struct E5Converted {
     /// Tensors under HF BERT names.
@@ -115,9 +135,9 @@ pub fn convert(buf: &[u8]) -> Result<E5Converted, String> {
         .collect::<Result<_, _>>()?;
     let scores: Vec<f32> = (0..n_pieces).map(|_| c.f32()).collect::<Result<_, _>>()?;
     let blob = c.take(blob_len)?;
-    let _n_norm = c.i32()?;
+    let n_norm = c.i32()?;
     let norm_bytes = c.u32()? as usize;
-    c.take(norm_bytes)?;
+    let (to_empty, to_space) = whitespace_and_control(c.take(norm_bytes)?, n_norm)?;
     let n_dir = c.i32()?;
     let mut dir = std::collections::HashMap::new();
     for _ in 0..n_dir {
@@ -220,9 +240,12 @@ pub fn convert(buf: &[u8]) -> Result<E5Converted, String> {
         "truncation": null,
         "padding": null,
         "added_tokens": added,
-        // The container carries SentencePiece's exact code-point map; NFKC is the standard
-        // approximation of it (identical on ordinary text) and collapsing spaces matches both.
+        // SentencePiece's code-point map = NFKC, except that control characters are dropped and
+        // other whitespace (newline, tab, zero-width spaces) becomes a space: those entries of the
+        // container's map are applied first, then NFKC, then runs of spaces collapse.
         "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "Replace", "pattern": {"Regex": to_empty}, "content": ""},
+            {"type": "Replace", "pattern": {"Regex": to_space}, "content": " "},
             {"type": "NFKC"},
             {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}
         ]},
