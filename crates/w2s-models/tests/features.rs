@@ -1,0 +1,95 @@
+//! Feature extraction is cached by key, reused on the second call, and rebuilt when corrupt.
+use candle_core::Device;
+use w2s_assets::Store;
+use w2s_data::{Dataset, Example};
+use w2s_models::{cached_features, resolve, FeatureRequest};
+
+fn dataset(texts: &[&str]) -> Dataset {
+    let rows = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Example {
+            id: i.to_string(),
+            text: t.to_string(),
+            label: (i % 2) as u8,
+            group: i.to_string(),
+        })
+        .collect();
+    Dataset::new("unit-test", rows)
+}
+
+#[test]
+fn second_call_reads_the_cache_and_matches() {
+    let root = tempfile::tempdir().unwrap();
+    let model = resolve("minilm-l3", &Store::open()).unwrap();
+    let ds = dataset(&[
+        "a short one",
+        "a somewhat longer sentence about cats and dogs",
+        "third",
+        "fourth row here",
+        "fifth",
+    ]);
+    let req = FeatureRequest {
+        model: &model,
+        dataset: &ds,
+        max_len: 128,
+        batch_size: 2,
+    };
+    let mut calls = 0;
+    let first = cached_features(root.path(), &req, &Device::Cpu, &mut |_, _| calls += 1).unwrap();
+    assert!(!first.from_cache);
+    assert_eq!(calls, 3, "5 rows in batches of 2");
+    assert_eq!((first.rows, first.dim), (5, 384));
+    let second = cached_features(root.path(), &req, &Device::Cpu, &mut |_, _| {
+        panic!("must not recompute")
+    })
+    .unwrap();
+    assert!(second.from_cache);
+    assert_eq!(first.values, second.values);
+    // Length-sorted batching must give the same row as embedding it alone.
+    let enc = w2s_models::Encoder::load(&model, &Device::Cpu).unwrap();
+    let alone = enc
+        .embed(&["a somewhat longer sentence about cats and dogs"], 128)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    for (a, b) in alone[0].iter().zip(&first.values[384..768]) {
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    }
+    // Another max length or other rows are another key.
+    let other = FeatureRequest {
+        max_len: 64,
+        ..req.clone()
+    };
+    assert_ne!(other.key(), req.key());
+    let ds2 = dataset(&["a short one"]);
+    assert_ne!(
+        FeatureRequest {
+            dataset: &ds2,
+            ..req.clone()
+        }
+        .key(),
+        req.key()
+    );
+    // A truncated cache file is detected and recomputed.
+    std::fs::write(&first.path, b"garbage").unwrap();
+    let third = cached_features(root.path(), &req, &Device::Cpu, &mut |_, _| {}).unwrap();
+    assert!(!third.from_cache);
+    assert_eq!(third.values, first.values);
+}
+
+#[test]
+fn truncation_keeps_the_end_and_the_prefix() {
+    let model = resolve("e5-small", &Store::open()).unwrap();
+    let enc = w2s_models::Encoder::load(&model, &Device::Cpu).unwrap();
+    let long = format!(
+        "{} Question: is the answer at the end?",
+        "filler words ".repeat(200)
+    );
+    let ids = enc.tokenizer.encode(&long, 32).unwrap();
+    assert_eq!(ids.len(), 32);
+    let full = enc.tokenizer.encode(&long, 10_000).unwrap();
+    // [<s>] + "query:" prefix tokens ... then the last tokens of the text, then [</s>]
+    assert_eq!(ids[..3], full[..3], "prefix kept");
+    assert_eq!(ids[ids.len() - 12..], full[full.len() - 12..], "end kept");
+}
