@@ -35,6 +35,13 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Die quietly on a closed pipe (`w2s fetch --list | head`) like other Unix tools, instead of
+    // panicking on the failed write.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let default_level = if cli.quiet { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("W2S_LOG")
