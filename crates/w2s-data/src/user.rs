@@ -43,8 +43,8 @@ fn parse_label(v: &Value) -> Option<u8> {
     match v {
         Value::Bool(b) => Some(*b as u8),
         Value::Number(n) => match n.as_f64() {
-            Some(x) if x == 0.0 => Some(0),
-            Some(x) if x == 1.0 => Some(1),
+            Some(0.0) => Some(0),
+            Some(1.0) => Some(1),
             _ => None,
         },
         Value::String(s) => match s.trim() {

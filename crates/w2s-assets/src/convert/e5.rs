@@ -54,7 +54,7 @@ impl<'a> Cursor<'a> {
 
 /// Dequantizes Q4_0 blocks (`n` weights) into f32.
 pub fn dequantize_q4_0(bytes: &[u8], n: usize) -> Result<Vec<f32>, String> {
-    if n % QK != 0 || bytes.len() < n / QK * Q4_BLOCK_BYTES {
+    if !n.is_multiple_of(QK) || bytes.len() < n / QK * Q4_BLOCK_BYTES {
         return Err(format!(
             "Q4_0 tensor of {n} weights needs {} bytes, has {}",
             n / QK * Q4_BLOCK_BYTES,
@@ -124,7 +124,7 @@ pub fn convert(buf: &[u8]) -> Result<E5Converted, String> {
     );
     let eps = c.f32()?;
     let qk = c.i32()?;
-    if qk != QK || h % QK != 0 {
+    if qk != QK || !h.is_multiple_of(QK) {
         return Err(format!("unsupported block size {qk} or hidden size {h}"));
     }
     let n_pieces = c.i32()?;
