@@ -1,0 +1,469 @@
+//! Every loss a student can be trained with, on binary logits `[n, 2]` and soft targets `[n, 2]`
+//! (the weak model's probabilities, or one-hot ground truth). All return the batch mean.
+//!
+//! - `xent`: soft-target cross-entropy, the paper's naive baseline.
+//! - `hard`: cross-entropy on the argmax of the targets.
+//! - `kl`: KL(target ‖ student); same gradient as `xent`, different value.
+//! - `logconf`: the paper's auxiliary confidence loss: CE against `(1−α)·target + α·hardened`,
+//!   where `hardened` is the student's own prediction thresholded so that the share of class 1
+//!   equals the targets' mean class-1 mass in the batch.
+//! - `product`: CE against the normalised product `student · target` (detached).
+//! - `entropy`: `(1−α)·CE(student, target) + α·H(student)` (EleutherAI w2s).
+//! - `window`: CE only on rows where the student's top probability is below `0.5 + radius`.
+//! - `adaptconf`: per-row weight β = e^{CE(f,ĥ)/T} / (e^{CE(f,ĥ)/T} + e^{CE(f,t)/T}) (detached),
+//!   loss `(1−β)·CE(f, t) + β·CE(f, ĥ)` with ĥ the student's argmax (Guo et al. 2024).
+use candle_core::{DType, Result, Tensor, D};
+use serde::{Deserialize, Serialize};
+
+/// The loss functions, by command-line name.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Loss {
+    /// Soft-target cross-entropy.
+    Xent,
+    /// Cross-entropy on argmax targets.
+    Hard,
+    /// KL(target ‖ student).
+    Kl,
+    /// Auxiliary confidence loss (Burns et al.).
+    Logconf,
+    /// Product of experts of student and target.
+    Product,
+    /// Cross-entropy plus an entropy penalty.
+    Entropy,
+    /// Cross-entropy on uncertain rows only.
+    Window,
+    /// Adaptive per-row confidence weight (Guo et al.).
+    Adaptconf,
+}
+
+/// How the confidence weight α of `logconf` and `entropy` grows during training.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum LossSchedule {
+    /// α rises linearly from 0 to `alpha_max` over the first `warmup_frac` of steps (the paper).
+    Linear {
+        /// Final weight.
+        alpha_max: f64,
+        /// Share of training spent warming up.
+        warmup_frac: f64,
+    },
+    /// The official code's schedule: `alpha_max · step_frac` while `step_frac ≤ warmup_frac`,
+    /// then `alpha_max` — a jump from 0.05 to 0.5 with the defaults (for comparison only).
+    OpenAi {
+        /// Final weight.
+        alpha_max: f64,
+        /// Share of training before the jump.
+        warmup_frac: f64,
+    },
+}
+
+impl Default for LossSchedule {
+    fn default() -> Self {
+        LossSchedule::Linear {
+            alpha_max: 0.5,
+            warmup_frac: 0.2,
+        }
+    }
+}
+
+impl LossSchedule {
+    /// The official code's defaults (α 0.5, warm-up 10%).
+    pub fn openai() -> Self {
+        LossSchedule::OpenAi {
+            alpha_max: 0.5,
+            warmup_frac: 0.1,
+        }
+    }
+
+    /// α at `step_frac` ∈ [0, 1] of training.
+    pub fn alpha(&self, step_frac: f64) -> f64 {
+        match *self {
+            LossSchedule::Linear {
+                alpha_max,
+                warmup_frac,
+            } => {
+                if warmup_frac <= 0.0 {
+                    alpha_max
+                } else {
+                    alpha_max * (step_frac / warmup_frac).clamp(0.0, 1.0)
+                }
+            }
+            LossSchedule::OpenAi {
+                alpha_max,
+                warmup_frac,
+            } => {
+                alpha_max
+                    * if step_frac <= warmup_frac {
+                        step_frac
+                    } else {
+                        1.0
+                    }
+            }
+        }
+    }
+}
+
+/// Default `window` radius (EleutherAI w2s).
+pub const WINDOW_RADIUS: f64 = 0.15;
+/// Default `adaptconf` temperature.
+pub const ADAPTCONF_TEMPERATURE: f64 = 1.0;
+
+impl Loss {
+    /// All losses, in display order.
+    pub const ALL: [Loss; 8] = [
+        Loss::Xent,
+        Loss::Hard,
+        Loss::Kl,
+        Loss::Logconf,
+        Loss::Product,
+        Loss::Entropy,
+        Loss::Window,
+        Loss::Adaptconf,
+    ];
+
+    /// Command-line name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Loss::Xent => "xent",
+            Loss::Hard => "hard",
+            Loss::Kl => "kl",
+            Loss::Logconf => "logconf",
+            Loss::Product => "product",
+            Loss::Entropy => "entropy",
+            Loss::Window => "window",
+            Loss::Adaptconf => "adaptconf",
+        }
+    }
+
+    /// Parses a command-line name.
+    pub fn parse(name: &str) -> Option<Loss> {
+        Loss::ALL.into_iter().find(|l| l.name() == name)
+    }
+
+    /// The batch-mean loss of `logits [n,2]` against soft `targets [n,2]` at `step_frac` of training.
+    pub fn compute(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        step_frac: f64,
+        schedule: &LossSchedule,
+    ) -> Result<Tensor> {
+        let targets = targets.to_dtype(logits.dtype())?;
+        match self {
+            Loss::Xent => soft_ce(logits, &targets),
+            Loss::Hard => soft_ce(logits, &one_hot_argmax(&targets)?),
+            Loss::Kl => kl(logits, &targets),
+            Loss::Logconf => logconf(logits, &targets, schedule.alpha(step_frac)),
+            Loss::Product => product(logits, &targets),
+            Loss::Entropy => entropy(logits, &targets, schedule.alpha(step_frac)),
+            Loss::Window => window(logits, &targets, WINDOW_RADIUS),
+            Loss::Adaptconf => adaptconf(logits, &targets, ADAPTCONF_TEMPERATURE),
+        }
+    }
+}
+
+/// Per-row soft cross-entropy `−Σ_c t_c log softmax(z)_c`, shape `[n]`.
+fn soft_ce_rows(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    (targets * logp)?.sum(D::Minus1)?.neg()
+}
+
+/// Mean soft-target cross-entropy.
+pub fn soft_ce(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    soft_ce_rows(logits, targets)?.mean_all()
+}
+
+/// One-hot of each row's argmax (ties go to class 0), detached.
+fn one_hot_argmax(p: &Tensor) -> Result<Tensor> {
+    let cls1 = p
+        .narrow(1, 1, 1)?
+        .gt(&p.narrow(1, 0, 1)?)?
+        .to_dtype(p.dtype())?;
+    Tensor::cat(&[(1.0 - &cls1)?, cls1], 1)?
+        .detach()
+        .contiguous()
+}
+
+/// Mean KL(target ‖ softmax(logits)), with 0·log 0 = 0.
+pub fn kl(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let logt = targets.clamp(1e-12, 1.0)?.log()?;
+    let t_logt = (targets * logt)?.sum(D::Minus1)?;
+    (t_logt + soft_ce_rows(logits, targets)?)?.mean_all()
+}
+
+/// Linear-interpolated quantile of `values` at `q` ∈ [0, 1] (as `torch.quantile`).
+pub fn quantile(values: &[f32], q: f64) -> f32 {
+    let mut v: Vec<f32> = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f32::NAN;
+    }
+    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    let frac = (pos - lo as f64) as f32;
+    v[lo] + (v[hi] - v[lo]) * frac
+}
+
+/// The student's hardened predictions: class 1 where `p_0 < t`, with `t` the quantile of `p_0` at
+/// the targets' mean class-1 mass, so the batch's hardened class balance matches the targets'.
+pub fn hardened(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let p0: Vec<f32> = candle_nn::ops::softmax(logits, D::Minus1)?
+        .narrow(1, 0, 1)?
+        .flatten_all()?
+        .to_dtype(DType::F32)?
+        .to_vec1()?;
+    let prior = targets
+        .narrow(1, 1, 1)?
+        .mean_all()?
+        .to_dtype(DType::F64)?
+        .to_scalar::<f64>()?;
+    let t = quantile(&p0, prior);
+    let cls1: Vec<f32> = p0.iter().map(|&p| if p < t { 1.0 } else { 0.0 }).collect();
+    let n = cls1.len();
+    let cls1 = Tensor::from_vec(cls1, (n, 1), logits.device())?.to_dtype(logits.dtype())?;
+    Tensor::cat(&[(1.0 - &cls1)?, cls1], 1)?.contiguous()
+}
+
+/// The auxiliary confidence loss with weight `alpha`.
+pub fn logconf(logits: &Tensor, targets: &Tensor, alpha: f64) -> Result<Tensor> {
+    let hard = hardened(logits, targets)?;
+    let mixed = ((targets * (1.0 - alpha))? + (hard * alpha)?)?;
+    soft_ce(logits, &mixed)
+}
+
+/// CE against the detached, normalised product of the student's and the targets' distributions.
+pub fn product(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let p = candle_nn::ops::softmax(logits, D::Minus1)?;
+    let prod = (p * targets)?;
+    let norm = prod.sum_keepdim(D::Minus1)?.clamp(1e-12, f64::INFINITY)?;
+    soft_ce(logits, &prod.broadcast_div(&norm)?.detach())
+}
+
+/// `(1−α)·CE(student, target) + α·H(student)`.
+pub fn entropy(logits: &Tensor, targets: &Tensor, alpha: f64) -> Result<Tensor> {
+    let p = candle_nn::ops::softmax(logits, D::Minus1)?;
+    let h = soft_ce(logits, &p)?;
+    (soft_ce(logits, targets)? * (1.0 - alpha))? + (h * alpha)?
+}
+
+/// Mean CE over rows whose top student probability is below `0.5 + radius` (0 when there are none).
+pub fn window(logits: &Tensor, targets: &Tensor, radius: f64) -> Result<Tensor> {
+    let p = candle_nn::ops::softmax(logits, D::Minus1)?;
+    let keep = p
+        .max(D::Minus1)?
+        .lt(0.5 + radius)?
+        .to_dtype(logits.dtype())?
+        .detach();
+    let count = keep.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    let total = (soft_ce_rows(logits, targets)? * keep)?.sum_all()?;
+    total / count.max(1.0)
+}
+
+/// Adaptive confidence: per-row β from the two cross-entropies (detached), then the mixed CE.
+pub fn adaptconf(logits: &Tensor, targets: &Tensor, temperature: f64) -> Result<Tensor> {
+    let p = candle_nn::ops::softmax(logits, D::Minus1)?;
+    let hard = one_hot_argmax(&p)?;
+    let ce_hard = soft_ce_rows(logits, &hard)?;
+    let ce_soft = soft_ce_rows(logits, targets)?;
+    // β = σ((CE_hard − CE_soft)/T), the two-way softmax of the exponentials.
+    let beta = candle_nn::ops::sigmoid(&((&ce_hard - &ce_soft)? / temperature)?)?.detach();
+    let rows = ((ce_soft * (1.0 - &beta)?)? + (ce_hard * beta)?)?;
+    rows.mean_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn t(rows: &[[f32; 2]]) -> Tensor {
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+        Tensor::from_vec(flat, (rows.len(), 2), &Device::Cpu).unwrap()
+    }
+
+    fn scalar(x: Tensor) -> f64 {
+        x.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
+    }
+
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+
+    /// log softmax of [0, ln 3] = [ln 1/4, ln 3/4]: p = (0.25, 0.75).
+    fn quarter() -> Tensor {
+        t(&[[0.0, 3f32.ln()]])
+    }
+
+    #[test]
+    fn xent_by_hand() {
+        // −(0.6 ln 0.25 + 0.4 ln 0.75)
+        let want = -(0.6 * 0.25f64.ln() + 0.4 * 0.75f64.ln());
+        close(
+            scalar(
+                Loss::Xent
+                    .compute(&quarter(), &t(&[[0.6, 0.4]]), 0.0, &LossSchedule::default())
+                    .unwrap(),
+            ),
+            want,
+        );
+    }
+
+    #[test]
+    fn hard_uses_argmax() {
+        // target argmax is class 0 → −ln 0.25
+        close(
+            scalar(
+                Loss::Hard
+                    .compute(&quarter(), &t(&[[0.6, 0.4]]), 0.0, &LossSchedule::default())
+                    .unwrap(),
+            ),
+            -(0.25f64.ln()),
+        );
+    }
+
+    #[test]
+    fn kl_by_hand_and_zero_at_match() {
+        let want = 0.6 * (0.6f64 / 0.25).ln() + 0.4 * (0.4f64 / 0.75).ln();
+        close(scalar(kl(&quarter(), &t(&[[0.6, 0.4]])).unwrap()), want);
+        close(scalar(kl(&quarter(), &t(&[[0.25, 0.75]])).unwrap()), 0.0);
+        // 0·log 0 = 0 for one-hot targets: KL = −ln 0.75
+        close(
+            scalar(kl(&quarter(), &t(&[[0.0, 1.0]])).unwrap()),
+            -(0.75f64.ln()),
+        );
+    }
+
+    #[test]
+    fn quantile_interpolates_like_torch() {
+        assert_eq!(quantile(&[3.0, 1.0, 2.0, 4.0], 0.5), 2.5);
+        assert_eq!(quantile(&[3.0, 1.0, 2.0, 4.0], 0.0), 1.0);
+        assert!((quantile(&[0.0, 10.0], 0.25) - 2.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn logconf_by_hand() {
+        // Students p0 = [0.9, 0.2, 0.6, 0.4]; weak targets with class-1 mean 0.5 → t = quantile(p0, 0.5) = 0.5
+        // → hardened class 1 where p0 < 0.5: rows 2 and 4.
+        let p0 = [0.9f64, 0.2, 0.6, 0.4];
+        let logits: Vec<[f32; 2]> = p0
+            .iter()
+            .map(|&p| [0.0, ((1.0 - p) / p).ln() as f32])
+            .collect();
+        let targets = [[0.7f32, 0.3], [0.4, 0.6], [0.6, 0.4], [0.3, 0.7]];
+        let alpha = 0.5;
+        let hard = [0.0, 1.0, 0.0, 1.0];
+        let mut want = 0.0;
+        for i in 0..4 {
+            let y1 = (1.0 - alpha) * targets[i][1] as f64 + alpha * hard[i];
+            want += -((1.0 - y1) * p0[i].ln() + y1 * (1.0 - p0[i]).ln());
+        }
+        want /= 4.0;
+        let got = scalar(logconf(&t(&logits), &t(&targets), alpha).unwrap());
+        close(got, want);
+        // α = 0 is plain xent
+        close(
+            scalar(logconf(&t(&logits), &t(&targets), 0.0).unwrap()),
+            scalar(soft_ce(&t(&logits), &t(&targets)).unwrap()),
+        );
+    }
+
+    #[test]
+    fn logconf_threshold_follows_the_weak_prior_not_50_50() {
+        // Weak labels put 25% mass on class 1 → exactly one of four rows is hardened to class 1.
+        let logits = t(&[[0.0, 0.1], [0.0, 0.2], [0.0, 0.3], [0.0, 0.4]]);
+        let targets = t(&[[0.75, 0.25], [0.75, 0.25], [0.75, 0.25], [0.75, 0.25]]);
+        let h = hardened(&logits, &targets)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let ones: Vec<f32> = h.iter().map(|r| r[1]).collect();
+        assert_eq!(ones, vec![0.0, 0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn schedules() {
+        let lin = LossSchedule::default();
+        close(lin.alpha(0.0), 0.0);
+        close(lin.alpha(0.1), 0.25);
+        close(lin.alpha(0.2), 0.5);
+        close(lin.alpha(0.9), 0.5);
+        let oai = LossSchedule::openai();
+        close(oai.alpha(0.1), 0.05);
+        close(oai.alpha(0.1001), 0.5);
+    }
+
+    #[test]
+    fn product_by_hand() {
+        // p = (0.25, 0.75), t = (0.6, 0.4): product ∝ (0.15, 0.3) = (1/3, 2/3)
+        let want = -(1.0 / 3.0 * 0.25f64.ln() + 2.0 / 3.0 * 0.75f64.ln());
+        close(
+            scalar(product(&quarter(), &t(&[[0.6, 0.4]])).unwrap()),
+            want,
+        );
+    }
+
+    #[test]
+    fn entropy_by_hand() {
+        let ce = -(0.6 * 0.25f64.ln() + 0.4 * 0.75f64.ln());
+        let h = -(0.25 * 0.25f64.ln() + 0.75 * 0.75f64.ln());
+        close(
+            scalar(entropy(&quarter(), &t(&[[0.6, 0.4]]), 0.3).unwrap()),
+            0.7 * ce + 0.3 * h,
+        );
+    }
+
+    #[test]
+    fn window_keeps_only_uncertain_rows() {
+        // row 1: p = (0.25, 0.75) → max 0.75 ≥ 0.65, dropped; row 2: p = (0.5, 0.5) kept.
+        let logits = t(&[[0.0, 3f32.ln()], [0.0, 0.0]]);
+        let targets = t(&[[1.0, 0.0], [0.2, 0.8]]);
+        close(
+            scalar(window(&logits, &targets, 0.15).unwrap()),
+            -(0.5f64.ln()),
+        );
+        // no uncertain row → 0
+        close(
+            scalar(window(&t(&[[0.0, 5.0]]), &t(&[[1.0, 0.0]]), 0.15).unwrap()),
+            0.0,
+        );
+    }
+
+    #[test]
+    fn adaptconf_by_hand() {
+        // p = (0.25, 0.75): ĥ = class 1, CE_hard = −ln .75; t = (0.6, 0.4): CE_soft as in xent.
+        let ce_hard = -(0.75f64.ln());
+        let ce_soft = -(0.6 * 0.25f64.ln() + 0.4 * 0.75f64.ln());
+        let beta = ce_hard.exp() / (ce_hard.exp() + ce_soft.exp());
+        close(
+            scalar(adaptconf(&quarter(), &t(&[[0.6, 0.4]]), 1.0).unwrap()),
+            (1.0 - beta) * ce_soft + beta * ce_hard,
+        );
+    }
+
+    #[test]
+    fn every_loss_has_a_finite_gradient() {
+        let z = Var::new(
+            &[[0.3f32, -0.2], [1.0, 0.5], [-0.7, 0.1], [0.0, 0.0]],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let targets = t(&[[0.7, 0.3], [0.4, 0.6], [0.55, 0.45], [0.2, 0.8]]);
+        for loss in Loss::ALL {
+            let l = loss
+                .compute(z.as_tensor(), &targets, 0.5, &LossSchedule::default())
+                .unwrap();
+            let g = l.backward().unwrap();
+            let g = g
+                .get(z.as_tensor())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(g.is_finite() && g > 0.0, "{}: gradient {g}", loss.name());
+            assert_eq!(Loss::parse(loss.name()), Some(loss));
+        }
+    }
+}
