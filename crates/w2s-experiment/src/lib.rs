@@ -1,0 +1,2 @@
+//! The weak-to-strong experiment. So far: the metrics every run reports.
+pub mod metrics;
