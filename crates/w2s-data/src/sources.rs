@@ -304,25 +304,38 @@ pub fn answer_pairs(dir: &Path, prefix: &str, drop_fact: bool) -> Result<Vec<Exa
     Ok(out)
 }
 
+/// The `(input, target_scores)` pairs of a BIG-bench multiple-choice task.
+fn scored_examples(path: &Path) -> Result<Vec<(String, serde_json::Map<String, Value>)>> {
+    bigbench_examples(path)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, ex)| {
+            let input = ex
+                .get("input")
+                .and_then(Value::as_str)
+                .ok_or_else(|| row_err(path, 0, format!("example {i} has no 'input'")))?;
+            let scores = ex
+                .get("target_scores")
+                .and_then(Value::as_object)
+                .ok_or_else(|| row_err(path, 0, format!("example {i} has no 'target_scores'")))?;
+            Ok((input.trim().to_string(), scores.clone()))
+        })
+        .collect()
+}
+
 /// SocialIQA (BIG-bench `social_iqa`): context + question, three scored answers.
 pub fn social_iqa(dir: &Path) -> Result<Vec<Example>> {
-    let path = dir.join("task.json");
     let mut out = Vec::new();
-    for (i, ex) in bigbench_examples(&path)?.iter().enumerate() {
-        let input = ex
-            .get("input")
-            .and_then(Value::as_str)
-            .ok_or_else(|| row_err(&path, 0, format!("example {i} has no 'input'")))?;
-        let scores = ex
-            .get("target_scores")
-            .and_then(Value::as_object)
-            .ok_or_else(|| row_err(&path, 0, format!("example {i} has no 'target_scores'")))?;
+    for (i, (input, scores)) in scored_examples(&dir.join("task.json"))?
+        .into_iter()
+        .enumerate()
+    {
         let group = format!("social-iqa-{i}");
         for (j, (answer, score)) in scores.iter().enumerate() {
             let label = (score.as_f64().unwrap_or(0.0) > 0.5) as u8;
             out.push(Example {
                 id: format!("{group}-{j}"),
-                text: format!("{}\nAnswer: {answer}", input.trim()),
+                text: format!("{input}\nAnswer: {answer}"),
                 label,
                 group: group.clone(),
             });
@@ -333,17 +346,11 @@ pub fn social_iqa(dir: &Path) -> Result<Vec<Example>> {
 
 /// MultiEmo English sentences (BIG-bench): positive vs negative; neutral, ambivalent and empty rows dropped.
 pub fn multiemo(dir: &Path) -> Result<Vec<Example>> {
-    let path = dir.join("task.json");
     let mut out = Vec::new();
-    for (i, ex) in bigbench_examples(&path)?.iter().enumerate() {
-        let input = ex
-            .get("input")
-            .and_then(Value::as_str)
-            .ok_or_else(|| row_err(&path, 0, format!("example {i} has no 'input'")))?;
-        let scores = ex
-            .get("target_scores")
-            .and_then(Value::as_object)
-            .ok_or_else(|| row_err(&path, 0, format!("example {i} has no 'target_scores'")))?;
+    for (i, (input, scores)) in scored_examples(&dir.join("task.json"))?
+        .into_iter()
+        .enumerate()
+    {
         let best = scores
             .iter()
             .max_by(|a, b| {
@@ -358,12 +365,12 @@ pub fn multiemo(dir: &Path) -> Result<Vec<Example>> {
             _ => continue,
         };
         // 7 labelled sentences in the task are empty strings: nothing to classify.
-        if input.trim().is_empty() {
+        if input.is_empty() {
             continue;
         }
         let id = format!("multiemo-{i}");
         out.push(Example {
-            text: input.trim().to_string(),
+            text: input,
             label,
             group: id.clone(),
             id,

@@ -2,11 +2,9 @@
 //!
 //! Follows HF `BertModel` with absolute positions starting at 0, token type 0, post-LN layers and
 //! erf GELU. No pooler: sentence embeddings come from mean pooling over the last hidden state.
-use crate::nn::{
-    attention_bias, gelu, linear, merge_heads, softmax_last_dim, split_heads, LayerNorm,
-};
+use crate::nn::{attention_bias, AttentionNames, EncoderLayer, LayerNorm};
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{embedding, Embedding, Linear, VarBuilder};
+use candle_nn::{embedding, Embedding, VarBuilder};
 use serde::Deserialize;
 
 /// The subset of HF `config.json` that BERT needs.
@@ -46,23 +44,18 @@ struct Embeddings {
     norm: LayerNorm,
 }
 
-struct Layer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    attn_out: Linear,
-    attn_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
-    out_norm: LayerNorm,
-}
+const NAMES: AttentionNames = AttentionNames {
+    q: "attention.self.query",
+    k: "attention.self.key",
+    v: "attention.self.value",
+    o: "attention.output.dense",
+    norm: "attention.output.LayerNorm",
+};
 
 /// A BERT encoder without pooler.
 pub struct Bert {
     embeddings: Embeddings,
-    layers: Vec<Layer>,
-    heads: usize,
-    head_dim: usize,
+    layers: Vec<EncoderLayer>,
 }
 
 impl Bert {
@@ -78,29 +71,17 @@ impl Bert {
         };
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| {
-                let l = vb.pp(format!("encoder.layer.{i}"));
-                Ok(Layer {
-                    query: linear(h, h, l.pp("attention.self.query"))?,
-                    key: linear(h, h, l.pp("attention.self.key"))?,
-                    value: linear(h, h, l.pp("attention.self.value"))?,
-                    attn_out: linear(h, h, l.pp("attention.output.dense"))?,
-                    attn_norm: LayerNorm::load(
-                        h,
-                        cfg.layer_norm_eps,
-                        l.pp("attention.output.LayerNorm"),
-                    )?,
-                    intermediate: linear(h, cfg.intermediate_size, l.pp("intermediate.dense"))?,
-                    output: linear(cfg.intermediate_size, h, l.pp("output.dense"))?,
-                    out_norm: LayerNorm::load(h, cfg.layer_norm_eps, l.pp("output.LayerNorm"))?,
-                })
+                EncoderLayer::load(
+                    h,
+                    cfg.intermediate_size,
+                    cfg.num_attention_heads,
+                    cfg.layer_norm_eps,
+                    &NAMES,
+                    vb.pp(format!("encoder.layer.{i}")),
+                )
             })
             .collect::<Result<_>>()?;
-        Ok(Bert {
-            embeddings,
-            layers,
-            heads: cfg.num_attention_heads,
-            head_dim: h / cfg.num_attention_heads,
-        })
+        Ok(Bert { embeddings, layers })
     }
 
     /// Last hidden state `[batch, seq, hidden]` for token ids and a 0/1 mask, both `[batch, seq]`.
@@ -116,16 +97,8 @@ impl Bert {
             .broadcast_add(&e.token_type.forward(&types)?)?;
         let mut x = e.norm.forward(&x)?;
         let bias = attention_bias(mask, x.dtype())?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
         for l in &self.layers {
-            let q = split_heads(&l.query.forward(&x)?, self.heads)?;
-            let k = split_heads(&l.key.forward(&x)?, self.heads)?;
-            let v = split_heads(&l.value.forward(&x)?, self.heads)?;
-            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
-            let ctx = merge_heads(&softmax_last_dim(&scores)?.matmul(&v)?)?;
-            let a = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + &x)?)?;
-            let f = l.output.forward(&gelu(&l.intermediate.forward(&a)?)?)?;
-            x = l.out_norm.forward(&(f + a)?)?;
+            x = l.forward(&x, &bias)?;
         }
         Ok(x)
     }

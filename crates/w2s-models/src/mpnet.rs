@@ -3,11 +3,9 @@
 //! Follows HF `MPNetModel`: RoBERTa-style positions (padding index + running count of real
 //! tokens), no token types, and a learned relative-position bias (32 log-spaced buckets, shared by
 //! all layers) added to every attention score matrix.
-use crate::nn::{
-    attention_bias, gelu, linear, merge_heads, softmax_last_dim, split_heads, LayerNorm,
-};
+use crate::nn::{attention_bias, AttentionNames, EncoderLayer, LayerNorm};
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{embedding, Embedding, Linear, VarBuilder};
+use candle_nn::{embedding, Embedding, VarBuilder};
 use serde::Deserialize;
 
 /// The subset of HF `config.json` that MPNet needs.
@@ -41,16 +39,13 @@ fn default_buckets() -> usize {
 /// Largest relative distance that still gets its own log-spaced bucket (HF default).
 const MAX_DISTANCE: f64 = 128.0;
 
-struct Layer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
-    attn_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
-    out_norm: LayerNorm,
-}
+const NAMES: AttentionNames = AttentionNames {
+    q: "attention.attn.q",
+    k: "attention.attn.k",
+    v: "attention.attn.v",
+    o: "attention.attn.o",
+    norm: "attention.LayerNorm",
+};
 
 /// An MPNet encoder without pooler.
 pub struct MpNet {
@@ -58,9 +53,7 @@ pub struct MpNet {
     position: Embedding,
     emb_norm: LayerNorm,
     relative_bias: Embedding,
-    layers: Vec<Layer>,
-    heads: usize,
-    head_dim: usize,
+    layers: Vec<EncoderLayer>,
     pad: u32,
     buckets: usize,
 }
@@ -90,17 +83,14 @@ impl MpNet {
         let e = vb.pp("embeddings");
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| {
-                let l = vb.pp(format!("encoder.layer.{i}"));
-                Ok(Layer {
-                    q: linear(h, h, l.pp("attention.attn.q"))?,
-                    k: linear(h, h, l.pp("attention.attn.k"))?,
-                    v: linear(h, h, l.pp("attention.attn.v"))?,
-                    o: linear(h, h, l.pp("attention.attn.o"))?,
-                    attn_norm: LayerNorm::load(h, cfg.layer_norm_eps, l.pp("attention.LayerNorm"))?,
-                    intermediate: linear(h, cfg.intermediate_size, l.pp("intermediate.dense"))?,
-                    output: linear(cfg.intermediate_size, h, l.pp("output.dense"))?,
-                    out_norm: LayerNorm::load(h, cfg.layer_norm_eps, l.pp("output.LayerNorm"))?,
-                })
+                EncoderLayer::load(
+                    h,
+                    cfg.intermediate_size,
+                    cfg.num_attention_heads,
+                    cfg.layer_norm_eps,
+                    &NAMES,
+                    vb.pp(format!("encoder.layer.{i}")),
+                )
             })
             .collect::<Result<_>>()?;
         Ok(MpNet {
@@ -113,8 +103,6 @@ impl MpNet {
                 vb.pp("encoder.relative_attention_bias"),
             )?,
             layers,
-            heads: cfg.num_attention_heads,
-            head_dim: h / cfg.num_attention_heads,
             pad: cfg.pad_token_id,
             buckets: cfg.relative_attention_num_buckets,
         })
@@ -157,16 +145,8 @@ impl MpNet {
             .permute((2, 0, 1))?
             .unsqueeze(0)?;
         let bias = attention_bias(mask, x.dtype())?.broadcast_add(&position_bias)?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
         for l in &self.layers {
-            let q = split_heads(&l.q.forward(&x)?, self.heads)?;
-            let k = split_heads(&l.k.forward(&x)?, self.heads)?;
-            let v = split_heads(&l.v.forward(&x)?, self.heads)?;
-            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
-            let ctx = merge_heads(&softmax_last_dim(&scores)?.matmul(&v)?)?;
-            let a = l.attn_norm.forward(&(l.o.forward(&ctx)? + &x)?)?;
-            let f = l.output.forward(&gelu(&l.intermediate.forward(&a)?)?)?;
-            x = l.out_norm.forward(&(f + a)?)?;
+            x = l.forward(&x, &bias)?;
         }
         Ok(x)
     }

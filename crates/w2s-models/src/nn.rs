@@ -78,6 +78,73 @@ pub fn merge_heads(x: &Tensor) -> Result<Tensor> {
     x.transpose(1, 2)?.contiguous()?.reshape((b, t, heads * d))
 }
 
+/// HF names of the attention sub-modules of one encoder layer (they differ between BERT and MPNet).
+pub struct AttentionNames {
+    /// Query, key, value and output projections.
+    pub q: &'static str,
+    /// Key projection.
+    pub k: &'static str,
+    /// Value projection.
+    pub v: &'static str,
+    /// Output projection.
+    pub o: &'static str,
+    /// LayerNorm after the attention residual.
+    pub norm: &'static str,
+}
+
+/// A post-LN transformer encoder layer: self-attention, residual + LayerNorm, GELU feed-forward,
+/// residual + LayerNorm (BERT and MPNet share it; only the weight names differ).
+pub struct EncoderLayer {
+    q: candle_nn::Linear,
+    k: candle_nn::Linear,
+    v: candle_nn::Linear,
+    o: candle_nn::Linear,
+    attn_norm: LayerNorm,
+    intermediate: candle_nn::Linear,
+    output: candle_nn::Linear,
+    out_norm: LayerNorm,
+    heads: usize,
+}
+
+impl EncoderLayer {
+    /// Loads one layer of width `hidden` with `ffn` feed-forward units.
+    pub fn load(
+        hidden: usize,
+        ffn: usize,
+        heads: usize,
+        eps: f64,
+        names: &AttentionNames,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Ok(EncoderLayer {
+            q: linear(hidden, hidden, vb.pp(names.q))?,
+            k: linear(hidden, hidden, vb.pp(names.k))?,
+            v: linear(hidden, hidden, vb.pp(names.v))?,
+            o: linear(hidden, hidden, vb.pp(names.o))?,
+            attn_norm: LayerNorm::load(hidden, eps, vb.pp(names.norm))?,
+            intermediate: linear(hidden, ffn, vb.pp("intermediate.dense"))?,
+            output: linear(ffn, hidden, vb.pp("output.dense"))?,
+            out_norm: LayerNorm::load(hidden, eps, vb.pp("output.LayerNorm"))?,
+            heads,
+        })
+    }
+
+    /// `x [b, t, h]` → `[b, t, h]`; `bias` is added to the attention scores (mask, position bias).
+    pub fn forward(&self, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        let q = split_heads(&self.q.forward(x)?, self.heads)?;
+        let k = split_heads(&self.k.forward(x)?, self.heads)?;
+        let v = split_heads(&self.v.forward(x)?, self.heads)?;
+        let scale = 1.0 / (q.dim(D::Minus1)? as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(bias)?;
+        let ctx = merge_heads(&softmax_last_dim(&scores)?.matmul(&v)?)?;
+        let a = self.attn_norm.forward(&(self.o.forward(&ctx)? + x)?)?;
+        let f = self
+            .output
+            .forward(&gelu(&self.intermediate.forward(&a)?)?)?;
+        self.out_norm.forward(&(f + a)?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
