@@ -28,6 +28,9 @@ pub struct Config {
     /// LayerNorm epsilon.
     #[serde(default = "default_eps")]
     pub layer_norm_eps: f64,
+    /// Padding token id (0 when the config does not say).
+    #[serde(default)]
+    pub pad_token_id: Option<u32>,
 }
 
 fn one() -> usize {

@@ -69,7 +69,7 @@ impl Encoder {
         let (backbone, hidden, pad) = match source.arch {
             Arch::Bert => {
                 let cfg: bert::Config = read_config(source)?;
-                let pad = pad_token(source).unwrap_or(0);
+                let pad = cfg.pad_token_id.unwrap_or(0);
                 (
                     Backbone::Bert(Bert::load(&cfg, vb).context(what)?),
                     cfg.hidden_size,
@@ -153,11 +153,6 @@ pub fn mean_pool(hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> 
     let summed = hidden.broadcast_mul(&m)?.sum(1)?;
     let count = m.sum(1)?.clamp(1e-9, f64::INFINITY)?;
     summed.broadcast_div(&count)
-}
-
-fn pad_token(source: &ModelSource) -> Option<u32> {
-    let v: serde_json::Value = read_config(source).ok()?;
-    v.get("pad_token_id")?.as_u64().map(|p| p as u32)
 }
 
 #[cfg(test)]
