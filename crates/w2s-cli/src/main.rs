@@ -1,8 +1,12 @@
 //! `w2s`: weak-to-strong generalization experiments on real pretrained models and real datasets.
 mod data;
 mod embed;
+mod execute;
 mod fetch;
 mod progress;
+mod report;
+mod run;
+mod sweep;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +36,13 @@ enum Command {
     Data(data::DataCommand),
     /// Compute (or read from the cache) pooled features of a model for every row of a dataset.
     Embed(embed::EmbedArgs),
+    /// Run the weak-to-strong experiment: weak model, weak labels, strong ceiling, students, PGR.
+    /// With no arguments: the demo (minilm-l3 -> mpnet-base on two sentiment datasets).
+    Run(run::RunArgs),
+    /// Run a grid of experiments from a TOML file, reusing every stage already stored.
+    Sweep(sweep::SweepArgs),
+    /// Write plots (PNG, SVG) and an HTML page from the runs in a folder.
+    Report(report::ReportArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +66,9 @@ fn main() -> std::process::ExitCode {
         Command::Fetch(args) => fetch::run(args, cli.quiet),
         Command::Data(cmd) => data::run(cmd),
         Command::Embed(args) => embed::run(args, cli.quiet),
+        Command::Run(args) => run::run(args, cli.quiet),
+        Command::Sweep(args) => sweep::run(args, cli.quiet),
+        Command::Report(args) => report::run(args, cli.quiet),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -10,7 +10,7 @@ pub mod split;
 pub mod user;
 
 pub use registry::{load, DatasetInfo, DATASETS};
-pub use split::{balance, split, Split, SplitConfig};
+pub use split::{balance, split, subset, Split, SplitConfig};
 
 use std::path::PathBuf;
 

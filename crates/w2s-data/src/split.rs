@@ -72,6 +72,33 @@ pub fn balance(rows: &[Example], seed: u64) -> Vec<usize> {
     keep
 }
 
+/// The rows an experiment uses: balanced 50/50 by undersampling (when `balanced`), then capped at
+/// `max_rows` by whole groups in seeded order (0 = no cap). Returns sorted row indices.
+///
+/// Experiments draw this once with a fixed seed so that every split seed (and every model's cached
+/// features) works on the same rows.
+pub fn subset(rows: &[Example], balanced: bool, max_rows: usize, seed: u64) -> Vec<usize> {
+    let keep: Vec<usize> = if balanced {
+        balance(rows, seed)
+    } else {
+        (0..rows.len()).collect()
+    };
+    if max_rows == 0 || keep.len() <= max_rows {
+        return keep;
+    }
+    let mut groups = groups_of(rows, &keep);
+    groups.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x5ab5e7));
+    let mut out = Vec::with_capacity(max_rows);
+    for g in groups {
+        if out.len() >= max_rows {
+            break;
+        }
+        out.extend(g);
+    }
+    out.sort_unstable();
+    out
+}
+
 /// Splits the rows `keep` (all rows when `None`) into A / B / val / test by whole groups.
 pub fn split(rows: &[Example], keep: Option<&[usize]>, cfg: &SplitConfig, seed: u64) -> Split {
     let all: Vec<usize>;
@@ -131,6 +158,18 @@ mod tests {
                 })
             })
             .collect()
+    }
+
+    #[test]
+    fn subset_balances_caps_by_groups_and_is_seeded() {
+        let data = rows(400, 3); // one positive per group of three
+        let keep = subset(&data, true, 300, 5);
+        let pos = keep.iter().filter(|&&i| data[i].label == 1).count();
+        assert!((300..303).contains(&keep.len()), "{}", keep.len());
+        assert!(pos * 2 >= keep.len() - 3 && pos * 2 <= keep.len() + 3);
+        assert_eq!(keep, subset(&data, true, 300, 5));
+        assert_ne!(keep, subset(&data, true, 300, 6));
+        assert_eq!(subset(&data, false, 0, 5).len(), 1200);
     }
 
     #[test]

@@ -1,2 +1,12 @@
-//! The weak-to-strong experiment. So far: the metrics every run reports.
+//! The weak-to-strong experiment: the graph of stages (weak model, weak labels, ceiling, students,
+//! chains), its content-addressed store, the metrics every run reports, and summaries over seeds.
+pub mod config;
 pub mod metrics;
+pub mod record;
+pub mod runner;
+pub mod store;
+
+pub use config::{ExperimentConfig, LabelForm, Mode, RunSpec};
+pub use record::{read_runs, summarize, RunRecord, SummaryRow};
+pub use runner::{Event, ExperimentError, NodeCounts, Runner, TrainedNode};
+pub use store::NodeStore;

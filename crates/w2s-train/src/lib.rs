@@ -1,4 +1,11 @@
-//! Training for weak-to-strong experiments: the losses (one file, each checked by hand).
+//! Training for weak-to-strong experiments: the losses (one file, each checked by hand), the
+//! shared training loop (AdamW, schedules, early stopping) and the probe head.
 pub mod losses;
+pub mod probe;
+pub mod trainer;
 
 pub use losses::{Loss, LossSchedule};
+pub use probe::LinearProbe;
+pub use trainer::{
+    fit, EpochLog, FitReport, LrSchedule, Scored, TrainConfig, TrainError, Trainable,
+};

@@ -1,0 +1,206 @@
+//! `w2s run`: the weak-to-strong experiment on one or more datasets, with every seed and loss.
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use w2s_experiment::{ExperimentConfig, LabelForm, Mode, RunSpec};
+use w2s_train::{Loss, LossSchedule};
+
+/// The demo's datasets: the sentiment sets where probe mode has a gap (docs/experiment.md).
+pub const DEMO_DATA: [&str; 2] = ["tweets", "pang-lee-sentences"];
+
+/// Arguments of `w2s run`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+For each dataset and seed: the rows are split by group into A / B / val / test; the weak model is
+trained on A with ground truth and labels B and val; the strong ceiling is trained on B with ground
+truth; one student per loss is trained on B with the weak labels, early-stopped on the weak-labelled
+val rows only. PGR = (student - weak) / (ceiling - weak) on test accuracy, reported only when the
+ceiling beats the weak model in every seed (otherwise \"no gap\").
+
+Every trained model is stored under OUT/store keyed by everything it depends on, and reused by later
+runs and sweeps; run records and per-example predictions go to OUT/runs, the report to OUT/report.
+
+With no arguments: the demo, minilm-l3 -> mpnet-base on tweets and pang-lee-sentences, xent and
+logconf, 3 seeds.
+
+Examples:
+  w2s run
+  w2s run --data tweets --weak minilm-l3 --strong mpnet-base --loss xent,logconf --json
+  w2s run --data my.jsonl --weak minilm-l3 --strong minilm-l6
+  w2s run --data tweets --chain minilm-l3,minilm-l6,e5-small,mpnet-base --loss xent")]
+pub struct RunArgs {
+    /// Dataset: a built-in name (`w2s data list`) or a .jsonl/.csv file with text and label.
+    /// Repeat for several.
+    #[arg(long = "data", value_name = "NAME|PATH")]
+    data: Vec<String>,
+    /// Weak supervisor model.
+    #[arg(long, conflicts_with = "chain")]
+    weak: Option<String>,
+    /// Strong student model.
+    #[arg(long, conflicts_with = "chain")]
+    strong: Option<String>,
+    /// Bootstrapping: weak,m1,...,strong; each model is trained on the previous one's labels of B.
+    /// Direct weak -> strong transfer is run on the same seeds for comparison.
+    #[arg(long, value_delimiter = ',', value_name = "M1,M2,...")]
+    chain: Vec<String>,
+    /// Student losses: xent, hard, kl, logconf, product, entropy, window, adaptconf, or "all".
+    #[arg(long, value_delimiter = ',', default_value = "xent,logconf")]
+    loss: Vec<String>,
+    /// Number of seeds (0..N): each gives its own split and training order.
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// Training mode (fine-tuning is planned).
+    #[arg(long, default_value = "probe", value_parser = ["probe"])]
+    mode: String,
+    /// Student targets: the weak model's probabilities (soft) or its argmax (hard).
+    #[arg(long, default_value = "soft", value_parser = ["soft", "hard"])]
+    labels: String,
+    /// Use the official code's logconf warm-up (0.05 for 10% of steps, then 0.5) instead of a linear ramp.
+    #[arg(long)]
+    logconf_oai: bool,
+    /// Output folder (store, run records, predictions, report).
+    #[arg(long, default_value = "w2s-out")]
+    out: PathBuf,
+    /// Rows kept per dataset after balancing (whole groups; 0 = all).
+    #[arg(long, default_value_t = 6000)]
+    max_rows: usize,
+    /// Keep the datasets' own label balance instead of undersampling to 50/50.
+    #[arg(long)]
+    no_balance: bool,
+    /// Maximum tokens per row; longer rows lose their beginning (the question and answer survive).
+    #[arg(long, default_value_t = 128)]
+    max_len: usize,
+    /// Training epochs of every head.
+    #[arg(long, default_value_t = 20)]
+    epochs: usize,
+    /// Peak learning rate (AdamW, cosine decay).
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Rows per optimizer step.
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// Do not write the HTML/PNG/SVG report.
+    #[arg(long)]
+    no_report: bool,
+    /// Print one JSON object {"runs": [...], "summary": [...]} instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parses loss names ("all" expands to every loss).
+pub fn parse_losses(names: &[String]) -> Result<Vec<Loss>> {
+    let mut out = Vec::new();
+    for n in names {
+        let n = n.trim();
+        if n == "all" {
+            out.extend(Loss::ALL);
+            continue;
+        }
+        match Loss::parse(n) {
+            Some(l) => out.push(l),
+            None => bail!(
+                "unknown loss '{n}'; choose from {}",
+                Loss::ALL.map(|l| l.name()).join(", ")
+            ),
+        }
+    }
+    out.dedup();
+    if out.is_empty() {
+        bail!("no loss given");
+    }
+    Ok(out)
+}
+
+/// Runs `w2s run`.
+pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
+    let demo = args.data.is_empty()
+        && args.weak.is_none()
+        && args.strong.is_none()
+        && args.chain.is_empty();
+    let data: Vec<String> = if args.data.is_empty() {
+        DEMO_DATA.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.data.clone()
+    };
+    let chain: Vec<String> = if !args.chain.is_empty() {
+        if args.chain.len() < 2 {
+            bail!("--chain needs at least two models (weak,strong)");
+        }
+        args.chain.clone()
+    } else {
+        vec![
+            args.weak.clone().unwrap_or_else(|| "minilm-l3".into()),
+            args.strong.clone().unwrap_or_else(|| "mpnet-base".into()),
+        ]
+    };
+    let losses = parse_losses(&args.loss)?;
+    if args.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    let mut cfg = ExperimentConfig {
+        mode: Mode::Probe,
+        balance: !args.no_balance,
+        max_rows: args.max_rows,
+        max_len: args.max_len,
+        labels: if args.labels == "hard" {
+            LabelForm::Hard
+        } else {
+            LabelForm::Soft
+        },
+        ..ExperimentConfig::default()
+    };
+    if args.logconf_oai {
+        cfg.loss_schedule = LossSchedule::openai();
+    }
+    cfg.train.epochs = args.epochs;
+    cfg.train.lr = args.lr;
+    cfg.train.batch_size = args.batch_size;
+    if demo && !quiet && !args.json {
+        eprintln!(
+            "w2s demo: {} on {} ({} seeds, losses {}); see `w2s run --help` for options",
+            chain.join(" -> "),
+            data.join(", "),
+            args.seeds,
+            losses
+                .iter()
+                .map(|l| l.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut specs = Vec::new();
+    for d in &data {
+        for &loss in &losses {
+            for seed in 0..args.seeds {
+                specs.push(RunSpec {
+                    dataset: d.clone(),
+                    chain: chain.clone(),
+                    loss,
+                    seed,
+                });
+            }
+        }
+    }
+    let (records, counts) = crate::execute::execute(&specs, cfg, &args.out, quiet || args.json)?;
+    let summary = w2s_experiment::summarize(&records);
+    if args.json {
+        crate::execute::print_json(&records, &summary, counts, &args.out)?;
+    } else {
+        crate::execute::print_tables(&records, &summary);
+        println!(
+            "{} models trained, {} reused (store: {})",
+            counts.computed,
+            counts.reused,
+            args.out.join("store").display()
+        );
+    }
+    if !args.no_report {
+        let all = w2s_experiment::read_runs(&args.out)
+            .with_context(|| format!("reading runs in {}", args.out.display()))?;
+        let index = w2s_report::write_report(&args.out, &all)
+            .with_context(|| format!("writing the report in {}", args.out.display()))?;
+        if !args.json && !quiet {
+            println!("report: {}", index.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! `w2s sweep FILE.toml`: a grid of datasets × models (or chains) × losses × seeds.
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use w2s_experiment::{ExperimentConfig, RunSpec};
+
+/// Arguments of `w2s sweep`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+The file lists datasets, a model ladder (weakest first: every weaker -> stronger pair is run),
+optional bootstrapping chains, losses and a seed count, plus [experiment] settings. Example:
+
+  out = \"w2s-out/paper-probe\"
+  datasets = [\"tweets\", \"pang-lee-sentences\"]
+  models = [\"minilm-l3\", \"minilm-l6\", \"e5-small\", \"mpnet-base\"]
+  chains = [[\"minilm-l3\", \"minilm-l6\", \"mpnet-base\"]]
+  losses = [\"xent\", \"logconf\"]     # or [\"all\"]
+  seeds = 5
+  [experiment]
+  max_rows = 6000
+  [experiment.train]
+  epochs = 20
+
+Stages already in OUT/store are reused: a killed sweep restarts where it stopped.
+See configs/paper-probe.toml.")]
+pub struct SweepArgs {
+    /// The sweep file (TOML).
+    file: PathBuf,
+    /// Output folder (overrides the file's `out`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Only print the runs the sweep would do.
+    #[arg(long)]
+    dry_run: bool,
+    /// Do not write the report at the end.
+    #[arg(long)]
+    no_report: bool,
+    /// Print one JSON object {"runs": [...], "summary": [...]} instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A sweep file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepFile {
+    /// Output folder (relative to the current directory).
+    #[serde(default)]
+    pub out: Option<PathBuf>,
+    /// Datasets (built-in names or paths).
+    pub datasets: Vec<String>,
+    /// A ladder, weakest first: every (weaker, stronger) pair is a run.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Explicit (weak, strong) pairs, in addition to the ladder's.
+    #[serde(default)]
+    pub pairs: Vec<[String; 2]>,
+    /// Bootstrapping chains, weakest first.
+    #[serde(default)]
+    pub chains: Vec<Vec<String>>,
+    /// Losses ("all" for every one).
+    pub losses: Vec<String>,
+    /// Seeds 0..N.
+    #[serde(default = "default_seeds")]
+    pub seeds: u64,
+    /// Shared settings.
+    #[serde(default)]
+    pub experiment: ExperimentConfig,
+}
+
+fn default_seeds() -> u64 {
+    3
+}
+
+impl SweepFile {
+    /// Reads and checks a sweep file.
+    pub fn read(path: &Path) -> Result<SweepFile> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let sweep: SweepFile =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if sweep.datasets.is_empty() {
+            bail!("{}: `datasets` is empty", path.display());
+        }
+        if sweep.models.len() < 2 && sweep.pairs.is_empty() && sweep.chains.is_empty() {
+            bail!(
+                "{}: give at least two `models`, or `pairs`, or `chains`",
+                path.display()
+            );
+        }
+        if let Some(c) = sweep.chains.iter().find(|c| c.len() < 3) {
+            bail!(
+                "{}: chain {c:?} needs at least three models (use `pairs` for two)",
+                path.display()
+            );
+        }
+        if sweep.seeds == 0 {
+            bail!("{}: `seeds` must be at least 1", path.display());
+        }
+        Ok(sweep)
+    }
+
+    /// Every run, ordered so that runs sharing a dataset, seed and weak model are adjacent.
+    pub fn specs(&self) -> Result<Vec<RunSpec>> {
+        let losses = crate::run::parse_losses(&self.losses)?;
+        let mut chains: Vec<Vec<String>> = Vec::new();
+        for (i, weak) in self.models.iter().enumerate() {
+            for strong in &self.models[i + 1..] {
+                chains.push(vec![weak.clone(), strong.clone()]);
+            }
+        }
+        for [w, s] in &self.pairs {
+            let c = vec![w.clone(), s.clone()];
+            if !chains.contains(&c) {
+                chains.push(c);
+            }
+        }
+        chains.extend(self.chains.iter().cloned());
+        let mut specs = Vec::new();
+        for d in &self.datasets {
+            for seed in 0..self.seeds {
+                for chain in &chains {
+                    for &loss in &losses {
+                        specs.push(RunSpec {
+                            dataset: d.clone(),
+                            chain: chain.clone(),
+                            loss,
+                            seed,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(specs)
+    }
+}
+
+/// Runs `w2s sweep`.
+pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
+    let sweep = SweepFile::read(&args.file)?;
+    let specs = sweep.specs()?;
+    let out = args
+        .out
+        .clone()
+        .or(sweep.out.clone())
+        .unwrap_or_else(|| PathBuf::from("w2s-out"));
+    if args.dry_run {
+        for s in &specs {
+            println!(
+                "{}\t{}\t{}\tseed {}",
+                s.dataset,
+                s.chain.join(","),
+                s.loss.name(),
+                s.seed
+            );
+        }
+        println!("{} runs -> {}", specs.len(), out.display());
+        return Ok(());
+    }
+    let (records, counts) =
+        crate::execute::execute(&specs, sweep.experiment, &out, quiet || args.json)?;
+    let summary = w2s_experiment::summarize(&records);
+    if args.json {
+        crate::execute::print_json(&records, &summary, counts, &out)?;
+    } else {
+        crate::execute::print_tables(&records, &summary);
+        println!(
+            "{} runs; {} models trained, {} reused (store: {})",
+            records.len(),
+            counts.computed,
+            counts.reused,
+            out.join("store").display()
+        );
+    }
+    if !args.no_report {
+        let index = w2s_report::write_report(&out, &records)
+            .with_context(|| format!("writing the report in {}", out.display()))?;
+        if !args.json && !quiet {
+            println!("report: {}", index.display());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paper_probe_config_covers_the_ladder_every_loss_and_five_seeds() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/paper-probe.toml");
+        let sweep = SweepFile::read(&path).unwrap();
+        let specs = sweep.specs().unwrap();
+        // 6 datasets × 5 seeds × (6 ladder pairs + 1 chain) × 8 losses
+        assert_eq!(specs.len(), 6 * 5 * 7 * 8);
+        assert_eq!(sweep.experiment.max_rows, 6000);
+        let pairs: std::collections::BTreeSet<_> = specs.iter().map(|s| s.chain.clone()).collect();
+        assert!(pairs.contains(&vec!["minilm-l3".to_string(), "mpnet-base".to_string()]));
+        assert!(!pairs.contains(&vec!["mpnet-base".to_string(), "minilm-l3".to_string()]));
+    }
+
+    #[test]
+    fn unknown_keys_and_short_chains_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(
+            &bad,
+            "datasets = [\"tweets\"]\nmodel = [\"a\", \"b\"]\nlosses = [\"xent\"]\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", SweepFile::read(&bad).unwrap_err());
+        assert!(err.contains("unknown field `model`"), "{err}");
+        std::fs::write(
+            &bad,
+            "datasets = [\"tweets\"]\nchains = [[\"a\", \"b\"]]\nlosses = [\"xent\"]\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", SweepFile::read(&bad).unwrap_err());
+        assert!(err.contains("at least three models"), "{err}");
+    }
+}

@@ -1,0 +1,237 @@
+//! End-to-end tests of `w2s run` and `w2s sweep` on real models and a real dataset (MiniLM-L3 and
+//! MiniLM-L6 on Pang & Lee sentences, capped to keep them short). They need the asset cache that
+//! `w2s fetch --all` fills (`.ci/run` does).
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn w2s() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_w2s"))
+}
+
+fn run_json(args: &[&str]) -> Value {
+    let out = w2s().args(args).output().expect("w2s runs");
+    assert!(
+        out.status.success(),
+        "w2s {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number in {v}"))
+}
+
+/// Every stored node: path → bytes.
+fn nodes(out: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let dir = out.join("store").join("models");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return BTreeMap::new();
+    };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn run_on_a_user_file_gives_the_documented_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A file w2s has never seen: real sentences, written as a user would.
+    let store = w2s_assets::Store::open();
+    let data = w2s_data::load("pang-lee-sentences", &store).unwrap();
+    let path = tmp.path().join("reviews.jsonl");
+    let mut text = String::new();
+    for e in data.examples.iter().step_by(5).take(700) {
+        text.push_str(&serde_json::json!({"text": e.text, "label": e.label}).to_string());
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    let out = tmp.path().join("out");
+    let doc = run_json(&[
+        "run",
+        "--data",
+        path.to_str().unwrap(),
+        "--weak",
+        "minilm-l3",
+        "--strong",
+        "minilm-l6",
+        "--loss",
+        "xent,logconf",
+        "--seeds",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--no-report",
+        "--json",
+    ]);
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    for r in runs {
+        for key in [
+            "dataset",
+            "weak",
+            "strong",
+            "chain",
+            "loss",
+            "seed",
+            "weak_acc",
+            "ceiling_acc",
+            "student_acc",
+            "pgr",
+            "weak_auroc",
+            "ceiling_auroc",
+            "student_auroc",
+            "agreement",
+            "agreement_on_weak_errors",
+            "student_ece",
+            "misfit",
+            "student_oracle_acc",
+        ] {
+            assert!(r.get(key).is_some(), "run lacks {key}: {r}");
+        }
+        // Ground truth beats chance on real sentiment data.
+        assert!(num(r, "ceiling_acc") > 0.6, "{r}");
+        // "no gap" is reported as null, never as a number.
+        let gap = num(r, "ceiling_acc") > num(r, "weak_acc");
+        assert_eq!(r["pgr"].is_number(), gap, "{r}");
+        assert_eq!(r["no_gap"].as_bool(), Some(!gap));
+        let preds = out.join(r["predictions"].as_str().unwrap());
+        let lines = std::fs::read_to_string(&preds).unwrap();
+        let rows: u64 = r["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        // Balancing 50/50 drops some of the 700 rows; every kept row has its line.
+        assert!((600..=700).contains(&rows), "{rows} rows kept");
+        assert_eq!(
+            lines.lines().count() as u64,
+            rows,
+            "one line per row in {}",
+            preds.display()
+        );
+    }
+    let summary = doc["summary"].as_array().unwrap();
+    assert_eq!(summary.len(), 2);
+    for s in summary {
+        for key in [
+            "dataset", "weak", "strong", "loss", "n_seeds", "pgr_mean", "pgr_ci95",
+        ] {
+            assert!(s.get(key).is_some(), "summary lacks {key}: {s}");
+        }
+        assert_eq!(s["n_seeds"].as_u64(), Some(2));
+    }
+    // The same command again reads every model from the store and gives the same numbers.
+    let again = run_json(&[
+        "run",
+        "--data",
+        path.to_str().unwrap(),
+        "--weak",
+        "minilm-l3",
+        "--strong",
+        "minilm-l6",
+        "--loss",
+        "xent,logconf",
+        "--seeds",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--no-report",
+        "--json",
+    ]);
+    assert_eq!(again["nodes"]["computed"].as_u64(), Some(0));
+    assert_eq!(again["runs"], doc["runs"]);
+}
+
+const SWEEP: &str = r#"
+datasets = ["pang-lee-sentences"]
+models = ["minilm-l3", "minilm-l6"]
+losses = ["all"]
+seeds = 3
+[experiment]
+max_rows = 1200
+"#;
+
+#[test]
+fn kill_9_during_a_sweep_loses_nothing_and_a_restart_recomputes_nothing_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("sweep.toml");
+    std::fs::write(&file, SWEEP).unwrap();
+    let killed = tmp.path().join("killed");
+    let args = |out: &Path| {
+        vec![
+            "--quiet".to_string(),
+            "sweep".into(),
+            file.to_str().unwrap().into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+            "--no-report".into(),
+            "--json".into(),
+        ]
+    };
+    // Warm the feature cache first so the kill lands among the trained models.
+    let reference = tmp.path().join("reference");
+    let full = run_json(
+        &args(&reference)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let total = nodes(&reference).len();
+    assert_eq!(total, 3 * (2 + 8), "3 seeds × (weak, ceiling, 8 students)");
+
+    let mut child = w2s()
+        .args(args(&killed))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while nodes(&killed).len() < 4 && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the sweep finished before it could be killed"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = nodes(&killed);
+    assert!(
+        !before.is_empty() && before.len() < total,
+        "{} nodes",
+        before.len()
+    );
+    for (path, bytes) in &before {
+        serde_json::from_slice::<Value>(bytes)
+            .unwrap_or_else(|e| panic!("{} is damaged after kill -9: {e}", path.display()));
+    }
+
+    let resumed = run_json(&args(&killed).iter().map(String::as_str).collect::<Vec<_>>());
+    let after = nodes(&killed);
+    for (path, bytes) in &before {
+        assert_eq!(after.get(path), Some(bytes), "{} changed", path.display());
+    }
+    assert_eq!(after.len(), total);
+    assert_eq!(
+        resumed["nodes"]["computed"].as_u64(),
+        Some((total - before.len()) as u64),
+        "only the missing nodes are trained"
+    );
+    // Interrupted or not, the numbers are the same.
+    assert_eq!(resumed["summary"], full["summary"]);
+
+    let third = run_json(&args(&killed).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(third["nodes"]["computed"].as_u64(), Some(0));
+}

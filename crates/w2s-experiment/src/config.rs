@@ -1,0 +1,104 @@
+//! What one experiment is: the shared settings and the runs (dataset × chain × loss × seed).
+use serde::{Deserialize, Serialize};
+use w2s_train::{Loss, LossSchedule, TrainConfig};
+
+/// How the weak model's predictions become the student's targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelForm {
+    /// The weak model's probabilities (the paper).
+    Soft,
+    /// One-hot of the weak model's argmax.
+    Hard,
+}
+
+impl LabelForm {
+    /// Command-line name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LabelForm::Soft => "soft",
+            LabelForm::Hard => "hard",
+        }
+    }
+}
+
+/// How models are trained on labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Frozen backbone, cached pooled features, linear head.
+    Probe,
+}
+
+/// Settings shared by every run of an experiment; all of them are part of every stage's key.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Training mode.
+    pub mode: Mode,
+    /// Balance each dataset 50/50 by undersampling before anything else.
+    pub balance: bool,
+    /// Keep at most this many rows per dataset (whole groups; 0 = all).
+    pub max_rows: usize,
+    /// Seed of the balancing and the row cap: fixed, so all split seeds share rows and features.
+    pub data_seed: u64,
+    /// Share of rows in the test set.
+    pub test_frac: f64,
+    /// Share of B held out for early stopping on weak labels.
+    pub val_frac: f64,
+    /// Maximum tokens per row.
+    pub max_len: usize,
+    /// Student targets.
+    pub labels: LabelForm,
+    /// Warm-up of the confidence weight of `logconf` and `entropy`.
+    pub loss_schedule: LossSchedule,
+    /// Optimizer, schedule, epochs.
+    pub train: TrainConfig,
+}
+
+impl Default for ExperimentConfig {
+    fn default() -> Self {
+        ExperimentConfig {
+            mode: Mode::Probe,
+            balance: true,
+            max_rows: 6000,
+            data_seed: 0,
+            test_frac: 0.2,
+            val_frac: 0.1,
+            max_len: 128,
+            labels: LabelForm::Soft,
+            loss_schedule: LossSchedule::default(),
+            train: TrainConfig::default(),
+        }
+    }
+}
+
+/// One run: a dataset, a chain of models from weak to strong, a loss and a seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// Built-in dataset name or a .jsonl/.csv path.
+    pub dataset: String,
+    /// `[weak, strong]` for direct transfer, `[weak, m1, ..., strong]` for bootstrapping.
+    pub chain: Vec<String>,
+    /// The student's loss (every link of a chain uses it).
+    pub loss: Loss,
+    /// Split and training seed.
+    pub seed: u64,
+}
+
+impl RunSpec {
+    /// The weak supervisor.
+    pub fn weak(&self) -> &str {
+        &self.chain[0]
+    }
+
+    /// The strong student.
+    pub fn strong(&self) -> &str {
+        &self.chain[self.chain.len() - 1]
+    }
+
+    /// True for a bootstrapping chain (at least one intermediate model).
+    pub fn is_chain(&self) -> bool {
+        self.chain.len() > 2
+    }
+}

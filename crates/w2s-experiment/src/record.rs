@@ -1,0 +1,435 @@
+//! The result of one run (metrics of weak, ceiling and student on the test rows), its files, and the
+//! per-configuration summary over seeds.
+use crate::config::{ExperimentConfig, RunSpec};
+use crate::metrics::{self, mean_ci};
+use crate::runner::TrainedNode;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use w2s_data::{Dataset, Split};
+
+/// Everything measured in one run. Accuracies, AUROCs and ECE are on the test rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Dataset name.
+    pub dataset: String,
+    /// Weak supervisor.
+    pub weak: String,
+    /// Strong student.
+    pub strong: String,
+    /// The whole chain for bootstrapping runs, `None` for direct transfer.
+    pub chain: Option<Vec<String>>,
+    /// Student loss.
+    pub loss: String,
+    /// "soft" or "hard" weak labels.
+    pub labels: String,
+    /// Split and training seed.
+    pub seed: u64,
+    /// Rows in A, B, val, test.
+    pub rows: [usize; 4],
+    /// Weak model's test accuracy.
+    pub weak_acc: f64,
+    /// Strong model trained on ground truth: test accuracy.
+    pub ceiling_acc: f64,
+    /// Strong model trained on weak labels: test accuracy.
+    pub student_acc: f64,
+    /// `(student − weak) / (ceiling − weak)` on accuracy; `None` when `ceiling_acc ≤ weak_acc`.
+    pub pgr: Option<f64>,
+    /// PGR on AUROC; `None` when the ceiling's AUROC does not beat the weak model's.
+    pub pgr_auroc: Option<f64>,
+    /// True when the ceiling does not beat the weak model on accuracy (no PGR).
+    pub no_gap: bool,
+    /// Weak model's test AUROC.
+    pub weak_auroc: f64,
+    /// Ceiling's test AUROC.
+    pub ceiling_auroc: f64,
+    /// Student's test AUROC.
+    pub student_auroc: f64,
+    /// Weak model's expected calibration error.
+    pub weak_ece: f64,
+    /// Ceiling's expected calibration error.
+    pub ceiling_ece: f64,
+    /// Student's expected calibration error.
+    pub student_ece: f64,
+    /// Share of test rows where student and weak model predict the same class.
+    pub agreement: f64,
+    /// The same, on the test rows the weak model gets wrong (low = the student corrects it).
+    pub agreement_on_weak_errors: f64,
+    /// Mean squared difference of student and weak probabilities on B, the student's training rows.
+    pub misfit: f64,
+    /// Accuracy of the weak labels on B (what the student was taught).
+    pub weak_label_acc: f64,
+    /// Best test accuracy of the student over epochs: an oracle, never used for selection.
+    pub student_oracle_acc: Option<f64>,
+    /// Epoch the student's early stopping kept.
+    pub student_best_epoch: usize,
+    /// For chains: test accuracy of direct weak → strong transfer on the same seed.
+    pub direct_student_acc: Option<f64>,
+    /// For chains: PGR of the direct transfer.
+    pub direct_pgr: Option<f64>,
+    /// Store keys of the weak, ceiling and student nodes.
+    pub nodes: [String; 3],
+    /// Per-example predictions (JSONL), relative to the output folder.
+    pub predictions: String,
+}
+
+/// Computes a run's metrics from its nodes.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate(
+    spec: &RunSpec,
+    cfg: &ExperimentConfig,
+    dataset: &Dataset,
+    labels: &[u8],
+    split: &Split,
+    weak: &TrainedNode,
+    ceiling: &TrainedNode,
+    student: &TrainedNode,
+    direct: Option<&TrainedNode>,
+) -> RunRecord {
+    let test = &split.test;
+    let y: Vec<u8> = test.iter().map(|&r| labels[r]).collect();
+    let (w, c, s) = (
+        weak.probs_of(test),
+        ceiling.probs_of(test),
+        student.probs_of(test),
+    );
+    let (weak_acc, ceiling_acc, student_acc) = (
+        metrics::accuracy(&w, &y),
+        metrics::accuracy(&c, &y),
+        metrics::accuracy(&s, &y),
+    );
+    let (weak_auroc, ceiling_auroc, student_auroc) = (
+        metrics::auroc(&w, &y),
+        metrics::auroc(&c, &y),
+        metrics::auroc(&s, &y),
+    );
+    let weak_wrong: Vec<bool> = w
+        .iter()
+        .zip(&y)
+        .map(|(p, l)| metrics::predict(*p) != *l)
+        .collect();
+    let yb: Vec<u8> = split.b.iter().map(|&r| labels[r]).collect();
+    let direct_acc = direct.map(|d| metrics::accuracy(&d.probs_of(test), &y));
+    RunRecord {
+        dataset: dataset.name.clone(),
+        weak: spec.weak().to_string(),
+        strong: spec.strong().to_string(),
+        chain: spec.is_chain().then(|| spec.chain.clone()),
+        loss: spec.loss.name().to_string(),
+        labels: cfg.labels.name().to_string(),
+        seed: spec.seed,
+        rows: [
+            split.a.len(),
+            split.b.len(),
+            split.val.len(),
+            split.test.len(),
+        ],
+        weak_acc,
+        ceiling_acc,
+        student_acc,
+        pgr: metrics::pgr(weak_acc, ceiling_acc, student_acc),
+        pgr_auroc: metrics::pgr(weak_auroc, ceiling_auroc, student_auroc),
+        no_gap: ceiling_acc <= weak_acc,
+        weak_auroc,
+        ceiling_auroc,
+        student_auroc,
+        weak_ece: metrics::ece(&w, &y, 10),
+        ceiling_ece: metrics::ece(&c, &y, 10),
+        student_ece: metrics::ece(&s, &y, 10),
+        agreement: metrics::agreement(&s, &w, None),
+        agreement_on_weak_errors: metrics::agreement(&s, &w, Some(&weak_wrong)),
+        misfit: metrics::misfit(&student.probs_of(&split.b), &weak.probs_of(&split.b)),
+        weak_label_acc: metrics::accuracy(&weak.probs_of(&split.b), &yb),
+        student_oracle_acc: student.fit.oracle_best(),
+        student_best_epoch: student.fit.best_epoch,
+        direct_student_acc: direct_acc,
+        direct_pgr: direct_acc.and_then(|d| metrics::pgr(weak_acc, ceiling_acc, d)),
+        nodes: [weak.key.clone(), ceiling.key.clone(), student.key.clone()],
+        predictions: String::new(),
+    }
+}
+
+/// A file-name-safe version of `s`.
+pub fn slug(s: &str) -> String {
+    let base = Path::new(s)
+        .file_stem()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| s.to_string());
+    base.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The run's file stem: `weak-to-strong[-via-m1-m2]-loss-labels-seedN`.
+pub fn run_name(r: &RunRecord) -> String {
+    let via = match &r.chain {
+        Some(c) => format!(
+            "-via-{}",
+            c[1..c.len() - 1]
+                .iter()
+                .map(|m| slug(m))
+                .collect::<Vec<_>>()
+                .join("-")
+        ),
+        None => String::new(),
+    };
+    format!(
+        "{}-to-{}{via}-{}-{}-seed{}",
+        slug(&r.weak),
+        slug(&r.strong),
+        r.loss,
+        r.labels,
+        r.seed
+    )
+}
+
+/// Writes `out/runs/<dataset>/<run>.json` and the per-example `<run>.preds.jsonl`, each atomically.
+#[allow(clippy::too_many_arguments)]
+pub fn write(
+    out: &Path,
+    record: &RunRecord,
+    dataset: &Dataset,
+    labels: &[u8],
+    split: &Split,
+    weak: &TrainedNode,
+    ceiling: &TrainedNode,
+    student: &TrainedNode,
+) -> std::result::Result<RunRecord, (PathBuf, std::io::Error)> {
+    let dir = out.join("runs").join(slug(&dataset.name));
+    let name = run_name(record);
+    let preds = dir.join(format!("{name}.preds.jsonl"));
+    let parts: [(&str, &[usize]); 4] = [
+        ("test", &split.test),
+        ("B", &split.b),
+        ("val", &split.val),
+        ("A", &split.a),
+    ];
+    w2s_assets::cache::write_atomic_with(&preds, |f| {
+        for (part, rows) in parts {
+            for &r in rows {
+                let line = serde_json::json!({
+                    "id": dataset.examples[r].id, "part": part, "label": labels[r],
+                    "weak": weak.probs[r], "ceiling": ceiling.probs[r], "student": student.probs[r],
+                });
+                writeln!(f, "{line}")?;
+            }
+        }
+        Ok(())
+    })
+    .map_err(|e| (preds.clone(), std::io::Error::other(e)))?;
+    let mut record = record.clone();
+    record.predictions = format!("runs/{}/{name}.preds.jsonl", slug(&dataset.name));
+    let path = dir.join(format!("{name}.json"));
+    let bytes = serde_json::to_vec_pretty(&record).map_err(|e| (path.clone(), e.into()))?;
+    w2s_assets::cache::write_atomic(&path, &bytes)
+        .map_err(|e| (path.clone(), std::io::Error::other(e)))?;
+    Ok(record)
+}
+
+/// Reads every run record under `out/runs`.
+pub fn read_runs(out: &Path) -> std::io::Result<Vec<RunRecord>> {
+    let mut records = Vec::new();
+    let runs = out.join("runs");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "json")
+                    && !p.to_string_lossy().ends_with(".preds.json")
+            })
+            .collect();
+        files.sort();
+        for f in files {
+            let bytes = std::fs::read(&f)?;
+            match serde_json::from_slice::<RunRecord>(&bytes) {
+                Ok(r) => records.push(r),
+                Err(e) => tracing::warn!("{}: not a run record ({e}); skipped", f.display()),
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// Mean and 95% CI over the seeds of one configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    /// Dataset name.
+    pub dataset: String,
+    /// Weak supervisor.
+    pub weak: String,
+    /// Strong student.
+    pub strong: String,
+    /// Bootstrapping chain, if any.
+    pub chain: Option<Vec<String>>,
+    /// Student loss.
+    pub loss: String,
+    /// Weak label form.
+    pub labels: String,
+    /// Seeds summarised.
+    pub n_seeds: usize,
+    /// Mean weak accuracy.
+    pub weak_acc: f64,
+    /// Mean ceiling accuracy.
+    pub ceiling_acc: f64,
+    /// Mean student accuracy.
+    pub student_acc: f64,
+    /// 95% CI half-width of the student accuracy.
+    pub student_acc_ci95: f64,
+    /// Mean of the per-seed ceiling − weak gaps.
+    pub gap: f64,
+    /// 95% CI half-width of the gap.
+    pub gap_ci95: f64,
+    /// Mean per-seed PGR; `None` ("no gap") unless the ceiling beats the weak model in every seed.
+    pub pgr_mean: Option<f64>,
+    /// 95% CI half-width of the PGR.
+    pub pgr_ci95: Option<f64>,
+    /// Mean per-seed AUROC PGR (same rule on AUROC).
+    pub pgr_auroc_mean: Option<f64>,
+    /// True when the gap's 95% interval includes 0: the PGR is mostly noise.
+    pub gap_within_noise: bool,
+    /// Mean student–weak agreement.
+    pub agreement: f64,
+    /// Mean agreement on the weak model's errors.
+    pub agreement_on_weak_errors: f64,
+    /// For chains: mean accuracy of direct transfer on the same seeds.
+    pub direct_student_acc: Option<f64>,
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = v.collect();
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// Mean and CI of optional per-seed values, `None` unless every seed has one.
+fn all_or_none(values: Vec<Option<f64>>) -> Option<metrics::MeanCi> {
+    let v: Option<Vec<f64>> = values.into_iter().collect();
+    v.filter(|v| !v.is_empty()).map(|v| mean_ci(&v))
+}
+
+/// Groups runs by configuration (all but the seed) in first-seen order and summarises each.
+pub fn summarize(runs: &[RunRecord]) -> Vec<SummaryRow> {
+    let mut groups: Vec<(String, Vec<&RunRecord>)> = Vec::new();
+    for r in runs {
+        let id = format!(
+            "{}|{}|{}|{:?}|{}|{}",
+            r.dataset, r.weak, r.strong, r.chain, r.loss, r.labels
+        );
+        match groups.iter_mut().find(|(g, _)| *g == id) {
+            Some((_, v)) => v.push(r),
+            None => groups.push((id, vec![r])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(_, rs)| {
+            let first = rs[0];
+            let gaps: Vec<f64> = rs.iter().map(|r| r.ceiling_acc - r.weak_acc).collect();
+            let gap = mean_ci(&gaps);
+            let student = mean_ci(&rs.iter().map(|r| r.student_acc).collect::<Vec<_>>());
+            let pgr = all_or_none(rs.iter().map(|r| r.pgr).collect());
+            let pgr_auroc = all_or_none(rs.iter().map(|r| r.pgr_auroc).collect());
+            let direct = all_or_none(rs.iter().map(|r| r.direct_student_acc).collect());
+            SummaryRow {
+                dataset: first.dataset.clone(),
+                weak: first.weak.clone(),
+                strong: first.strong.clone(),
+                chain: first.chain.clone(),
+                loss: first.loss.clone(),
+                labels: first.labels.clone(),
+                n_seeds: rs.len(),
+                weak_acc: mean(rs.iter().map(|r| r.weak_acc)),
+                ceiling_acc: mean(rs.iter().map(|r| r.ceiling_acc)),
+                student_acc: student.mean,
+                student_acc_ci95: student.ci95,
+                gap: gap.mean,
+                gap_ci95: gap.ci95,
+                pgr_mean: pgr.map(|p| p.mean),
+                pgr_ci95: pgr.map(|p| p.ci95),
+                pgr_auroc_mean: pgr_auroc.map(|p| p.mean),
+                gap_within_noise: gap.mean - gap.ci95 <= 0.0 || gap.ci95.is_nan(),
+                agreement: mean(rs.iter().map(|r| r.agreement)),
+                agreement_on_weak_errors: mean(rs.iter().map(|r| r.agreement_on_weak_errors)),
+                direct_student_acc: direct.map(|d| d.mean),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(seed: u64, weak: f64, ceiling: f64, student: f64) -> RunRecord {
+        RunRecord {
+            dataset: "d".into(),
+            weak: "w".into(),
+            strong: "s".into(),
+            chain: None,
+            loss: "xent".into(),
+            labels: "soft".into(),
+            seed,
+            rows: [1, 1, 1, 1],
+            weak_acc: weak,
+            ceiling_acc: ceiling,
+            student_acc: student,
+            pgr: metrics::pgr(weak, ceiling, student),
+            pgr_auroc: None,
+            no_gap: ceiling <= weak,
+            weak_auroc: 0.5,
+            ceiling_auroc: 0.5,
+            student_auroc: 0.5,
+            weak_ece: 0.0,
+            ceiling_ece: 0.0,
+            student_ece: 0.0,
+            agreement: 1.0,
+            agreement_on_weak_errors: 1.0,
+            misfit: 0.0,
+            weak_label_acc: 0.0,
+            student_oracle_acc: None,
+            student_best_epoch: 1,
+            direct_student_acc: None,
+            direct_pgr: None,
+            nodes: Default::default(),
+            predictions: String::new(),
+        }
+    }
+
+    #[test]
+    fn summary_pgr_is_the_mean_of_seed_pgrs() {
+        // PGRs 0.5 and 0.25 → mean 0.375; t(1) = 12.706, sd = 0.1768, CI = 12.706·0.125 = 1.588
+        let rows = summarize(&[run(0, 0.7, 0.8, 0.75), run(1, 0.7, 0.9, 0.75)]);
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert!((r.pgr_mean.unwrap() - 0.375).abs() < 1e-12);
+        assert!((r.pgr_ci95.unwrap() - 12.706 * 0.125).abs() < 1e-9);
+        assert!((r.gap - 0.15).abs() < 1e-12);
+        assert!(r.gap_within_noise); // two seeds, CI 12.706·0.05 > 0.15
+    }
+
+    #[test]
+    fn one_seed_without_a_gap_makes_the_summary_no_gap() {
+        let rows = summarize(&[run(0, 0.7, 0.8, 0.75), run(1, 0.7, 0.69, 0.75)]);
+        assert_eq!(rows[0].pgr_mean, None);
+        assert_eq!(rows[0].pgr_ci95, None);
+    }
+
+    #[test]
+    fn run_names_are_file_safe_and_distinct() {
+        let mut r = run(3, 0.5, 0.6, 0.55);
+        r.weak = "/tmp/my model".into();
+        assert_eq!(run_name(&r), "my_model-to-s-xent-soft-seed3");
+        r.chain = Some(vec!["w".into(), "m".into(), "s".into()]);
+        assert_eq!(run_name(&r), "my_model-to-s-via-m-xent-soft-seed3");
+    }
+}

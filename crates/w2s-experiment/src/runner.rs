@@ -1,0 +1,501 @@
+//! Runs the experiment graph of one run (see docs/experiment.md), reusing every stage already in
+//! the store:
+//!
+//! ```text
+//! dataset ─ subset (balance, cap) ─ split(seed) ─┬─ weak:    W on A, ground truth ──┐ labels of B, val
+//!                                                ├─ ceiling: S on B, ground truth   │
+//!                                                └─ student: S on B, W's labels ◄───┘ (chain: W → M1 → … → S)
+//! ```
+//!
+//! Each trained model is a node keyed by the hash of its inputs: the rows (dataset content hash,
+//! subset, split seed), the model's weights, what it was trained on (ground truth or the key of the
+//! labelling node), the loss and every hyper-parameter. A node stores the model's class-1
+//! probability for every row of the subset, so labels and metrics are views of it.
+use crate::config::{ExperimentConfig, LabelForm, RunSpec};
+use crate::metrics;
+use crate::store::{key_of, NodeStore};
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Instant;
+use w2s_assets::Store;
+use w2s_data::{Dataset, Split, SplitConfig};
+use w2s_models::{FeatureRequest, Features};
+use w2s_train::{fit, FitReport, LinearProbe, Loss, Scored, Trainable};
+
+/// Bumped when a stage's computation changes in a way its key does not capture.
+const STAGE_VERSION: u32 = 1;
+
+/// Errors of an experiment, each naming the stage it happened in.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    /// A dataset could not be loaded.
+    #[error("dataset {name}: {source}")]
+    Data {
+        /// Dataset name or path.
+        name: String,
+        /// Cause (boxed: the error type is large).
+        source: Box<w2s_data::DataError>,
+    },
+    /// A model could not be resolved or run.
+    #[error("model {name}: {source}")]
+    Model {
+        /// Model name or path.
+        name: String,
+        /// Cause (boxed: the error type is large).
+        source: Box<w2s_models::ModelError>,
+    },
+    /// Training failed.
+    #[error(transparent)]
+    Train(#[from] w2s_train::TrainError),
+    /// A result could not be written.
+    #[error("writing {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The run is not well formed.
+    #[error("{0}")]
+    Spec(String),
+}
+
+/// Result type of this crate.
+pub type Result<T> = std::result::Result<T, ExperimentError>;
+
+/// What a stage node holds: one trained model and its predictions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainedNode {
+    /// The node's key.
+    pub key: String,
+    /// Model name.
+    pub model: String,
+    /// "ground-truth" or the key of the node whose predictions were the labels.
+    pub supervision: String,
+    /// Loss it was trained with.
+    pub loss: Loss,
+    /// Epoch log and selected epoch.
+    pub fit: FitReport,
+    /// Class-1 probability for every row of the subset, in row order.
+    pub probs: Vec<f32>,
+    /// Training seconds.
+    pub seconds: f64,
+}
+
+impl TrainedNode {
+    /// Probabilities of `rows`.
+    pub fn probs_of(&self, rows: &[usize]) -> Vec<f64> {
+        rows.iter().map(|&r| self.probs[r] as f64).collect()
+    }
+}
+
+/// Progress reported while running.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    /// Features are being computed: rows done of total.
+    Embedding {
+        /// Model name.
+        model: &'a str,
+        /// Dataset name.
+        dataset: &'a str,
+        /// Rows embedded so far.
+        done: usize,
+        /// Rows to embed.
+        total: usize,
+    },
+    /// A node was trained (`reused == false`) or read from the store.
+    Node {
+        /// What the node is ("weak", "ceiling", "student").
+        role: &'a str,
+        /// Model name.
+        model: &'a str,
+        /// True when it came from the store.
+        reused: bool,
+    },
+}
+
+/// A dataset's experiment rows and their labels.
+struct Prepared {
+    dataset: Dataset,
+    labels: Vec<u8>,
+}
+
+/// Counts of nodes trained and reused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCounts {
+    /// Trained in this process.
+    pub computed: usize,
+    /// Read from the store.
+    pub reused: usize,
+}
+
+/// Runs specs against one asset cache and one output folder, keeping loaded data in memory.
+pub struct Runner<'a> {
+    assets: &'a Store,
+    out: PathBuf,
+    nodes: NodeStore,
+    cfg: ExperimentConfig,
+    device: Device,
+    datasets: HashMap<String, Rc<Prepared>>,
+    features: HashMap<(String, String), Rc<(Features, String)>>,
+    /// Nodes trained and reused so far.
+    pub counts: NodeCounts,
+    on_event: Box<dyn FnMut(Event) + 'a>,
+}
+
+/// The rows of each part of a split and the key naming it.
+struct SplitRows {
+    split: Split,
+    key: String,
+}
+
+impl<'a> Runner<'a> {
+    /// A runner writing its store under `out/store` and run results under `out/runs`.
+    pub fn new(
+        assets: &'a Store,
+        out: &Path,
+        cfg: ExperimentConfig,
+        on_event: Box<dyn FnMut(Event) + 'a>,
+    ) -> Runner<'a> {
+        Runner {
+            assets,
+            out: out.to_path_buf(),
+            nodes: NodeStore::at(out.join("store")),
+            cfg,
+            device: Device::Cpu,
+            datasets: HashMap::new(),
+            features: HashMap::new(),
+            counts: NodeCounts::default(),
+            on_event,
+        }
+    }
+
+    /// The output folder.
+    pub fn out(&self) -> &Path {
+        &self.out
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ExperimentConfig {
+        &self.cfg
+    }
+
+    fn prepared(&mut self, name: &str) -> Result<Rc<Prepared>> {
+        if let Some(p) = self.datasets.get(name) {
+            return Ok(p.clone());
+        }
+        let full = w2s_data::load(name, self.assets).map_err(|source| ExperimentError::Data {
+            name: name.to_string(),
+            source: Box::new(source),
+        })?;
+        let keep = w2s_data::subset(
+            &full.examples,
+            self.cfg.balance,
+            self.cfg.max_rows,
+            self.cfg.data_seed,
+        );
+        let examples: Vec<_> = keep.iter().map(|&i| full.examples[i].clone()).collect();
+        let classes = (
+            examples.iter().any(|e| e.label == 0),
+            examples.iter().any(|e| e.label == 1),
+        );
+        if examples.len() < 20 || classes != (true, true) {
+            return Err(ExperimentError::Spec(format!(
+                "dataset {name}: {} usable rows{}; an experiment needs both labels and at least 20 rows",
+                examples.len(),
+                if classes != (true, true) { " with a single label" } else { "" }
+            )));
+        }
+        let labels = examples.iter().map(|e| e.label).collect();
+        let dataset = Dataset::new(full.name.clone(), examples);
+        let p = Rc::new(Prepared { dataset, labels });
+        self.datasets.insert(name.to_string(), p.clone());
+        Ok(p)
+    }
+
+    fn features(&mut self, model: &str, data: &Prepared) -> Result<Rc<(Features, String)>> {
+        let id = (model.to_string(), data.dataset.version.clone());
+        if let Some(f) = self.features.get(&id) {
+            return Ok(f.clone());
+        }
+        let model_err = |source| ExperimentError::Model {
+            name: model.to_string(),
+            source: Box::new(source),
+        };
+        let source = w2s_models::resolve(model, self.assets).map_err(model_err)?;
+        let req = FeatureRequest {
+            model: &source,
+            dataset: &data.dataset,
+            max_len: self.cfg.max_len,
+            batch_size: 32,
+        };
+        let on_event = &mut self.on_event;
+        let name = data.dataset.name.as_str();
+        let feats = w2s_models::cached_features(
+            self.assets.root(),
+            &req,
+            &self.device,
+            &mut |done, total| {
+                on_event(Event::Embedding {
+                    model,
+                    dataset: name,
+                    done,
+                    total,
+                })
+            },
+        )
+        .map_err(model_err)?;
+        let f = Rc::new((feats, source.fingerprint.clone()));
+        self.features.insert(id, f.clone());
+        Ok(f)
+    }
+
+    fn split_rows(&self, data: &Prepared, seed: u64) -> SplitRows {
+        let cfg = SplitConfig {
+            test_frac: self.cfg.test_frac,
+            val_frac: self.cfg.val_frac,
+            max_rows: 0,
+        };
+        let split = w2s_data::split(&data.dataset.examples, None, &cfg, seed);
+        let key = key_of(&serde_json::json!({
+            "v": STAGE_VERSION, "dataset": data.dataset.name, "rows": data.dataset.version,
+            "test_frac": cfg.test_frac, "val_frac": cfg.val_frac, "seed": seed,
+        }));
+        SplitRows { split, key }
+    }
+
+    /// Trains (or reads from the store) `model` on `rows` with `targets`.
+    #[allow(clippy::too_many_arguments)]
+    fn node(
+        &mut self,
+        role: &str,
+        model: &str,
+        data: &Prepared,
+        split: &SplitRows,
+        rows: &[usize],
+        supervision: &str,
+        targets: Vec<[f32; 2]>,
+        val_labels: &[u8],
+        loss: Loss,
+        seed: u64,
+    ) -> Result<Rc<TrainedNode>> {
+        let feats = self.features(model, data)?;
+        let key = key_of(&serde_json::json!({
+            "v": STAGE_VERSION, "mode": self.cfg.mode, "split": split.key, "model": model,
+            "weights": feats.1, "max_len": self.cfg.max_len, "rows": key_of(&serde_json::json!(rows)),
+            "supervision": supervision, "loss": loss,
+            "loss_schedule": uses_schedule(loss).then_some(self.cfg.loss_schedule),
+            "train": self.cfg.train, "seed": seed,
+        }));
+        if let Some(node) = self.nodes.get::<TrainedNode>("models", &key) {
+            if node.probs.len() == data.labels.len() {
+                self.counts.reused += 1;
+                (self.on_event)(Event::Node {
+                    role,
+                    model,
+                    reused: true,
+                });
+                return Ok(Rc::new(node));
+            }
+        }
+        let start = Instant::now();
+        let features = &feats.0;
+        let probe = LinearProbe::new(&features.values, features.dim, rows, &self.device)
+            .map_err(w2s_train::TrainError::from)?;
+        let val_score = |p: &[f64]| selection_score(p, val_labels);
+        let test_labels: Vec<u8> = split.split.test.iter().map(|&r| data.labels[r]).collect();
+        let oracle_score = |p: &[f64]| metrics::accuracy(p, &test_labels);
+        let val = Scored {
+            rows: &split.split.val,
+            score: &val_score,
+        };
+        let oracle = Scored {
+            rows: &split.split.test,
+            score: &oracle_score,
+        };
+        let what = format!("{role} {model} on {}", data.dataset.name);
+        let report = fit(
+            &what,
+            &probe,
+            rows,
+            &targets,
+            loss,
+            &self.cfg.loss_schedule,
+            &self.cfg.train,
+            seed,
+            (!split.split.val.is_empty()).then_some(&val),
+            Some(&oracle),
+        )?;
+        let all: Vec<usize> = (0..data.labels.len()).collect();
+        let probs = probe
+            .predict(&all)
+            .map_err(w2s_train::TrainError::from)?
+            .into_iter()
+            .map(|p| p as f32)
+            .collect();
+        let node = TrainedNode {
+            key: key.clone(),
+            model: model.to_string(),
+            supervision: supervision.to_string(),
+            loss,
+            fit: report,
+            probs,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        self.nodes
+            .put("models", &key, &node)
+            .map_err(|source| ExperimentError::Write {
+                path: self.nodes.path("models", &key),
+                source,
+            })?;
+        self.counts.computed += 1;
+        (self.on_event)(Event::Node {
+            role,
+            model,
+            reused: false,
+        });
+        Ok(Rc::new(node))
+    }
+
+    fn ground_truth(
+        &mut self,
+        role: &str,
+        model: &str,
+        data: &Prepared,
+        split: &SplitRows,
+        rows: &[usize],
+        seed: u64,
+    ) -> Result<Rc<TrainedNode>> {
+        let targets = rows.iter().map(|&r| one_hot(data.labels[r])).collect();
+        let val_labels: Vec<u8> = split.split.val.iter().map(|&r| data.labels[r]).collect();
+        self.node(
+            role,
+            model,
+            data,
+            split,
+            rows,
+            "ground-truth",
+            targets,
+            &val_labels,
+            Loss::Xent,
+            seed,
+        )
+    }
+
+    fn student(
+        &mut self,
+        model: &str,
+        data: &Prepared,
+        split: &SplitRows,
+        teacher: &TrainedNode,
+        loss: Loss,
+        seed: u64,
+    ) -> Result<Rc<TrainedNode>> {
+        let b = &split.split.b;
+        let targets = b
+            .iter()
+            .map(|&r| {
+                let p = teacher.probs[r];
+                match self.cfg.labels {
+                    LabelForm::Soft => [1.0 - p, p],
+                    LabelForm::Hard => one_hot(metrics::predict(p as f64)),
+                }
+            })
+            .collect();
+        let val_labels: Vec<u8> = split
+            .split
+            .val
+            .iter()
+            .map(|&r| metrics::predict(teacher.probs[r] as f64))
+            .collect();
+        let supervision = format!("{}:{}", self.cfg.labels.name(), teacher.key);
+        self.node(
+            "student",
+            model,
+            data,
+            split,
+            b,
+            &supervision,
+            targets,
+            &val_labels,
+            loss,
+            seed,
+        )
+    }
+
+    /// Runs one spec: trains or reuses every node, writes the run's record and per-example
+    /// predictions under `out/runs`, and returns the record.
+    pub fn run(&mut self, spec: &RunSpec) -> Result<crate::RunRecord> {
+        if spec.chain.len() < 2 {
+            return Err(ExperimentError::Spec(format!(
+                "a run needs a weak and a strong model, got {:?}",
+                spec.chain
+            )));
+        }
+        let data = self.prepared(&spec.dataset)?;
+        let split = self.split_rows(&data, spec.seed);
+        let s = &split.split;
+        let weak = self.ground_truth("weak", spec.weak(), &data, &split, &s.a, spec.seed)?;
+        let ceiling =
+            self.ground_truth("ceiling", spec.strong(), &data, &split, &s.b, spec.seed)?;
+        let mut teacher = weak.clone();
+        for model in &spec.chain[1..] {
+            teacher = self.student(model, &data, &split, &teacher, spec.loss, spec.seed)?;
+        }
+        let student = teacher;
+        let direct = if spec.is_chain() {
+            Some(self.student(spec.strong(), &data, &split, &weak, spec.loss, spec.seed)?)
+        } else {
+            None
+        };
+        let record = crate::record::evaluate(
+            spec,
+            &self.cfg,
+            &data.dataset,
+            &data.labels,
+            s,
+            &weak,
+            &ceiling,
+            &student,
+            direct.as_deref(),
+        );
+        crate::record::write(
+            &self.out,
+            &record,
+            &data.dataset,
+            &data.labels,
+            s,
+            &weak,
+            &ceiling,
+            &student,
+        )
+        .map_err(|(path, source)| ExperimentError::Write { path, source })
+    }
+}
+
+/// Whether `loss` reads the confidence-weight schedule.
+fn uses_schedule(loss: Loss) -> bool {
+    matches!(loss, Loss::Logconf | Loss::Entropy)
+}
+
+fn one_hot(label: u8) -> [f32; 2] {
+    if label == 1 {
+        [0.0, 1.0]
+    } else {
+        [1.0, 0.0]
+    }
+}
+
+/// The early-stopping score: AUROC against the validation labels, or accuracy when they hold a
+/// single class (AUROC is undefined there).
+fn selection_score(p: &[f64], labels: &[u8]) -> f64 {
+    let auc = metrics::auroc(p, labels);
+    if auc.is_finite() {
+        auc
+    } else {
+        metrics::accuracy(p, labels)
+    }
+}

@@ -1,0 +1,162 @@
+//! The report draws the four figures as PNG and SVG and links them from the page. Run records are
+//! built by hand here (the report is a function of them); the font comes from the asset cache.
+use w2s_experiment::RunRecord;
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    dataset: &str,
+    weak: &str,
+    strong: &str,
+    chain: Option<Vec<&str>>,
+    loss: &str,
+    seed: u64,
+    accs: [f64; 3],
+    direct: Option<f64>,
+) -> RunRecord {
+    let [w, c, s] = accs;
+    let pgr = w2s_experiment::metrics::pgr(w, c, s);
+    RunRecord {
+        dataset: dataset.into(),
+        weak: weak.into(),
+        strong: strong.into(),
+        chain: chain.map(|c| c.into_iter().map(String::from).collect()),
+        loss: loss.into(),
+        labels: "soft".into(),
+        seed,
+        rows: [10, 10, 2, 5],
+        weak_acc: w,
+        ceiling_acc: c,
+        student_acc: s,
+        pgr,
+        pgr_auroc: pgr,
+        no_gap: c <= w,
+        weak_auroc: w,
+        ceiling_auroc: c,
+        student_auroc: s,
+        weak_ece: 0.1,
+        ceiling_ece: 0.1,
+        student_ece: 0.1,
+        agreement: 0.9,
+        agreement_on_weak_errors: 0.6,
+        misfit: 0.01,
+        weak_label_acc: w,
+        student_oracle_acc: Some(s + 0.01),
+        student_best_epoch: 3,
+        direct_student_acc: direct,
+        direct_pgr: None,
+        nodes: Default::default(),
+        predictions: String::new(),
+    }
+}
+
+#[test]
+fn four_figures_as_png_and_svg_and_a_page_linking_them() {
+    let mut runs = Vec::new();
+    for seed in 0..3 {
+        let j = seed as f64 * 0.005;
+        for (loss, bonus) in [("xent", 0.0), ("logconf", 0.02)] {
+            runs.push(record(
+                "tweets",
+                "minilm-l3",
+                "mpnet-base",
+                None,
+                loss,
+                seed,
+                [0.80 + j, 0.85, 0.81 + bonus],
+                None,
+            ));
+            runs.push(record(
+                "tweets",
+                "minilm-l3",
+                "minilm-l6",
+                None,
+                loss,
+                seed,
+                [0.80 + j, 0.83, 0.805 + bonus],
+                None,
+            ));
+            runs.push(record(
+                "tweets",
+                "minilm-l6",
+                "mpnet-base",
+                None,
+                loss,
+                seed,
+                [0.83, 0.85, 0.835 + bonus],
+                None,
+            ));
+            runs.push(record(
+                "boolq",
+                "minilm-l3",
+                "mpnet-base",
+                None,
+                loss,
+                seed,
+                [0.55, 0.52, 0.53],
+                None,
+            ));
+            runs.push(record(
+                "tweets",
+                "minilm-l3",
+                "mpnet-base",
+                Some(vec!["minilm-l3", "minilm-l6", "mpnet-base"]),
+                loss,
+                seed,
+                [0.80 + j, 0.85, 0.82],
+                Some(0.81),
+            ));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let index = w2s_report::write_report(dir.path(), &runs).unwrap();
+    let report = dir.path().join("report");
+    for stem in [
+        "transfer-tweets",
+        "pgr-tweets",
+        "median-pgr",
+        "bootstrap-tweets",
+        "transfer-boolq",
+    ] {
+        let png = std::fs::read(report.join(format!("{stem}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{stem}.png is a PNG");
+        assert!(
+            png.len() > 10_000,
+            "{stem}.png has content ({} bytes)",
+            png.len()
+        );
+        let svg = std::fs::read_to_string(report.join(format!("{stem}.svg"))).unwrap();
+        assert!(
+            svg.contains("<svg") && svg.contains("<text"),
+            "{stem}.svg has text"
+        );
+    }
+    assert!(
+        !report.join("bootstrap-boolq.png").exists(),
+        "no chain was run on boolq"
+    );
+    let html = std::fs::read_to_string(index).unwrap();
+    for needle in [
+        "transfer-tweets.png",
+        "pgr-tweets.png",
+        "median-pgr.png",
+        "bootstrap-tweets.png",
+        "no gap",
+    ] {
+        assert!(html.contains(needle), "page lacks {needle}");
+    }
+    // (c): the median over tweets' three pairs of logconf PGRs, by hand from the records above.
+    let svg = std::fs::read_to_string(report.join("median-pgr.svg")).unwrap();
+    assert!(svg.contains("no gap"), "boolq has no gap");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary.as_array().unwrap().len(), 10);
+}
+
+#[test]
+fn an_empty_folder_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = w2s_report::write_report(dir.path(), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no run records"), "{err}");
+}

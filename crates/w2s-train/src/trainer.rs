@@ -1,0 +1,316 @@
+//! The training loop shared by every model (a probe on cached features now, a fine-tuned backbone
+//! later): seeded shuffled minibatches, AdamW with a cosine or constant schedule, one of the
+//! losses, and early stopping on a validation score chosen by the caller.
+//!
+//! Read top to bottom like nanoGPT's loop: for each epoch, shuffle, step over minibatches, then
+//! score the validation rows and keep the parameters of the best epoch.
+use crate::losses::{Loss, LossSchedule};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Errors of a training run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The loss stopped being a finite number.
+    #[error("loss is {value} at step {step} (epoch {epoch}) of {what}: lower the learning rate or check the inputs")]
+    NonFinite {
+        /// What was being trained.
+        what: String,
+        /// Global step (0-based).
+        step: usize,
+        /// Epoch (0-based).
+        epoch: usize,
+        /// The loss value.
+        value: f64,
+    },
+    /// The inputs do not fit together.
+    #[error("{0}")]
+    Input(String),
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Result type of this crate.
+pub type Result<T> = std::result::Result<T, TrainError>;
+
+/// How the learning rate changes over training.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// The same rate throughout.
+    Constant,
+    /// Cosine decay from the base rate to 0 over all steps (after the warm-up, if any).
+    Cosine,
+}
+
+/// Hyper-parameters of one training run (everything but the data and the seed).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Passes over the training rows.
+    pub epochs: usize,
+    /// Rows per optimizer step.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+    /// Learning-rate schedule.
+    pub lr_schedule: LrSchedule,
+    /// Share of steps over which the rate rises linearly from 0 (0 = none).
+    pub warmup_frac: f64,
+    /// Keep the parameters of the epoch with the best validation score (else the last epoch's).
+    pub early_stopping: bool,
+}
+
+impl Default for TrainConfig {
+    /// The probe defaults: Adam, lr 1e-3, batch 128, 20 epochs, cosine decay, no weight decay.
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 20,
+            batch_size: 128,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            lr_schedule: LrSchedule::Cosine,
+            warmup_frac: 0.0,
+            early_stopping: true,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Learning rate at `step` of `total` steps.
+    pub fn lr_at(&self, step: usize, total: usize) -> f64 {
+        let total = total.max(1) as f64;
+        let warm = (self.warmup_frac * total).round();
+        let s = step as f64;
+        if warm > 0.0 && s < warm {
+            return self.lr * (s + 1.0) / warm;
+        }
+        match self.lr_schedule {
+            LrSchedule::Constant => self.lr,
+            LrSchedule::Cosine => {
+                let progress = ((s - warm) / (total - warm).max(1.0)).clamp(0.0, 1.0);
+                self.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
+        }
+    }
+}
+
+/// A model the trainer can fit: binary logits for rows of the dataset it was built on.
+pub trait Trainable {
+    /// Logits `[rows.len(), 2]` with the autograd graph attached.
+    fn logits(&self, rows: &[usize]) -> candle_core::Result<Tensor>;
+    /// The trainable parameters.
+    fn vars(&self) -> Vec<Var>;
+
+    /// Class-1 probabilities for `rows`, without keeping a graph.
+    fn predict(&self, rows: &[usize]) -> candle_core::Result<Vec<f64>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(1024) {
+            let p = candle_nn::ops::softmax(&self.logits(chunk)?.detach(), 1)?
+                .narrow(1, 1, 1)?
+                .flatten_all()?
+                .to_dtype(DType::F64)?
+                .to_device(&Device::Cpu)?
+                .to_vec1::<f64>()?;
+            out.extend(p);
+        }
+        Ok(out)
+    }
+}
+
+/// Rows scored once per epoch by a caller-supplied function of their class-1 probabilities.
+pub struct Scored<'a> {
+    /// Row indices.
+    pub rows: &'a [usize],
+    /// Higher is better.
+    pub score: &'a dyn Fn(&[f64]) -> f64,
+}
+
+/// What happened in one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's steps.
+    pub train_loss: f64,
+    /// Validation score (selection metric), if there is a validation set.
+    pub val_score: Option<f64>,
+    /// Oracle score on the test rows: logged, never used for selection.
+    pub oracle_score: Option<f64>,
+}
+
+/// The outcome of a fit; the model holds the selected parameters afterwards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitReport {
+    /// 1-based epoch whose parameters were kept.
+    pub best_epoch: usize,
+    /// Optimizer steps taken.
+    pub steps: usize,
+    /// One entry per epoch.
+    pub epochs: Vec<EpochLog>,
+}
+
+impl FitReport {
+    /// Best oracle score over epochs (what peeking at test labels would have given).
+    pub fn oracle_best(&self) -> Option<f64> {
+        self.epochs
+            .iter()
+            .filter_map(|e| e.oracle_score)
+            .fold(None, |m, s| Some(m.map_or(s, |m: f64| m.max(s))))
+    }
+}
+
+/// Fits `model` on `rows` with soft `targets` (`[p0, p1]` per row) under `loss`.
+///
+/// `what` names the run in error messages. `val` selects the epoch when `early_stopping` is on;
+/// `oracle` is only logged.
+#[allow(clippy::too_many_arguments)]
+pub fn fit(
+    what: &str,
+    model: &dyn Trainable,
+    rows: &[usize],
+    targets: &[[f32; 2]],
+    loss: Loss,
+    loss_schedule: &LossSchedule,
+    cfg: &TrainConfig,
+    seed: u64,
+    val: Option<&Scored>,
+    oracle: Option<&Scored>,
+) -> Result<FitReport> {
+    if rows.len() != targets.len() {
+        return Err(TrainError::Input(format!(
+            "{what}: {} training rows but {} targets",
+            rows.len(),
+            targets.len()
+        )));
+    }
+    if rows.is_empty() || cfg.epochs == 0 || cfg.batch_size == 0 {
+        return Err(TrainError::Input(format!(
+            "{what}: nothing to train ({} rows, {} epochs, batch {})",
+            rows.len(),
+            cfg.epochs,
+            cfg.batch_size
+        )));
+    }
+    let vars = model.vars();
+    let device = vars
+        .first()
+        .map(|v| v.device().clone())
+        .unwrap_or(Device::Cpu);
+    let mut opt = AdamW::new(
+        vars.clone(),
+        ParamsAdamW {
+            lr: cfg.lr,
+            weight_decay: cfg.weight_decay,
+            ..ParamsAdamW::default()
+        },
+    )?;
+    let per_epoch = rows.len().div_ceil(cfg.batch_size);
+    let total = per_epoch * cfg.epochs;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
+    let mut logs = Vec::with_capacity(cfg.epochs);
+    let mut step = 0;
+    for epoch in 0..cfg.epochs {
+        order.shuffle(&mut rng);
+        let mut loss_sum = 0.0;
+        for batch in order.chunks(cfg.batch_size) {
+            let batch_rows: Vec<usize> = batch.iter().map(|&i| rows[i]).collect();
+            let flat: Vec<f32> = batch.iter().flat_map(|&i| targets[i]).collect();
+            let t = Tensor::from_vec(flat, (batch.len(), 2), &device)?;
+            let logits = model.logits(&batch_rows)?;
+            let value = loss.compute(&logits, &t, step as f64 / total as f64, loss_schedule)?;
+            let v = value.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            if !v.is_finite() {
+                return Err(TrainError::NonFinite {
+                    what: what.to_string(),
+                    step,
+                    epoch,
+                    value: v,
+                });
+            }
+            loss_sum += v;
+            opt.set_learning_rate(cfg.lr_at(step, total));
+            opt.backward_step(&value)?;
+            step += 1;
+        }
+        let score = |s: Option<&Scored>| -> Result<Option<f64>> {
+            Ok(match s {
+                Some(s) => Some((s.score)(&model.predict(s.rows)?)),
+                None => None,
+            })
+        };
+        let val_score = score(val)?;
+        let oracle_score = score(oracle)?;
+        logs.push(EpochLog {
+            epoch: epoch + 1,
+            train_loss: loss_sum / per_epoch as f64,
+            val_score,
+            oracle_score,
+        });
+        if cfg.early_stopping {
+            if let Some(s) = val_score {
+                // Strictly better only: ties keep the earlier (less fitted) epoch.
+                if best.as_ref().is_none_or(|(b, _, _)| s > *b) {
+                    let snapshot = vars
+                        .iter()
+                        .map(|v| v.as_tensor().copy())
+                        .collect::<candle_core::Result<Vec<_>>>()?;
+                    best = Some((s, epoch + 1, snapshot));
+                }
+            }
+        }
+    }
+    let best_epoch = match best {
+        Some((_, epoch, snapshot)) => {
+            for (v, t) in vars.iter().zip(snapshot) {
+                v.set(&t)?;
+            }
+            epoch
+        }
+        None => cfg.epochs,
+    };
+    Ok(FitReport {
+        best_epoch,
+        steps: step,
+        epochs: logs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_schedule_by_hand() {
+        let cfg = TrainConfig {
+            lr: 1.0,
+            ..TrainConfig::default()
+        };
+        assert_eq!(cfg.lr_at(0, 10), 1.0);
+        assert!((cfg.lr_at(5, 10) - 0.5).abs() < 1e-12);
+        assert!(cfg.lr_at(10, 10).abs() < 1e-12);
+        let warm = TrainConfig {
+            warmup_frac: 0.2,
+            ..cfg
+        };
+        // 2 warm-up steps: 0.5, 1.0, then cosine over the remaining 8.
+        assert!((warm.lr_at(0, 10) - 0.5).abs() < 1e-12);
+        assert!((warm.lr_at(1, 10) - 1.0).abs() < 1e-12);
+        assert!((warm.lr_at(2, 10) - 1.0).abs() < 1e-12);
+        assert!((warm.lr_at(6, 10) - 0.5).abs() < 1e-12);
+        let constant = TrainConfig {
+            lr_schedule: LrSchedule::Constant,
+            ..cfg
+        };
+        assert_eq!(constant.lr_at(7, 10), 1.0);
+    }
+}
