@@ -57,7 +57,7 @@ fn run_on_a_user_file_gives_the_documented_schema() {
     }
     std::fs::write(&path, text).unwrap();
     let out = tmp.path().join("out");
-    let doc = run_json(&[
+    let args = [
         "run",
         "--data",
         path.to_str().unwrap(),
@@ -73,7 +73,8 @@ fn run_on_a_user_file_gives_the_documented_schema() {
         out.to_str().unwrap(),
         "--no-report",
         "--json",
-    ]);
+    ];
+    let doc = run_json(&args);
     let runs = doc["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4);
     for r in runs {
@@ -133,23 +134,7 @@ fn run_on_a_user_file_gives_the_documented_schema() {
         assert_eq!(s["n_seeds"].as_u64(), Some(2));
     }
     // The same command again reads every model from the store and gives the same numbers.
-    let again = run_json(&[
-        "run",
-        "--data",
-        path.to_str().unwrap(),
-        "--weak",
-        "minilm-l3",
-        "--strong",
-        "minilm-l6",
-        "--loss",
-        "xent,logconf",
-        "--seeds",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-        "--no-report",
-        "--json",
-    ]);
+    let again = run_json(&args);
     assert_eq!(again["nodes"]["computed"].as_u64(), Some(0));
     assert_eq!(again["runs"], doc["runs"]);
 }

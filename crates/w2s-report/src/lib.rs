@@ -96,6 +96,11 @@ trait Plot {
         &self,
         area: &DrawingArea<DB, Shift>,
     ) -> std::result::Result<(), String>;
+
+    /// Width and height in pixels.
+    fn size(&self) -> (u32, u32) {
+        (W, H)
+    }
 }
 
 fn render<P: Plot>(dir: &Path, stem: &str, p: &P) -> Result<()> {
@@ -104,12 +109,12 @@ fn render<P: Plot>(dir: &Path, stem: &str, p: &P) -> Result<()> {
     let tmp_svg = dir.join(format!(".{stem}.tmp.svg"));
     let tmp_png = dir.join(format!(".{stem}.tmp.png"));
     {
-        let area = SVGBackend::new(&tmp_svg, (W, H)).into_drawing_area();
+        let area = SVGBackend::new(&tmp_svg, p.size()).into_drawing_area();
         p.draw(&area).map_err(|e| draw_err(&svg, e))?;
         area.present().map_err(|e| draw_err(&svg, e))?;
     }
     {
-        let area = BitMapBackend::new(&tmp_png, (W, H)).into_drawing_area();
+        let area = BitMapBackend::new(&tmp_png, p.size()).into_drawing_area();
         p.draw(&area).map_err(|e| draw_err(&png, e))?;
         area.present().map_err(|e| draw_err(&png, e))?;
     }
@@ -121,6 +126,44 @@ fn render<P: Plot>(dir: &Path, stem: &str, p: &P) -> Result<()> {
 
 fn s<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
+}
+
+type Chart<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// A chart with the report's caption font and margins.
+fn chart_on<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    caption: &str,
+    x_label_area: u32,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+) -> std::result::Result<Chart<'a, DB>, String> {
+    ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 24))
+        .margin(15)
+        .x_label_area_size(x_label_area)
+        .y_label_area_size(55)
+        .build_cartesian_2d(x, y)
+        .map_err(s)
+}
+
+/// The series legend in the report's style.
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    position: SeriesLabelPosition,
+) -> std::result::Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(s)
 }
 
 /// Figure (a): accuracy against each strong model's ceiling.
@@ -135,15 +178,21 @@ impl Plot for TransferPlot<'_> {
         area: &DrawingArea<DB, Shift>,
     ) -> std::result::Result<(), String> {
         area.fill(&WHITE).map_err(s)?;
-        // Ceiling of each strong model: mean over the rows naming it.
-        let mut ceilings: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        // Ground-truth accuracy of every model: its mean ceiling where it was a strong model,
+        // else its mean accuracy as a weak model (trained on A, the same size as B).
+        let mut gt_runs: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for r in &self.rows {
-            ceilings
+            gt_runs
                 .entry(r.strong.clone())
                 .or_default()
                 .push(r.ceiling_acc);
         }
-        let ceiling: BTreeMap<String, f64> = ceilings
+        for r in &self.rows {
+            if !self.rows.iter().any(|o| o.strong == r.weak) {
+                gt_runs.entry(r.weak.clone()).or_default().push(r.weak_acc);
+            }
+        }
+        let ceiling: BTreeMap<String, f64> = gt_runs
             .into_iter()
             .map(|(k, v)| (k, v.iter().sum::<f64>() / v.len() as f64))
             .collect();
@@ -154,26 +203,24 @@ impl Plot for TransferPlot<'_> {
             .map(|x| 100.0 * x)
             .collect();
         let (lo, hi) = bounds(&all);
-        let xs: Vec<f64> = ceiling.values().map(|c| 100.0 * c).collect();
+        let mut xs: Vec<f64> = ceiling.values().map(|c| 100.0 * c).collect();
+        xs.sort_by(f64::total_cmp);
         let (xlo, xhi) = bounds(&xs);
-        let mut chart = ChartBuilder::on(area)
-            .caption(
-                format!("{}: students vs. strong ceiling", self.dataset),
-                ("sans-serif", 24),
-            )
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(55)
-            .build_cartesian_2d(xlo..xhi, lo..hi)
-            .map_err(s)?;
+        let mut chart = chart_on(
+            area,
+            &format!("{}: students vs. strong ceiling", self.dataset),
+            45,
+            xlo..xhi,
+            lo..hi,
+        )?;
         chart
             .configure_mesh()
-            .x_desc("strong model's ground-truth (ceiling) test accuracy, %")
+            .x_desc("model's ground-truth test accuracy (strong ceiling), %")
             .y_desc("test accuracy, %")
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(s)?;
-        // Ground truth: the ceilings themselves, on the diagonal.
+        // Ground truth: every model trained on ground truth, on the diagonal.
         let gt: Vec<(f64, f64)> = xs.iter().map(|&x| (x, x)).collect();
         chart
             .draw_series(LineSeries::new(gt.clone(), BLACK.stroke_width(2)))
@@ -196,6 +243,15 @@ impl Plot for TransferPlot<'_> {
                     .collect();
                 if pts.is_empty() {
                     continue;
+                }
+                // Each weak model's line starts at its own ground-truth point, as in the paper.
+                let start = self
+                    .rows
+                    .iter()
+                    .find(|r| &r.weak == weak)
+                    .map(|r| ceiling.get(&r.weak).copied().unwrap_or(r.weak_acc));
+                if let Some(x) = start {
+                    pts.push((100.0 * x, 100.0 * x));
                 }
                 pts.sort_by(|a, b| a.0.total_cmp(&b.0));
                 let style = color.stroke_width(2);
@@ -237,14 +293,7 @@ impl Plot for TransferPlot<'_> {
                 ))
                 .map_err(s)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(s)?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         Ok(())
     }
 }
@@ -338,16 +387,13 @@ impl Plot for PgrPlot<'_> {
         let xs: Vec<f64> = order.iter().map(|m| self.x_of(m, &order)).collect();
         let (xlo, xhi) = bounds(&xs);
         let (xlo, xhi) = (xlo.min(xhi - 0.3), xhi.max(xlo + 0.3));
-        let mut chart = ChartBuilder::on(area)
-            .caption(
-                format!("{}: PGR vs. strong model size", self.dataset),
-                ("sans-serif", 24),
-            )
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(55)
-            .build_cartesian_2d(xlo..xhi, ylo..yhi)
-            .map_err(s)?;
+        let mut chart = chart_on(
+            area,
+            &format!("{}: PGR vs. strong model size", self.dataset),
+            45,
+            xlo..xhi,
+            ylo..yhi,
+        )?;
         let names: Vec<(f64, String)> = order
             .iter()
             .map(|m| (self.x_of(m, &order), m.clone()))
@@ -426,14 +472,7 @@ impl Plot for PgrPlot<'_> {
                 draw_markers(&mut chart, &line, wi, color)?;
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(s)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         if weak_models.len() > 1 {
             area.draw(&Text::new(
                 format!("markers: weak model ({})", weak_models.join(", ")),
@@ -505,6 +544,10 @@ struct MedianTable<'a> {
 }
 
 impl Plot for MedianTable<'_> {
+    fn size(&self) -> (u32, u32) {
+        (W, 100 + 48 * (self.table.losses.len() as u32 + 1))
+    }
+
     fn draw<DB: DrawingBackend>(
         &self,
         area: &DrawingArea<DB, Shift>,
@@ -524,7 +567,7 @@ impl Plot for MedianTable<'_> {
         let left = 130i32;
         let top = 60i32;
         let cw = ((W as i32 - left - 20) / datasets.len().max(1) as i32).min(180);
-        let ch = ((H as i32 - top - 20) / (losses.len() + 1).max(1) as i32).min(48);
+        let ch = 48;
         for (j, d) in datasets.iter().enumerate() {
             let x = left + j as i32 * cw;
             let name: String = d.chars().take(18).collect();
@@ -596,16 +639,13 @@ impl Plot for BootstrapPlot<'_> {
             .collect();
         let (lo, hi) = bounds(&vals);
         let n = groups.len().max(1) as f64;
-        let mut chart = ChartBuilder::on(area)
-            .caption(
-                format!("{}: bootstrapping vs. direct transfer", self.dataset),
-                ("sans-serif", 24),
-            )
-            .margin(15)
-            .x_label_area_size(60)
-            .y_label_area_size(55)
-            .build_cartesian_2d(0.0..n, lo..hi)
-            .map_err(s)?;
+        let mut chart = chart_on(
+            area,
+            &format!("{}: bootstrapping vs. direct transfer", self.dataset),
+            60,
+            0.0..n,
+            lo..hi,
+        )?;
         let labels: Vec<String> = groups
             .iter()
             .map(|r| {
@@ -664,14 +704,7 @@ impl Plot for BootstrapPlot<'_> {
                     Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(s)?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         Ok(())
     }
 }

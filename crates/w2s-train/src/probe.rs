@@ -143,4 +143,49 @@ mod tests {
         assert!(acc(&probe.predict(&rows).unwrap()) >= 0.99, "{report:?}");
         assert_eq!(report.steps, 30 * 7);
     }
+
+    fn fit_once(values: &[f32], seed: u64) -> std::result::Result<Vec<f64>, crate::TrainError> {
+        let rows: Vec<usize> = (0..values.len()).collect();
+        let probe = LinearProbe::new(values, 1, &rows, &Device::Cpu)?;
+        let targets: Vec<[f32; 2]> = values
+            .iter()
+            .map(|&x| if x > 0.0 { [0.2, 0.8] } else { [0.7, 0.3] })
+            .collect();
+        let cfg = TrainConfig {
+            epochs: 3,
+            batch_size: 16,
+            ..TrainConfig::default()
+        };
+        fit(
+            "probe",
+            &probe,
+            &rows,
+            &targets,
+            Loss::Logconf,
+            &LossSchedule::default(),
+            &cfg,
+            seed,
+            None,
+            None,
+        )?;
+        Ok(probe.predict(&rows)?)
+    }
+
+    #[test]
+    fn same_seed_same_numbers() {
+        let values: Vec<f32> = (0..100).map(|i| ((i * 37) % 100) as f32 - 50.0).collect();
+        assert_eq!(fit_once(&values, 3).unwrap(), fit_once(&values, 3).unwrap());
+        assert_ne!(fit_once(&values, 3).unwrap(), fit_once(&values, 4).unwrap());
+    }
+
+    #[test]
+    fn a_nan_loss_stops_training_with_where_it_happened() {
+        let mut values: Vec<f32> = (0..40).map(|i| i as f32 - 20.0).collect();
+        values[7] = f32::NAN;
+        let err = fit_once(&values, 0).unwrap_err().to_string();
+        assert!(
+            err.contains("loss is NaN at step 0 (epoch 0) of probe"),
+            "{err}"
+        );
+    }
 }
