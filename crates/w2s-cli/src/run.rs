@@ -48,9 +48,14 @@ pub struct RunArgs {
     /// Number of seeds (0..N): each gives its own split and training order.
     #[arg(long, default_value_t = 3)]
     seeds: u64,
-    /// Training mode (fine-tuning is planned).
-    #[arg(long, default_value = "probe", value_parser = ["probe"])]
+    /// probe: frozen encoders, cached features, a linear head (fast). finetune: the encoder trains
+    /// end to end with the head (slow on a CPU; defaults then change to 2,000 rows, 3 epochs,
+    /// batch 32, lr 5e-5).
+    #[arg(long, default_value = "probe", value_parser = ["probe", "finetune"])]
     mode: String,
+    /// finetune: train only the top K transformer layers (and the head).
+    #[arg(long, value_name = "K")]
+    train_layers: Option<usize>,
     /// Student targets: the weak model's probabilities (soft) or its argmax (hard).
     #[arg(long, default_value = "soft", value_parser = ["soft", "hard"])]
     labels: String,
@@ -60,24 +65,24 @@ pub struct RunArgs {
     /// Output folder (store, run records, predictions, report).
     #[arg(long, default_value = "w2s-out")]
     out: PathBuf,
-    /// Rows kept per dataset after balancing (whole groups; 0 = all).
-    #[arg(long, default_value_t = 6000)]
-    max_rows: usize,
+    /// Rows kept per dataset after balancing (whole groups; 0 = all) [default: 6000, finetune 2000].
+    #[arg(long)]
+    max_rows: Option<usize>,
     /// Keep the datasets' own label balance instead of undersampling to 50/50.
     #[arg(long)]
     no_balance: bool,
     /// Maximum tokens per row; longer rows lose their beginning (the question and answer survive).
     #[arg(long, default_value_t = 128)]
     max_len: usize,
-    /// Training epochs of every head.
-    #[arg(long, default_value_t = 20)]
-    epochs: usize,
-    /// Peak learning rate (AdamW, cosine decay).
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
-    /// Rows per optimizer step.
-    #[arg(long, default_value_t = 128)]
-    batch_size: usize,
+    /// Training epochs of every model [default: 20, finetune 3].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Peak learning rate (AdamW, cosine decay) [default: 1e-3, finetune 5e-5].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Rows per optimizer step [default: 128, finetune 32].
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Do not write the HTML/PNG/SVG report.
     #[arg(long)]
     no_report: bool,
@@ -136,24 +141,39 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
-    let mut cfg = ExperimentConfig {
-        mode: Mode::Probe,
-        balance: !args.no_balance,
-        max_rows: args.max_rows,
-        max_len: args.max_len,
-        labels: if args.labels == "hard" {
-            LabelForm::Hard
-        } else {
-            LabelForm::Soft
-        },
-        ..ExperimentConfig::default()
+    let mut cfg = if args.mode == "finetune" {
+        ExperimentConfig::finetune_defaults()
+    } else {
+        ExperimentConfig::default()
+    };
+    cfg.balance = !args.no_balance;
+    cfg.max_len = args.max_len;
+    cfg.labels = if args.labels == "hard" {
+        LabelForm::Hard
+    } else {
+        LabelForm::Soft
     };
     if args.logconf_oai {
         cfg.loss_schedule = LossSchedule::openai();
     }
-    cfg.train.epochs = args.epochs;
-    cfg.train.lr = args.lr;
-    cfg.train.batch_size = args.batch_size;
+    if let Some(v) = args.max_rows {
+        cfg.max_rows = v;
+    }
+    if let Some(v) = args.epochs {
+        cfg.train.epochs = v;
+    }
+    if let Some(v) = args.lr {
+        cfg.train.lr = v;
+    }
+    if let Some(v) = args.batch_size {
+        cfg.train.batch_size = v;
+    }
+    if args.train_layers.is_some() {
+        if cfg.mode != Mode::Finetune {
+            bail!("--train-layers needs --mode finetune");
+        }
+        cfg.finetune.train_layers = args.train_layers;
+    }
     if demo && !quiet && !args.json {
         eprintln!(
             "w2s demo: {} on {} ({} seeds, losses {}); see `w2s run --help` for options",

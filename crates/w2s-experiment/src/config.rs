@@ -28,6 +28,28 @@ impl LabelForm {
 pub enum Mode {
     /// Frozen backbone, cached pooled features, linear head.
     Probe,
+    /// The backbone trains with the head, end to end (or its top layers).
+    Finetune,
+}
+
+/// Settings of fine-tuning mode.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FinetuneConfig {
+    /// Train only the top k transformer layers (and the head); `None` trains all of them.
+    pub train_layers: Option<usize>,
+    /// The head's learning rate is the base rate times this (the zero-initialised head needs
+    /// a larger step than the pretrained backbone).
+    pub head_lr_scale: f64,
+}
+
+impl Default for FinetuneConfig {
+    fn default() -> Self {
+        FinetuneConfig {
+            train_layers: None,
+            head_lr_scale: 20.0,
+        }
+    }
 }
 
 /// Settings shared by every run of an experiment; all of them are part of every stage's key.
@@ -54,6 +76,8 @@ pub struct ExperimentConfig {
     pub loss_schedule: LossSchedule,
     /// Optimizer, schedule, epochs.
     pub train: TrainConfig,
+    /// Fine-tuning settings (used in `Mode::Finetune`).
+    pub finetune: FinetuneConfig,
 }
 
 impl Default for ExperimentConfig {
@@ -69,6 +93,7 @@ impl Default for ExperimentConfig {
             labels: LabelForm::Soft,
             loss_schedule: LossSchedule::default(),
             train: TrainConfig::default(),
+            finetune: FinetuneConfig::default(),
         }
     }
 }
@@ -100,5 +125,20 @@ impl RunSpec {
     /// True for a bootstrapping chain (at least one intermediate model).
     pub fn is_chain(&self) -> bool {
         self.chain.len() > 2
+    }
+}
+
+impl ExperimentConfig {
+    /// Defaults for fine-tuning on a CPU: fewer rows (2,000), 3 epochs, batch 32, lr 5e-5.
+    pub fn finetune_defaults() -> Self {
+        let mut cfg = ExperimentConfig {
+            mode: Mode::Finetune,
+            max_rows: 2000,
+            ..ExperimentConfig::default()
+        };
+        cfg.train.epochs = 3;
+        cfg.train.batch_size = 32;
+        cfg.train.lr = 5e-5;
+        cfg
     }
 }

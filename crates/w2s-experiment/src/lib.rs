@@ -6,7 +6,7 @@ pub mod record;
 pub mod runner;
 pub mod store;
 
-pub use config::{ExperimentConfig, LabelForm, Mode, RunSpec};
+pub use config::{ExperimentConfig, FinetuneConfig, LabelForm, Mode, RunSpec};
 pub use record::{read_runs, summarize, RunRecord, SummaryRow};
 pub use runner::{Event, ExperimentError, NodeCounts, Runner, TrainedNode};
 pub use store::NodeStore;

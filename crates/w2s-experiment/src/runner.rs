@@ -11,7 +11,7 @@
 //! subset, split seed), the model's weights, what it was trained on (ground truth or the key of the
 //! labelling node), the loss and every hyper-parameter. A node stores the model's class-1
 //! probability for every row of the subset, so labels and metrics are views of it.
-use crate::config::{ExperimentConfig, LabelForm, RunSpec};
+use crate::config::{ExperimentConfig, LabelForm, Mode, RunSpec};
 use crate::metrics;
 use crate::store::{key_of, NodeStore};
 use candle_core::Device;
@@ -22,8 +22,8 @@ use std::rc::Rc;
 use std::time::Instant;
 use w2s_assets::Store;
 use w2s_data::{Dataset, Split, SplitConfig};
-use w2s_models::{FeatureRequest, Features};
-use w2s_train::{fit, FitReport, LinearProbe, Loss, Scored, Trainable};
+use w2s_models::{FeatureRequest, Features, ModelSource};
+use w2s_train::{fit, EncoderClassifier, FitReport, LinearProbe, Loss, Scored, Trainable};
 
 /// Bumped when a stage's computation changes in a way its key does not capture.
 const STAGE_VERSION: u32 = 1;
@@ -141,6 +141,7 @@ pub struct Runner<'a> {
     device: Device,
     datasets: HashMap<String, Rc<Prepared>>,
     features: HashMap<(String, String), Rc<(Features, String)>>,
+    sources: HashMap<String, Rc<ModelSource>>,
     /// Nodes trained and reused so far.
     pub counts: NodeCounts,
     on_event: Box<dyn FnMut(Event) + 'a>,
@@ -168,6 +169,7 @@ impl<'a> Runner<'a> {
             device: Device::Cpu,
             datasets: HashMap::new(),
             features: HashMap::new(),
+            sources: HashMap::new(),
             counts: NodeCounts::default(),
             on_event,
         }
@@ -216,6 +218,20 @@ impl<'a> Runner<'a> {
         Ok(p)
     }
 
+    fn source(&mut self, model: &str) -> Result<Rc<ModelSource>> {
+        if let Some(s) = self.sources.get(model) {
+            return Ok(s.clone());
+        }
+        let source =
+            w2s_models::resolve(model, self.assets).map_err(|source| ExperimentError::Model {
+                name: model.to_string(),
+                source: Box::new(source),
+            })?;
+        let source = Rc::new(source);
+        self.sources.insert(model.to_string(), source.clone());
+        Ok(source)
+    }
+
     fn features(&mut self, model: &str, data: &Prepared) -> Result<Rc<(Features, String)>> {
         let id = (model.to_string(), data.dataset.version.clone());
         if let Some(f) = self.features.get(&id) {
@@ -225,9 +241,9 @@ impl<'a> Runner<'a> {
             name: model.to_string(),
             source: Box::new(source),
         };
-        let source = w2s_models::resolve(model, self.assets).map_err(model_err)?;
+        let source = self.source(model)?;
         let req = FeatureRequest {
-            model: &source,
+            model: source.as_ref(),
             dataset: &data.dataset,
             max_len: self.cfg.max_len,
             batch_size: 32,
@@ -282,14 +298,18 @@ impl<'a> Runner<'a> {
         loss: Loss,
         seed: u64,
     ) -> Result<Rc<TrainedNode>> {
-        let feats = self.features(model, data)?;
-        let key = key_of(&serde_json::json!({
+        let source = self.source(model)?;
+        let mut desc = serde_json::json!({
             "v": STAGE_VERSION, "mode": self.cfg.mode, "split": split.key, "model": model,
-            "weights": feats.1, "max_len": self.cfg.max_len, "rows": key_of(&serde_json::json!(rows)),
-            "supervision": supervision, "loss": loss,
+            "weights": source.fingerprint, "max_len": self.cfg.max_len,
+            "rows": key_of(&serde_json::json!(rows)), "supervision": supervision, "loss": loss,
             "loss_schedule": uses_schedule(loss).then_some(self.cfg.loss_schedule),
             "train": self.cfg.train, "seed": seed,
-        }));
+        });
+        if self.cfg.mode == Mode::Finetune {
+            desc["finetune"] = serde_json::json!(self.cfg.finetune);
+        }
+        let key = key_of(&desc);
         if let Some(node) = self.nodes.get::<TrainedNode>("models", &key) {
             if node.probs.len() == data.labels.len() {
                 self.counts.reused += 1;
@@ -302,9 +322,39 @@ impl<'a> Runner<'a> {
             }
         }
         let start = Instant::now();
-        let features = &feats.0;
-        let probe = LinearProbe::new(&features.values, features.dim, rows, &self.device)
-            .map_err(w2s_train::TrainError::from)?;
+        let trainable: Box<dyn Trainable> = match self.cfg.mode {
+            Mode::Probe => {
+                let feats = self.features(model, data)?;
+                let features = &feats.0;
+                Box::new(
+                    LinearProbe::new(&features.values, features.dim, rows, &self.device)
+                        .map_err(w2s_train::TrainError::from)?,
+                )
+            }
+            Mode::Finetune => {
+                let texts: Vec<&str> = data
+                    .dataset
+                    .examples
+                    .iter()
+                    .map(|e| e.text.as_str())
+                    .collect();
+                Box::new(
+                    EncoderClassifier::new(
+                        &source,
+                        &texts,
+                        self.cfg.max_len,
+                        self.cfg.finetune.train_layers,
+                        self.cfg.finetune.head_lr_scale,
+                        &self.device,
+                    )
+                    .map_err(|e| ExperimentError::Model {
+                        name: model.to_string(),
+                        source: Box::new(e),
+                    })?,
+                )
+            }
+        };
+        let probe = trainable.as_ref();
         let val_score = |p: &[f64]| selection_score(p, val_labels);
         let test_labels: Vec<u8> = split.split.test.iter().map(|&r| data.labels[r]).collect();
         let oracle_score = |p: &[f64]| metrics::accuracy(p, &test_labels);
@@ -319,7 +369,7 @@ impl<'a> Runner<'a> {
         let what = format!("{role} {model} on {}", data.dataset.name);
         let report = fit(
             &what,
-            &probe,
+            probe,
             rows,
             &targets,
             loss,

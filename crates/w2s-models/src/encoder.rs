@@ -64,7 +64,8 @@ impl Encoder {
         Ok(enc)
     }
 
-    fn build(source: &ModelSource, vb: VarBuilder, device: &Device) -> Result<Self> {
+    /// Builds the encoder from any VarBuilder (e.g. detached copies of trained variables).
+    pub fn build(source: &ModelSource, vb: VarBuilder, device: &Device) -> Result<Self> {
         let what = format!("building {} from {}", source.name, source.weights.display());
         let (backbone, hidden, pad) = match source.arch {
             Arch::Bert => {

@@ -255,24 +255,15 @@ impl Plot for TransferPlot<'_> {
                 }
                 pts.sort_by(|a, b| a.0.total_cmp(&b.0));
                 let style = color.stroke_width(2);
-                let label = format!("{weak} -> ({loss})");
                 if li == 0 {
                     chart
                         .draw_series(LineSeries::new(pts.clone(), style))
-                        .map_err(s)?
-                        .label(label)
-                        .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                        });
+                        .map_err(s)?;
                 } else {
                     let dash = 4 + 3 * li as i32;
                     chart
                         .draw_series(DashedLineSeries::new(pts.clone(), dash, 4, style))
-                        .map_err(s)?
-                        .label(label)
-                        .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 8, y)], color.stroke_width(2))
-                        });
+                        .map_err(s)?;
                 }
                 draw_markers(&mut chart, &pts, li, color)?;
             }
@@ -292,6 +283,31 @@ impl Plot for TransferPlot<'_> {
                     color.stroke_width(1),
                 ))
                 .map_err(s)?;
+        }
+        // Legend: colour = weak model, line and marker = loss.
+        for (wi, weak) in weak_models.iter().enumerate() {
+            let color = PALETTE[wi % PALETTE.len()];
+            chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+                .map_err(s)?
+                .label(format!("weak {weak}"))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+                });
+        }
+        let grey = RGBColor(90, 90, 90);
+        for (li, loss) in losses.iter().enumerate() {
+            let len = if li == 0 { 20 } else { 8 };
+            chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+                .map_err(s)?
+                .label(format!(
+                    "{loss} ({})",
+                    ["circle", "triangle", "cross"][li % 3]
+                ))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + len, y)], grey.stroke_width(2))
+                });
         }
         legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         Ok(())
@@ -353,12 +369,9 @@ struct PgrPlot<'a> {
 }
 
 impl PgrPlot<'_> {
-    /// x position of a strong model: log10 of its size, or its rank for user models.
+    /// x position of a strong model: its rank in `order` (models sorted by size).
     fn x_of(&self, strong: &str, order: &[String]) -> f64 {
-        match params_millions(strong) {
-            Some(p) => p.log10(),
-            None => order.iter().position(|m| m == strong).unwrap_or(0) as f64,
-        }
+        order.iter().position(|m| m == strong).unwrap_or(0) as f64
     }
 }
 
@@ -368,7 +381,12 @@ impl Plot for PgrPlot<'_> {
         area: &DrawingArea<DB, Shift>,
     ) -> std::result::Result<(), String> {
         area.fill(&WHITE).map_err(s)?;
-        let order = unique(self.rows.iter().map(|r| r.strong.clone()));
+        let mut order = unique(self.rows.iter().map(|r| r.strong.clone()));
+        // Smallest model first; user models (size unknown) after the built-in ones.
+        order.sort_by(|a, b| {
+            let size = |m: &str| params_millions(m).unwrap_or(f64::INFINITY);
+            size(a).total_cmp(&size(b))
+        });
         let rows: Vec<&&SummaryRow> = self
             .rows
             .iter()
@@ -384,9 +402,7 @@ impl Plot for PgrPlot<'_> {
             .chain([0.0, 1.0])
             .collect();
         let (ylo, yhi) = bounds(&ys);
-        let xs: Vec<f64> = order.iter().map(|m| self.x_of(m, &order)).collect();
-        let (xlo, xhi) = bounds(&xs);
-        let (xlo, xhi) = (xlo.min(xhi - 0.3), xhi.max(xlo + 0.3));
+        let (xlo, xhi) = (-0.5, order.len() as f64 - 0.5);
         let mut chart = chart_on(
             area,
             &format!("{}: PGR vs. strong model size", self.dataset),
@@ -400,15 +416,19 @@ impl Plot for PgrPlot<'_> {
             .collect();
         chart
             .configure_mesh()
-            .x_desc("strong model (log10 parameters)")
-            .y_desc("PGR (accuracy), mean ± 95% CI over seeds")
+            .x_desc("strong model (by size)")
+            .x_labels(4 * order.len() + 1)
             .x_label_formatter(&|x| {
                 names
                     .iter()
-                    .find(|(p, _)| (p - x).abs() < 0.02)
-                    .map(|(_, n)| n.clone())
-                    .unwrap_or_else(|| format!("{:.0}M", 10f64.powf(*x)))
+                    .find(|(p, _)| (p - x).abs() < 0.01)
+                    .map(|(_, n)| match params_millions(n) {
+                        Some(m) => format!("{n} ({m:.0}M)"),
+                        None => n.clone(),
+                    })
+                    .unwrap_or_default()
             })
+            .y_desc("PGR (accuracy), mean ± 95% CI over seeds")
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(s)?;
@@ -432,7 +452,7 @@ impl Plot for PgrPlot<'_> {
             let color = PALETTE[li % PALETTE.len()];
             for (wi, weak) in weak_models.iter().enumerate() {
                 // Small horizontal offsets keep error bars of different losses apart.
-                let dx = 0.01 * (li as f64 - losses.len() as f64 / 2.0);
+                let dx = 0.04 * (li as f64 - losses.len() as f64 / 2.0);
                 let mut pts: Vec<(f64, f64, f64)> = rows
                     .iter()
                     .filter(|r| &r.loss == loss && &r.weak == weak)
@@ -639,21 +659,25 @@ impl Plot for BootstrapPlot<'_> {
             .collect();
         let (lo, hi) = bounds(&vals);
         let n = groups.len().max(1) as f64;
-        let mut chart = chart_on(
-            area,
-            &format!("{}: bootstrapping vs. direct transfer", self.dataset),
-            60,
-            0.0..n,
-            lo..hi,
-        )?;
+        let chains = unique(
+            groups
+                .iter()
+                .map(|r| r.chain.as_ref().map(|c| c.join(" -> ")).unwrap_or_default()),
+        );
+        let caption = if chains.len() == 1 {
+            format!("{}: {} vs. direct", self.dataset, chains[0])
+        } else {
+            format!("{}: bootstrapping vs. direct transfer", self.dataset)
+        };
+        let mut chart = chart_on(area, &caption, 60, 0.0..n, lo..hi)?;
         let labels: Vec<String> = groups
             .iter()
             .map(|r| {
-                format!(
-                    "{} ({})",
-                    r.chain.as_ref().map(|c| c.join("->")).unwrap_or_default(),
-                    r.loss
-                )
+                let c = r.chain.as_ref().map(|c| c.join(" -> ")).unwrap_or_default();
+                match chains.iter().position(|x| *x == c) {
+                    Some(i) if chains.len() > 1 => format!("{} (chain {})", r.loss, i + 1),
+                    _ => r.loss.clone(),
+                }
             })
             .collect();
         chart

@@ -1,9 +1,11 @@
 //! Training for weak-to-strong experiments: the losses (one file, each checked by hand), the
 //! shared training loop (AdamW, schedules, early stopping) and the probe head.
+pub mod finetune;
 pub mod losses;
 pub mod probe;
 pub mod trainer;
 
+pub use finetune::EncoderClassifier;
 pub use losses::{Loss, LossSchedule};
 pub use probe::LinearProbe;
 pub use trainer::{

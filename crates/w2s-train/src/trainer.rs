@@ -109,6 +109,11 @@ pub trait Trainable {
     /// The trainable parameters.
     fn vars(&self) -> Vec<Var>;
 
+    /// Parameter groups, each with a multiplier of the base learning rate (default: one group).
+    fn param_groups(&self) -> Vec<(Vec<Var>, f64)> {
+        vec![(self.vars(), 1.0)]
+    }
+
     /// Class-1 probabilities for `rows`, without keeping a graph.
     fn predict(&self, rows: &[usize]) -> candle_core::Result<Vec<f64>> {
         let mut out = Vec::with_capacity(rows.len());
@@ -204,14 +209,22 @@ pub fn fit(
         .first()
         .map(|v| v.device().clone())
         .unwrap_or(Device::Cpu);
-    let mut opt = AdamW::new(
-        vars.clone(),
-        ParamsAdamW {
-            lr: cfg.lr,
-            weight_decay: cfg.weight_decay,
-            ..ParamsAdamW::default()
-        },
-    )?;
+    let mut optimizers = model
+        .param_groups()
+        .into_iter()
+        .filter(|(vars, _)| !vars.is_empty())
+        .map(|(vars, scale)| {
+            let opt = AdamW::new(
+                vars,
+                ParamsAdamW {
+                    lr: cfg.lr * scale,
+                    weight_decay: cfg.weight_decay,
+                    ..ParamsAdamW::default()
+                },
+            )?;
+            Ok((opt, scale))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let per_epoch = rows.len().div_ceil(cfg.batch_size);
     let total = per_epoch * cfg.epochs;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -238,8 +251,11 @@ pub fn fit(
                 });
             }
             loss_sum += v;
-            opt.set_learning_rate(cfg.lr_at(step, total));
-            opt.backward_step(&value)?;
+            let grads = value.backward()?;
+            for (opt, scale) in optimizers.iter_mut() {
+                opt.set_learning_rate(cfg.lr_at(step, total) * *scale);
+                opt.step(&grads)?;
+            }
             step += 1;
         }
         let score = |s: Option<&Scored>| -> Result<Option<f64>> {

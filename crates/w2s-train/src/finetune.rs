@@ -1,0 +1,186 @@
+//! Fine-tuning: a trainable encoder with a zero-initialised linear head on its mean-pooled output.
+//!
+//! All the backbone's parameters train by default; `train_layers = Some(k)` trains only the top k
+//! transformer layers (and the head). The backbone is our own BERT / MPNet code, so every
+//! parameter gets a gradient (fused LayerNorm / softmax are used only when nothing is tracked).
+use crate::trainer::Trainable;
+use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use std::collections::HashMap;
+use w2s_models::{Encoder, ModelSource};
+
+/// Rows per forward pass when predicting (no gradient is kept).
+const PREDICT_BATCH: usize = 64;
+
+/// An encoder plus a `[hidden → 2]` head, over pre-tokenized rows of one dataset.
+pub struct EncoderClassifier {
+    encoder: Encoder,
+    varmap: VarMap,
+    source: ModelSource,
+    ids: Vec<Vec<u32>>,
+    backbone_vars: Vec<Var>,
+    weight: Var,
+    bias: Var,
+    head_lr_scale: f64,
+}
+
+impl EncoderClassifier {
+    /// Loads `source` as trainable variables and tokenizes `texts` (at most `max_len` tokens each,
+    /// the end kept). `train_layers`: `None` trains every backbone parameter, `Some(k)` only the
+    /// top `k` layers. The head's learning rate is the base rate times `head_lr_scale`.
+    pub fn new(
+        source: &ModelSource,
+        texts: &[&str],
+        max_len: usize,
+        train_layers: Option<usize>,
+        head_lr_scale: f64,
+        device: &Device,
+    ) -> std::result::Result<EncoderClassifier, w2s_models::ModelError> {
+        let varmap = VarMap::new();
+        let encoder = Encoder::load_trainable(source, &varmap, device)?;
+        let ids = texts
+            .iter()
+            .map(|t| encoder.tokenizer.encode(t, max_len))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let vars = varmap.data().lock().expect("var map lock").clone();
+        let layers = vars
+            .keys()
+            .filter_map(|k| layer_of(k))
+            .max()
+            .map_or(0, |m| m + 1);
+        let mut names: Vec<&String> = vars.keys().collect();
+        names.sort();
+        let backbone_vars = names
+            .into_iter()
+            .filter(|name| match train_layers {
+                None => true,
+                Some(k) => layer_of(name).is_some_and(|l| l + k >= layers),
+            })
+            .map(|name| vars[name].clone())
+            .collect();
+        let hidden = encoder.hidden;
+        let to_candle = |e: candle_core::Error| w2s_models::ModelError::Candle {
+            context: "creating the head".into(),
+            source: e,
+        };
+        Ok(EncoderClassifier {
+            weight: Var::zeros((2, hidden), DType::F32, device).map_err(to_candle)?,
+            bias: Var::zeros(2, DType::F32, device).map_err(to_candle)?,
+            encoder,
+            varmap,
+            source: source.clone(),
+            ids,
+            backbone_vars,
+            head_lr_scale,
+        })
+    }
+
+    /// Number of backbone tensors that train.
+    pub fn trained_backbone_tensors(&self) -> usize {
+        self.backbone_vars.len()
+    }
+
+    fn pooled(&self, encoder: &Encoder, rows: &[usize]) -> Result<Tensor> {
+        let batch: Vec<Vec<u32>> = rows.iter().map(|&r| self.ids[r].clone()).collect();
+        let (ids, mask) = encoder.pad_batch(&batch).map_err(model_to_candle)?;
+        let hidden = encoder
+            .hidden_states(&ids, &mask)
+            .map_err(model_to_candle)?;
+        w2s_models::mean_pool(&hidden, &mask)
+    }
+
+    /// A frozen copy of the current weights: inference through it builds no graph and takes the
+    /// fused kernels.
+    fn frozen(&self) -> Result<(Encoder, Tensor, Tensor)> {
+        let tensors: HashMap<String, Tensor> = self
+            .varmap
+            .data()
+            .lock()
+            .expect("var map lock")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+            .collect();
+        let device = self.weight.device().clone();
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+        let encoder = Encoder::build(&self.source, vb, &device).map_err(model_to_candle)?;
+        Ok((
+            encoder,
+            self.weight.as_tensor().detach(),
+            self.bias.as_tensor().detach(),
+        ))
+    }
+}
+
+fn model_to_candle(e: w2s_models::ModelError) -> candle_core::Error {
+    candle_core::Error::Msg(e.to_string())
+}
+
+/// The layer index of a parameter named `encoder.layer.N.…`.
+fn layer_of(name: &str) -> Option<usize> {
+    let rest = name.strip_prefix("encoder.layer.")?;
+    rest.split('.').next()?.parse().ok()
+}
+
+impl Trainable for EncoderClassifier {
+    fn logits(&self, rows: &[usize]) -> Result<Tensor> {
+        self.pooled(&self.encoder, rows)?
+            .matmul(&self.weight.as_tensor().t()?)?
+            .broadcast_add(self.bias.as_tensor())
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        let mut v = self.backbone_vars.clone();
+        v.push(self.weight.clone());
+        v.push(self.bias.clone());
+        v
+    }
+
+    fn param_groups(&self) -> Vec<(Vec<Var>, f64)> {
+        vec![
+            (self.backbone_vars.clone(), 1.0),
+            (
+                vec![self.weight.clone(), self.bias.clone()],
+                self.head_lr_scale,
+            ),
+        ]
+    }
+
+    fn predict(&self, rows: &[usize]) -> Result<Vec<f64>> {
+        // Length-sorted chunks waste little on padding.
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by_key(|&i| self.ids[rows[i]].len());
+        let mut out = vec![0f64; rows.len()];
+        let (encoder, weight, bias) = self.frozen()?;
+        for chunk in order.chunks(PREDICT_BATCH) {
+            let batch: Vec<usize> = chunk.iter().map(|&i| rows[i]).collect();
+            let logits = self
+                .pooled(&encoder, &batch)?
+                .matmul(&weight.t()?)?
+                .broadcast_add(&bias)?;
+            let p = candle_nn::ops::softmax(&logits, 1)?
+                .narrow(1, 1, 1)?
+                .flatten_all()?
+                .to_dtype(DType::F64)?
+                .to_device(&Device::Cpu)?
+                .to_vec1::<f64>()?;
+            for (&i, v) in chunk.iter().zip(p) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_names() {
+        assert_eq!(
+            layer_of("encoder.layer.11.attention.self.query.weight"),
+            Some(11)
+        );
+        assert_eq!(layer_of("embeddings.word_embeddings.weight"), None);
+    }
+}
