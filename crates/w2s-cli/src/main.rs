@@ -38,7 +38,7 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Run the weak-to-strong experiment: weak model, weak labels, strong ceiling, students, PGR.
     /// With no arguments: the demo (minilm-l3 -> mpnet-base on two sentiment datasets).
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Run a grid of experiments from a TOML file, reusing every stage already stored.
     Sweep(sweep::SweepArgs),
     /// Write plots (PNG, SVG) and an HTML page from the runs in a folder.
@@ -66,7 +66,7 @@ fn main() -> std::process::ExitCode {
         Command::Fetch(args) => fetch::run(args, cli.quiet),
         Command::Data(cmd) => data::run(cmd),
         Command::Embed(args) => embed::run(args, cli.quiet),
-        Command::Run(args) => run::run(args, cli.quiet),
+        Command::Run(args) => run::run(*args, cli.quiet),
         Command::Sweep(args) => sweep::run(args, cli.quiet),
         Command::Report(args) => report::run(args, cli.quiet),
     };
