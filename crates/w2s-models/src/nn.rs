@@ -52,8 +52,39 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
 }
 
 /// A Linear layer with HF names (`weight` as `[out, in]`, `bias`).
-pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<candle_nn::Linear> {
-    candle_nn::linear(in_dim, out_dim, vb)
+///
+/// Unlike `candle_nn::Linear`, inputs with leading batch dimensions are flattened to one 2-D
+/// matmul: candle's broadcast matmul materialises a `[batch, in, out]` weight gradient before
+/// summing it, which made a fine-tuning step several times slower.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims();
+        let (rows, inner) = match dims {
+            [] => return Err(candle_core::Error::Msg("linear on a scalar".into())),
+            [.., last] => (x.elem_count() / last.max(&1), *last),
+        };
+        let mut out_shape = dims.to_vec();
+        let out_dim = self.weight.dim(0)?;
+        *out_shape.last_mut().expect("non-empty") = out_dim;
+        x.reshape((rows, inner))?
+            .matmul(&self.weight.t()?)?
+            .broadcast_add(&self.bias)?
+            .reshape(out_shape)
+    }
+}
+
+/// Loads a [`Linear`] `in_dim → out_dim`.
+pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    Ok(Linear {
+        weight: vb.get((out_dim, in_dim), "weight")?,
+        bias: vb.get(out_dim, "bias")?,
+    })
 }
 
 /// Turns a `[batch, seq]` 0/1 mask into an additive `[batch, 1, 1, seq]` attention bias.
@@ -95,13 +126,13 @@ pub struct AttentionNames {
 /// A post-LN transformer encoder layer: self-attention, residual + LayerNorm, GELU feed-forward,
 /// residual + LayerNorm (BERT and MPNet share it; only the weight names differ).
 pub struct EncoderLayer {
-    q: candle_nn::Linear,
-    k: candle_nn::Linear,
-    v: candle_nn::Linear,
-    o: candle_nn::Linear,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
     attn_norm: LayerNorm,
-    intermediate: candle_nn::Linear,
-    output: candle_nn::Linear,
+    intermediate: Linear,
+    output: Linear,
     out_norm: LayerNorm,
     heads: usize,
 }

@@ -747,6 +747,31 @@ fn pct(x: f64) -> String {
     }
 }
 
+/// Orders rows by dataset (first seen), direct pairs before chains, weak then strong model by
+/// size, and losses in their canonical order.
+fn sort_rows(rows: &mut [SummaryRow]) {
+    let datasets = unique(rows.iter().map(|r| r.dataset.clone()));
+    let size = |m: &str| params_millions(m).unwrap_or(f64::INFINITY);
+    let loss_rank = |l: &str| {
+        w2s_train::Loss::ALL
+            .iter()
+            .position(|x| x.name() == l)
+            .unwrap_or(usize::MAX)
+    };
+    rows.sort_by(|a, b| {
+        let da = datasets.iter().position(|d| *d == a.dataset);
+        let db = datasets.iter().position(|d| *d == b.dataset);
+        da.cmp(&db)
+            .then(a.chain.is_some().cmp(&b.chain.is_some()))
+            .then(size(&a.weak).total_cmp(&size(&b.weak)))
+            .then(size(&a.strong).total_cmp(&size(&b.strong)))
+            .then(a.weak.cmp(&b.weak))
+            .then(a.strong.cmp(&b.strong))
+            .then(format!("{:?}", a.chain).cmp(&format!("{:?}", b.chain)))
+            .then(loss_rank(&a.loss).cmp(&loss_rank(&b.loss)))
+    });
+}
+
 /// Writes `out/report/` (plots, `index.html`, `summary.json`) from `runs`; returns the page's path.
 pub fn write_report(out: &Path, runs: &[RunRecord]) -> Result<PathBuf> {
     if runs.is_empty() {
@@ -755,7 +780,8 @@ pub fn write_report(out: &Path, runs: &[RunRecord]) -> Result<PathBuf> {
     ensure_font()?;
     let dir = out.join("report");
     std::fs::create_dir_all(&dir).map_err(|e| ReportError::Write(dir.clone(), e.to_string()))?;
-    let summary = summarize(runs);
+    let mut summary = summarize(runs);
+    sort_rows(&mut summary);
     let datasets = unique(summary.iter().map(|r| r.dataset.clone()));
     let mut figures: Vec<(String, String)> = Vec::new();
     for d in &datasets {

@@ -149,6 +149,12 @@ pub struct EpochLog {
     pub val_score: Option<f64>,
     /// Oracle score on the test rows: logged, never used for selection.
     pub oracle_score: Option<f64>,
+    /// Seconds spent on the epoch's optimizer steps.
+    #[serde(default)]
+    pub train_seconds: f64,
+    /// Seconds spent scoring validation and oracle rows.
+    #[serde(default)]
+    pub eval_seconds: f64,
 }
 
 /// The outcome of a fit; the model holds the selected parameters afterwards.
@@ -235,6 +241,7 @@ pub fn fit(
     for epoch in 0..cfg.epochs {
         order.shuffle(&mut rng);
         let mut loss_sum = 0.0;
+        let epoch_start = std::time::Instant::now();
         for batch in order.chunks(cfg.batch_size) {
             let batch_rows: Vec<usize> = batch.iter().map(|&i| rows[i]).collect();
             let flat: Vec<f32> = batch.iter().flat_map(|&i| targets[i]).collect();
@@ -258,6 +265,8 @@ pub fn fit(
             }
             step += 1;
         }
+        let train_seconds = epoch_start.elapsed().as_secs_f64();
+        let eval_start = std::time::Instant::now();
         let score = |s: Option<&Scored>| -> Result<Option<f64>> {
             Ok(match s {
                 Some(s) => Some((s.score)(&model.predict(s.rows)?)),
@@ -271,6 +280,8 @@ pub fn fit(
             train_loss: loss_sum / per_epoch as f64,
             val_score,
             oracle_score,
+            train_seconds,
+            eval_seconds: eval_start.elapsed().as_secs_f64(),
         });
         if cfg.early_stopping {
             if let Some(s) = val_score {

@@ -1,0 +1,99 @@
+//! Fine-tuning moves every trainable parameter of a real encoder (MiniLM-L3), and `train_layers`
+//! freezes the rest. Needs the asset cache (`w2s fetch minilm-l3 pang-lee`).
+use candle_core::Device;
+use w2s_train::{fit, EncoderClassifier, Loss, LossSchedule, TrainConfig, Trainable};
+
+fn texts() -> Vec<String> {
+    let store = w2s_assets::Store::open();
+    let data = w2s_data::load("pang-lee-sentences", &store).unwrap();
+    data.examples
+        .iter()
+        .take(16)
+        .map(|e| e.text.clone())
+        .collect()
+}
+
+fn snapshot(model: &EncoderClassifier) -> Vec<Vec<f32>> {
+    model
+        .vars()
+        .iter()
+        .map(|v| {
+            v.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn train_two_steps(train_layers: Option<usize>) -> (usize, usize, usize) {
+    let store = w2s_assets::Store::open();
+    let source = w2s_models::resolve("minilm-l3", &store).unwrap();
+    let texts = texts();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let model =
+        EncoderClassifier::new(&source, &refs, 64, train_layers, 20.0, &Device::Cpu).unwrap();
+    let before = snapshot(&model);
+    let rows: Vec<usize> = (0..refs.len()).collect();
+    let targets: Vec<[f32; 2]> = rows
+        .iter()
+        .map(|&r| if r % 2 == 0 { [0.9, 0.1] } else { [0.2, 0.8] })
+        .collect();
+    // Two steps: the zero head gives the backbone no gradient on the first one.
+    let cfg = TrainConfig {
+        epochs: 2,
+        batch_size: 16,
+        lr: 1e-4,
+        lr_schedule: w2s_train::LrSchedule::Constant,
+        early_stopping: false,
+        ..TrainConfig::default()
+    };
+    fit(
+        "test",
+        &model,
+        &rows,
+        &targets,
+        Loss::Xent,
+        &LossSchedule::default(),
+        &cfg,
+        0,
+        None,
+        None,
+    )
+    .unwrap();
+    let after = snapshot(&model);
+    let changed = before
+        .iter()
+        .zip(&after)
+        .filter(|(b, a)| b.iter().zip(a.iter()).any(|(x, y)| x != y))
+        .count();
+    (
+        model.vars().len(),
+        changed,
+        model.trained_backbone_tensors(),
+    )
+}
+
+#[test]
+fn every_parameter_of_a_real_encoder_moves() {
+    let (vars, changed, backbone) = train_two_steps(None);
+    // 53 MiniLM-L3 tensors (see the gradient test in w2s-models) + head weight and bias.
+    assert_eq!(backbone, 53);
+    assert_eq!(vars, 55);
+    assert_eq!(
+        changed,
+        vars,
+        "{} of {vars} parameters did not move",
+        vars - changed
+    );
+}
+
+#[test]
+fn train_layers_trains_only_the_top_layers() {
+    let (vars, changed, backbone) = train_two_steps(Some(1));
+    // One BERT layer has 16 tensors.
+    assert_eq!(backbone, 16);
+    assert_eq!(vars, 18);
+    assert_eq!(changed, 18);
+}
