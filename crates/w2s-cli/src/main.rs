@@ -1,4 +1,5 @@
 //! `w2s`: weak-to-strong generalization experiments on real pretrained models and real datasets.
+mod bench;
 mod data;
 mod embed;
 mod execute;
@@ -43,6 +44,8 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Write plots (PNG, SVG) and an HTML page from the runs in a folder.
     Report(report::ReportArgs),
+    /// Time embedding or a fine-tuning step in w2s and in a PyTorch reference, same invocation.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,6 +72,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => run::run(*args, cli.quiet),
         Command::Sweep(args) => sweep::run(args, cli.quiet),
         Command::Report(args) => report::run(args, cli.quiet),
+        Command::Bench(args) => bench::run(args, cli.quiet),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

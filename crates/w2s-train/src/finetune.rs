@@ -75,6 +75,11 @@ impl EncoderClassifier {
         })
     }
 
+    /// Replaces the tokenized rows (benchmarks feed exact lengths).
+    pub fn set_ids(&mut self, ids: Vec<Vec<u32>>) {
+        self.ids = ids;
+    }
+
     /// Number of backbone tensors that train.
     pub fn trained_backbone_tensors(&self) -> usize {
         self.backbone_vars.len()

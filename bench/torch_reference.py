@@ -1,0 +1,78 @@
+"""PyTorch reference for `w2s bench`: the same model, batch and step as w2s, timed the same way.
+
+Usage: python3 bench/torch_reference.py {embed,train} MODEL_DIR --batch 16 --seq 128 --steps 5
+MODEL_DIR is the w2s asset folder (config.json, model.safetensors), loaded with transformers.
+Prints one JSON line: {"tokens_per_second": ..., "peak_rss_mb": ..., "torch": version, "threads": n}.
+Needs `pip install torch transformers` (not installed by w2s; the bench skips PyTorch without it).
+"""
+import argparse
+import json
+import resource
+import time
+
+import torch
+from transformers import AutoModel
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("mode", choices=["embed", "train"])
+    p.add_argument("model_dir")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--threads", type=int, default=0)
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    model = AutoModel.from_pretrained(a.model_dir, attn_implementation="eager")
+    hidden = model.config.hidden_size
+    vocab = model.config.vocab_size
+    # Real-looking ids: avoid the special tokens at the start of the vocabulary.
+    ids = torch.randint(1000, vocab - 1, (a.batch, a.seq))
+    mask = torch.ones(a.batch, a.seq, dtype=torch.long)
+    head = torch.nn.Linear(hidden, 2)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+
+    def pooled():
+        h = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        m = mask.unsqueeze(-1).float()
+        return (h * m).sum(1) / m.sum(1)
+
+    if a.mode == "embed":
+        model.eval()
+
+        def step():
+            with torch.no_grad():
+                pooled()
+    else:
+        model.eval()  # no dropout, as in w2s
+        params = list(model.parameters()) + list(head.parameters())
+        opt = torch.optim.AdamW(params, lr=5e-5, weight_decay=0.0)
+        target = torch.tensor([[0.3, 0.7]] * a.batch)
+
+        def step():
+            opt.zero_grad()
+            logits = head(pooled())
+            loss = -(target * torch.log_softmax(logits, -1)).sum(-1).mean()
+            loss.backward()
+            opt.step()
+
+    step()  # warm-up
+    start = time.perf_counter()
+    for _ in range(a.steps):
+        step()
+    seconds = time.perf_counter() - start
+    print(json.dumps({
+        "tokens_per_second": a.batch * a.seq * a.steps / seconds,
+        "seconds_per_step": seconds / a.steps,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }))
+
+
+if __name__ == "__main__":
+    main()
