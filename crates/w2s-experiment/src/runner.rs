@@ -32,31 +32,31 @@ const STAGE_VERSION: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum ExperimentError {
     /// A dataset could not be loaded.
-    #[error("dataset {name}: {source}")]
+    #[error("dataset {name}: {cause}")]
     Data {
         /// Dataset name or path.
         name: String,
-        /// Cause (boxed: the error type is large).
-        source: Box<w2s_data::DataError>,
+        /// Cause (boxed: the error type is large; not a `source`, the message already has it).
+        cause: Box<w2s_data::DataError>,
     },
     /// A model could not be resolved or run.
-    #[error("model {name}: {source}")]
+    #[error("model {name}: {cause}")]
     Model {
         /// Model name or path.
         name: String,
-        /// Cause (boxed: the error type is large).
-        source: Box<w2s_models::ModelError>,
+        /// Cause (boxed: the error type is large; not a `source`, the message already has it).
+        cause: Box<w2s_models::ModelError>,
     },
     /// Training failed.
     #[error(transparent)]
     Train(#[from] w2s_train::TrainError),
     /// A result could not be written.
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}: {cause}")]
     Write {
         /// The file.
         path: PathBuf,
         /// Cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The run is not well formed.
     #[error("{0}")]
@@ -191,7 +191,7 @@ impl<'a> Runner<'a> {
         }
         let full = w2s_data::load(name, self.assets).map_err(|source| ExperimentError::Data {
             name: name.to_string(),
-            source: Box::new(source),
+            cause: Box::new(source),
         })?;
         let keep = w2s_data::subset(
             &full.examples,
@@ -199,6 +199,14 @@ impl<'a> Runner<'a> {
             self.cfg.max_rows,
             self.cfg.data_seed,
         );
+        let positives = full.examples.iter().filter(|e| e.label == 1).count();
+        if positives == 0 || positives == full.examples.len() {
+            return Err(ExperimentError::Spec(format!(
+                "dataset {name}: all {} rows have label {}; an experiment needs both labels",
+                full.examples.len(),
+                (positives > 0) as u8
+            )));
+        }
         let examples: Vec<_> = keep.iter().map(|&i| full.examples[i].clone()).collect();
         let classes = (
             examples.iter().any(|e| e.label == 0),
@@ -225,7 +233,7 @@ impl<'a> Runner<'a> {
         let source =
             w2s_models::resolve(model, self.assets).map_err(|source| ExperimentError::Model {
                 name: model.to_string(),
-                source: Box::new(source),
+                cause: Box::new(source),
             })?;
         let source = Rc::new(source);
         self.sources.insert(model.to_string(), source.clone());
@@ -239,7 +247,7 @@ impl<'a> Runner<'a> {
         }
         let model_err = |source| ExperimentError::Model {
             name: model.to_string(),
-            source: Box::new(source),
+            cause: Box::new(source),
         };
         let source = self.source(model)?;
         let req = FeatureRequest {
@@ -349,7 +357,7 @@ impl<'a> Runner<'a> {
                     )
                     .map_err(|e| ExperimentError::Model {
                         name: model.to_string(),
-                        source: Box::new(e),
+                        cause: Box::new(e),
                     })?,
                 )
             }
@@ -397,9 +405,9 @@ impl<'a> Runner<'a> {
         };
         self.nodes
             .put("models", &key, &node)
-            .map_err(|source| ExperimentError::Write {
+            .map_err(|cause| ExperimentError::Write {
                 path: self.nodes.path("models", &key),
-                source,
+                cause,
             })?;
         self.counts.computed += 1;
         (self.on_event)(Event::Node {
@@ -522,7 +530,7 @@ impl<'a> Runner<'a> {
             &ceiling,
             &student,
         )
-        .map_err(|(path, source)| ExperimentError::Write { path, source })
+        .map_err(|(path, cause)| ExperimentError::Write { path, cause })
     }
 }
 
