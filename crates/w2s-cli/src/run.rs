@@ -83,6 +83,11 @@ pub struct RunArgs {
     /// Rows per optimizer step [default: 128, finetune 32].
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Rows per forward/backward pass: gradients of the minibatches of a batch are accumulated
+    /// (only one minibatch's graph is kept). Per-batch statistics of logconf's threshold are then
+    /// per minibatch (docs/experiment.md).
+    #[arg(long)]
+    minibatch: Option<usize>,
     /// Do not write the HTML/PNG/SVG report.
     #[arg(long)]
     no_report: bool,
@@ -167,6 +172,9 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
     }
     if let Some(v) = args.batch_size {
         cfg.train.batch_size = v;
+    }
+    if let Some(v) = args.minibatch {
+        cfg.train.minibatch_size = v;
     }
     if args.train_layers.is_some() {
         if cfg.mode != Mode::Finetune {

@@ -188,4 +188,47 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn gradient_accumulation_matches_the_whole_batch() {
+        let values: Vec<f32> = (0..64).map(|i| ((i * 37) % 64) as f32 - 32.0).collect();
+        let rows: Vec<usize> = (0..64).collect();
+        let targets: Vec<[f32; 2]> = values
+            .iter()
+            .map(|&x| if x > 3.0 { [0.2, 0.8] } else { [0.7, 0.3] })
+            .collect();
+        let run = |minibatch_size: usize| {
+            let probe = LinearProbe::new(&values, 1, &rows, &Device::Cpu).unwrap();
+            let cfg = TrainConfig {
+                epochs: 3,
+                batch_size: 32,
+                minibatch_size,
+                lr: 0.05,
+                ..TrainConfig::default()
+            };
+            fit(
+                "acc",
+                &probe,
+                &rows,
+                &targets,
+                Loss::Xent,
+                &LossSchedule::default(),
+                &cfg,
+                2,
+                None,
+                None,
+            )
+            .unwrap();
+            probe.predict(&rows).unwrap()
+        };
+        let whole = run(0);
+        let accumulated = run(8);
+        for (a, b) in whole.iter().zip(&accumulated) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        assert!(
+            whole.iter().any(|p| (p - 0.5).abs() > 0.1),
+            "training moved the head"
+        );
+    }
 }

@@ -5,6 +5,7 @@
 //! Read top to bottom like nanoGPT's loop: for each epoch, shuffle, step over minibatches, then
 //! score the validation rows and keep the parameters of the best epoch.
 use crate::losses::{Loss, LossSchedule};
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::seq::SliceRandom;
@@ -56,6 +57,10 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Rows per optimizer step.
     pub batch_size: usize,
+    /// Rows per forward/backward pass (gradient accumulation); 0 = the whole batch.
+    /// Left out of the serialized form when 0, so stage keys of earlier runs stay valid.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub minibatch_size: usize,
     /// Peak learning rate.
     pub lr: f64,
     /// AdamW decoupled weight decay.
@@ -68,12 +73,17 @@ pub struct TrainConfig {
     pub early_stopping: bool,
 }
 
+fn is_zero(x: &usize) -> bool {
+    *x == 0
+}
+
 impl Default for TrainConfig {
     /// The probe defaults: Adam, lr 1e-3, batch 128, 20 epochs, cosine decay, no weight decay.
     fn default() -> Self {
         TrainConfig {
             epochs: 20,
             batch_size: 128,
+            minibatch_size: 0,
             lr: 1e-3,
             weight_decay: 0.0,
             lr_schedule: LrSchedule::Cosine,
@@ -84,6 +94,15 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Rows per forward/backward pass.
+    pub fn minibatch(&self) -> usize {
+        if self.minibatch_size == 0 {
+            self.batch_size
+        } else {
+            self.minibatch_size.min(self.batch_size)
+        }
+    }
+
     /// Learning rate at `step` of `total` steps.
     pub fn lr_at(&self, step: usize, total: usize) -> f64 {
         let total = total.max(1) as f64;
@@ -243,25 +262,51 @@ pub fn fit(
         let mut loss_sum = 0.0;
         let epoch_start = std::time::Instant::now();
         for batch in order.chunks(cfg.batch_size) {
-            let batch_rows: Vec<usize> = batch.iter().map(|&i| rows[i]).collect();
-            let flat: Vec<f32> = batch.iter().flat_map(|&i| targets[i]).collect();
-            let t = Tensor::from_vec(flat, (batch.len(), 2), &device)?;
-            let logits = model.logits(&batch_rows)?;
-            let value = loss.compute(&logits, &t, step as f64 / total as f64, loss_schedule)?;
-            let v = value.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            if !v.is_finite() {
-                return Err(TrainError::NonFinite {
-                    what: what.to_string(),
-                    step,
-                    epoch,
-                    value: v,
+            // Gradient accumulation: one backward per minibatch, each loss weighted by its share
+            // of the batch, so the summed gradient is the batch-mean gradient and only one
+            // minibatch's graph is alive at a time.
+            let mut accumulated: Option<GradStore> = None;
+            let mut batch_loss = 0.0;
+            for mini in batch.chunks(cfg.minibatch()) {
+                let mini_rows: Vec<usize> = mini.iter().map(|&i| rows[i]).collect();
+                let flat: Vec<f32> = mini.iter().flat_map(|&i| targets[i]).collect();
+                let t = Tensor::from_vec(flat, (mini.len(), 2), &device)?;
+                let logits = model.logits(&mini_rows)?;
+                let value = loss.compute(&logits, &t, step as f64 / total as f64, loss_schedule)?;
+                let v = value.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                if !v.is_finite() {
+                    return Err(TrainError::NonFinite {
+                        what: what.to_string(),
+                        step,
+                        epoch,
+                        value: v,
+                    });
+                }
+                let share = mini.len() as f64 / batch.len() as f64;
+                batch_loss += v * share;
+                let grads = (value * share)?.backward()?;
+                accumulated = Some(match accumulated {
+                    None => grads,
+                    Some(mut acc) => {
+                        for var in &vars {
+                            if let Some(g) = grads.get(var) {
+                                let sum = match acc.get(var) {
+                                    Some(a) => (a + g)?,
+                                    None => g.clone(),
+                                };
+                                acc.insert(var, sum);
+                            }
+                        }
+                        acc
+                    }
                 });
             }
-            loss_sum += v;
-            let grads = value.backward()?;
-            for (opt, scale) in optimizers.iter_mut() {
-                opt.set_learning_rate(cfg.lr_at(step, total) * *scale);
-                opt.step(&grads)?;
+            loss_sum += batch_loss;
+            if let Some(grads) = accumulated {
+                for (opt, scale) in optimizers.iter_mut() {
+                    opt.set_learning_rate(cfg.lr_at(step, total) * *scale);
+                    opt.step(&grads)?;
+                }
             }
             step += 1;
         }
