@@ -5,7 +5,7 @@ use candle_core::Device;
 use std::path::PathBuf;
 use std::time::Instant;
 use w2s_assets::Store;
-use w2s_train::{fit, EncoderClassifier, Loss, LossSchedule, LrSchedule, TrainConfig};
+use w2s_train::{fit, Adapt, EncoderClassifier, Loss, LossSchedule, LrSchedule, TrainConfig};
 
 /// What to time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -96,7 +96,7 @@ fn w2s_side(args: &BenchArgs, store: &Store) -> Result<(f64, f64)> {
             let texts: Vec<String> = (0..args.batch).map(|_| "x".to_string()).collect();
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let mut model =
-                EncoderClassifier::new(&source, &refs, args.seq, None, 1.0, &Device::Cpu)?;
+                EncoderClassifier::new(&source, &refs, args.seq, Adapt::All, 1.0, &Device::Cpu)?;
             model.set_ids(ids(args.batch, args.seq, 30_000));
             let rows: Vec<usize> = (0..args.batch).collect();
             let targets = vec![[0.3f32, 0.7]; args.batch];

@@ -2,7 +2,7 @@
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use w2s_experiment::{ExperimentConfig, LabelForm, Mode, RunSpec};
-use w2s_train::{Loss, LossSchedule};
+use w2s_train::{Adapt, Loss, LossSchedule};
 
 /// The demo's datasets: the sentiment sets where probe mode has a gap (docs/experiment.md).
 pub const DEMO_DATA: [&str; 2] = ["tweets", "pang-lee-sentences"];
@@ -54,8 +54,12 @@ pub struct RunArgs {
     #[arg(long, default_value = "probe", value_parser = ["probe", "finetune"])]
     mode: String,
     /// finetune: train only the top K transformer layers (and the head).
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", conflicts_with = "lora")]
     train_layers: Option<usize>,
+    /// finetune: freeze the pretrained weights and train rank-R LoRA adapters (alpha = 2R) on the
+    /// query, key, value, attention-output and feed-forward projections of every layer.
+    #[arg(long, value_name = "R")]
+    lora: Option<usize>,
     /// Student targets: the weak model's probabilities (soft) or its argmax (hard).
     #[arg(long, default_value = "soft", value_parser = ["soft", "hard"])]
     labels: String,
@@ -176,11 +180,22 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
     if let Some(v) = args.minibatch {
         cfg.train.minibatch_size = v;
     }
-    if args.train_layers.is_some() {
+    if args.train_layers.is_some() || args.lora.is_some() {
         if cfg.mode != Mode::Finetune {
-            bail!("--train-layers needs --mode finetune");
+            bail!("--train-layers and --lora need --mode finetune");
         }
-        cfg.finetune.train_layers = args.train_layers;
+        if let Some(k) = args.train_layers {
+            cfg.finetune.adapt = Adapt::TopLayers(k);
+        }
+        if let Some(r) = args.lora {
+            if r == 0 {
+                bail!("--lora needs a rank of at least 1");
+            }
+            cfg.finetune.adapt = Adapt::Lora {
+                rank: r,
+                alpha: 2.0 * r as f64,
+            };
+        }
     }
     if demo && !quiet && !args.json {
         eprintln!(

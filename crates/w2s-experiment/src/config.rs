@@ -36,8 +36,8 @@ pub enum Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FinetuneConfig {
-    /// Train only the top k transformer layers (and the head); `None` trains all of them.
-    pub train_layers: Option<usize>,
+    /// What trains besides the head: every parameter, the top k layers, or LoRA adapters.
+    pub adapt: w2s_train::Adapt,
     /// The head's learning rate is the base rate times this (the zero-initialised head needs
     /// a larger step than the pretrained backbone).
     pub head_lr_scale: f64,
@@ -46,7 +46,7 @@ pub struct FinetuneConfig {
 impl Default for FinetuneConfig {
     fn default() -> Self {
         FinetuneConfig {
-            train_layers: None,
+            adapt: w2s_train::Adapt::All,
             head_lr_scale: 20.0,
         }
     }

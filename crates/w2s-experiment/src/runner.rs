@@ -351,7 +351,7 @@ impl<'a> Runner<'a> {
                         &source,
                         &texts,
                         self.cfg.max_len,
-                        self.cfg.finetune.train_layers,
+                        self.cfg.finetune.adapt,
                         self.cfg.finetune.head_lr_scale,
                         &self.device,
                     )

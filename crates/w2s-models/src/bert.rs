@@ -62,6 +62,11 @@ pub struct Bert {
 }
 
 impl Bert {
+    /// The transformer layers, for adapters.
+    pub fn layers_mut(&mut self) -> &mut [EncoderLayer] {
+        &mut self.layers
+    }
+
     /// Builds the model from a VarBuilder with HF names (`embeddings.*`, `encoder.layer.N.*`).
     pub fn load(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         let h = cfg.hidden_size;

@@ -96,6 +96,14 @@ impl Encoder {
         })
     }
 
+    /// The transformer layers, for adapters (LoRA).
+    pub fn layers_mut(&mut self) -> &mut [crate::nn::EncoderLayer] {
+        match &mut self.backbone {
+            Backbone::Bert(m) => m.layers_mut(),
+            Backbone::MpNet(m) => m.layers_mut(),
+        }
+    }
+
     /// The device the weights live on.
     pub fn device(&self) -> &Device {
         &self.device

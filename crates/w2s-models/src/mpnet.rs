@@ -77,6 +77,11 @@ pub fn relative_position_bucket(relative: i64, num_buckets: usize) -> u32 {
 }
 
 impl MpNet {
+    /// The transformer layers, for adapters.
+    pub fn layers_mut(&mut self) -> &mut [EncoderLayer] {
+        &mut self.layers
+    }
+
     /// Builds the model from a VarBuilder with HF names.
     pub fn load(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         let h = cfg.hidden_size;

@@ -60,6 +60,31 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
 pub struct Linear {
     weight: Tensor,
     bias: Tensor,
+    lora: Option<Lora>,
+}
+
+/// A low-rank update `scale · B·A` added to a frozen weight (Hu et al. 2021).
+#[derive(Debug, Clone)]
+pub struct Lora {
+    /// `[r, in]`, random at the start.
+    pub a: Tensor,
+    /// `[out, r]`, zero at the start, so the adapted layer starts equal to the pretrained one.
+    pub b: Tensor,
+    /// `alpha / r`.
+    pub scale: f64,
+}
+
+impl Linear {
+    /// Input and output widths.
+    pub fn dims(&self) -> Result<(usize, usize)> {
+        let (out, inp) = self.weight.dims2()?;
+        Ok((inp, out))
+    }
+
+    /// Adds (or replaces) a LoRA adapter.
+    pub fn set_lora(&mut self, lora: Option<Lora>) {
+        self.lora = lora;
+    }
 }
 
 impl Module for Linear {
@@ -72,10 +97,12 @@ impl Module for Linear {
         let mut out_shape = dims.to_vec();
         let out_dim = self.weight.dim(0)?;
         *out_shape.last_mut().expect("non-empty") = out_dim;
-        x.reshape((rows, inner))?
-            .matmul(&self.weight.t()?)?
-            .broadcast_add(&self.bias)?
-            .reshape(out_shape)
+        let x2 = x.reshape((rows, inner))?;
+        let mut y = x2.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
+        if let Some(l) = &self.lora {
+            y = (y + (x2.matmul(&l.a.t()?)?.matmul(&l.b.t()?)? * l.scale)?)?;
+        }
+        y.reshape(out_shape)
     }
 }
 
@@ -84,6 +111,7 @@ pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     Ok(Linear {
         weight: vb.get((out_dim, in_dim), "weight")?,
         bias: vb.get(out_dim, "bias")?,
+        lora: None,
     })
 }
 
@@ -158,6 +186,19 @@ impl EncoderLayer {
             out_norm: LayerNorm::load(hidden, eps, vb.pp("output.LayerNorm"))?,
             heads,
         })
+    }
+
+    /// The layer's linear projections by name (query, key, value, attention output, the two
+    /// feed-forward layers): what LoRA adapts.
+    pub fn linears_mut(&mut self) -> [(&'static str, &mut Linear); 6] {
+        [
+            ("q", &mut self.q),
+            ("k", &mut self.k),
+            ("v", &mut self.v),
+            ("o", &mut self.o),
+            ("intermediate", &mut self.intermediate),
+            ("output", &mut self.output),
+        ]
     }
 
     /// `x [b, t, h]` → `[b, t, h]`; `bias` is added to the attention scores (mask, position bias).

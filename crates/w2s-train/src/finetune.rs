@@ -1,21 +1,45 @@
 //! Fine-tuning: a trainable encoder with a zero-initialised linear head on its mean-pooled output.
 //!
-//! All the backbone's parameters train by default; `train_layers = Some(k)` trains only the top k
-//! transformer layers (and the head). The backbone is our own BERT / MPNet code, so every
-//! parameter gets a gradient (fused LayerNorm / softmax are used only when nothing is tracked).
+//! What trains is an [`Adapt`]: every backbone parameter, the top k transformer layers, or LoRA
+//! adapters on every projection of every layer (base weights frozen and memory-mapped). The head
+//! always trains. The backbone is our own BERT / MPNet code, so every parameter gets a gradient
+//! (fused LayerNorm / softmax are used only when nothing is tracked).
 use crate::trainer::Trainable;
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use std::collections::HashMap;
+use w2s_models::nn::Lora;
 use w2s_models::{Encoder, ModelSource};
 
 /// Rows per forward pass when predicting (no gradient is kept).
 const PREDICT_BATCH: usize = 64;
 
+/// Which backbone parameters train.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Adapt {
+    /// Every backbone parameter.
+    All,
+    /// Only the top k transformer layers.
+    TopLayers(usize),
+    /// LoRA adapters of rank `rank` on q, k, v, attention output and both feed-forward layers of
+    /// every layer, scaled by `alpha / rank`; the pretrained weights stay frozen.
+    Lora {
+        /// Rank r.
+        rank: usize,
+        /// Scale numerator α.
+        alpha: f64,
+    },
+}
+
+/// One adapter's variables: layer, projection, A, B, scale.
+type Adapter = (usize, &'static str, Var, Var, f64);
+
 /// An encoder plus a `[hidden → 2]` head, over pre-tokenized rows of one dataset.
 pub struct EncoderClassifier {
     encoder: Encoder,
     varmap: VarMap,
+    adapters: Vec<Adapter>,
     source: ModelSource,
     ids: Vec<Vec<u32>>,
     backbone_vars: Vec<Var>,
@@ -25,49 +49,63 @@ pub struct EncoderClassifier {
 }
 
 impl EncoderClassifier {
-    /// Loads `source` as trainable variables and tokenizes `texts` (at most `max_len` tokens each,
-    /// the end kept). `train_layers`: `None` trains every backbone parameter, `Some(k)` only the
-    /// top `k` layers. The head's learning rate is the base rate times `head_lr_scale`.
+    /// Loads `source` and tokenizes `texts` (at most `max_len` tokens each, the end kept); `adapt`
+    /// says what trains besides the head, whose learning rate is the base rate × `head_lr_scale`.
     pub fn new(
         source: &ModelSource,
         texts: &[&str],
         max_len: usize,
-        train_layers: Option<usize>,
+        adapt: Adapt,
         head_lr_scale: f64,
         device: &Device,
     ) -> std::result::Result<EncoderClassifier, w2s_models::ModelError> {
+        let to_candle = |e: candle_core::Error| w2s_models::ModelError::Candle {
+            context: format!("setting up {} for fine-tuning", source.name),
+            source: e,
+        };
         let varmap = VarMap::new();
-        let encoder = Encoder::load_trainable(source, &varmap, device)?;
+        let (encoder, backbone_vars, adapters) = match adapt {
+            Adapt::Lora { rank, alpha } => {
+                let mut encoder = Encoder::load(source, device)?;
+                let adapters = attach_lora(&mut encoder, rank, alpha, device).map_err(to_candle)?;
+                let vars = adapters
+                    .iter()
+                    .flat_map(|(_, _, a, b, _)| [a.clone(), b.clone()])
+                    .collect();
+                (encoder, vars, adapters)
+            }
+            Adapt::All | Adapt::TopLayers(_) => {
+                let encoder = Encoder::load_trainable(source, &varmap, device)?;
+                let vars = varmap.data().lock().expect("var map lock").clone();
+                let layers = vars
+                    .keys()
+                    .filter_map(|k| layer_of(k))
+                    .max()
+                    .map_or(0, |m| m + 1);
+                let mut names: Vec<&String> = vars.keys().collect();
+                names.sort();
+                let trained = names
+                    .into_iter()
+                    .filter(|name| match adapt {
+                        Adapt::TopLayers(k) => layer_of(name).is_some_and(|l| l + k >= layers),
+                        _ => true,
+                    })
+                    .map(|name| vars[name].clone())
+                    .collect();
+                (encoder, trained, Vec::new())
+            }
+        };
         let ids = texts
             .iter()
             .map(|t| encoder.tokenizer.encode(t, max_len))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let vars = varmap.data().lock().expect("var map lock").clone();
-        let layers = vars
-            .keys()
-            .filter_map(|k| layer_of(k))
-            .max()
-            .map_or(0, |m| m + 1);
-        let mut names: Vec<&String> = vars.keys().collect();
-        names.sort();
-        let backbone_vars = names
-            .into_iter()
-            .filter(|name| match train_layers {
-                None => true,
-                Some(k) => layer_of(name).is_some_and(|l| l + k >= layers),
-            })
-            .map(|name| vars[name].clone())
-            .collect();
         let hidden = encoder.hidden;
-        let to_candle = |e: candle_core::Error| w2s_models::ModelError::Candle {
-            context: "creating the head".into(),
-            source: e,
-        };
         Ok(EncoderClassifier {
             weight: Var::zeros((2, hidden), DType::F32, device).map_err(to_candle)?,
             bias: Var::zeros(2, DType::F32, device).map_err(to_candle)?,
             encoder,
             varmap,
+            adapters,
             source: source.clone(),
             ids,
             backbone_vars,
@@ -97,23 +135,72 @@ impl EncoderClassifier {
     /// A frozen copy of the current weights: inference through it builds no graph and takes the
     /// fused kernels.
     fn frozen(&self) -> Result<(Encoder, Tensor, Tensor)> {
-        let tensors: HashMap<String, Tensor> = self
-            .varmap
-            .data()
-            .lock()
-            .expect("var map lock")
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
-            .collect();
         let device = self.weight.device().clone();
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let encoder = Encoder::build(&self.source, vb, &device).map_err(model_to_candle)?;
+        let encoder = if self.adapters.is_empty() {
+            let tensors: HashMap<String, Tensor> = self
+                .varmap
+                .data()
+                .lock()
+                .expect("var map lock")
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+                .collect();
+            let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+            Encoder::build(&self.source, vb, &device).map_err(model_to_candle)?
+        } else {
+            let mut encoder = Encoder::load(&self.source, &device).map_err(model_to_candle)?;
+            let layers = encoder.layers_mut();
+            for (layer, name, a, b, scale) in &self.adapters {
+                for (n, linear) in layers[*layer].linears_mut() {
+                    if n == *name {
+                        linear.set_lora(Some(Lora {
+                            a: a.as_tensor().detach(),
+                            b: b.as_tensor().detach(),
+                            scale: *scale,
+                        }));
+                    }
+                }
+            }
+            encoder
+        };
         Ok((
             encoder,
             self.weight.as_tensor().detach(),
             self.bias.as_tensor().detach(),
         ))
     }
+}
+
+/// Attaches a LoRA adapter to every projection of every layer. A starts uniform in ±1/√in from a
+/// fixed seed (the run's seed already varies data order), B at zero.
+fn attach_lora(
+    encoder: &mut Encoder,
+    rank: usize,
+    alpha: f64,
+    device: &Device,
+) -> Result<Vec<Adapter>> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x10_2a);
+    let scale = alpha / rank.max(1) as f64;
+    let mut adapters = Vec::new();
+    for (i, layer) in encoder.layers_mut().iter_mut().enumerate() {
+        for (name, linear) in layer.linears_mut() {
+            let (inp, out) = linear.dims()?;
+            let bound = 1.0 / (inp as f32).sqrt();
+            let init: Vec<f32> = (0..rank * inp)
+                .map(|_| rng.gen_range(-bound..bound))
+                .collect();
+            let a = Var::from_tensor(&Tensor::from_vec(init, (rank, inp), device)?)?;
+            let b = Var::zeros((out, rank), DType::F32, device)?;
+            linear.set_lora(Some(Lora {
+                a: a.as_tensor().clone(),
+                b: b.as_tensor().clone(),
+                scale,
+            }));
+            adapters.push((i, name, a, b, scale));
+        }
+    }
+    Ok(adapters)
 }
 
 fn model_to_candle(e: w2s_models::ModelError) -> candle_core::Error {

@@ -1,7 +1,7 @@
 //! Fine-tuning moves every trainable parameter of a real encoder (MiniLM-L3), and `train_layers`
 //! freezes the rest. Needs the asset cache (`w2s fetch minilm-l3 pang-lee`).
 use candle_core::Device;
-use w2s_train::{fit, EncoderClassifier, Loss, LossSchedule, TrainConfig, Trainable};
+use w2s_train::{fit, Adapt, EncoderClassifier, Loss, LossSchedule, TrainConfig, Trainable};
 
 fn texts() -> Vec<String> {
     let store = w2s_assets::Store::open();
@@ -27,22 +27,22 @@ fn snapshot(model: &EncoderClassifier) -> Vec<Vec<f32>> {
         .collect()
 }
 
-fn train_two_steps(train_layers: Option<usize>) -> (usize, usize, usize) {
+fn train_steps(adapt: Adapt, epochs: usize) -> (usize, usize, usize) {
     let store = w2s_assets::Store::open();
     let source = w2s_models::resolve("minilm-l3", &store).unwrap();
     let texts = texts();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let model =
-        EncoderClassifier::new(&source, &refs, 64, train_layers, 20.0, &Device::Cpu).unwrap();
+    let model = EncoderClassifier::new(&source, &refs, 64, adapt, 20.0, &Device::Cpu).unwrap();
     let before = snapshot(&model);
     let rows: Vec<usize> = (0..refs.len()).collect();
     let targets: Vec<[f32; 2]> = rows
         .iter()
         .map(|&r| if r % 2 == 0 { [0.9, 0.1] } else { [0.2, 0.8] })
         .collect();
-    // Two steps: the zero head gives the backbone no gradient on the first one.
+    // The zero head gives the backbone no gradient on the first step (and LoRA's zero B none to A
+    // on the second).
     let cfg = TrainConfig {
-        epochs: 2,
+        epochs,
         batch_size: 16,
         lr: 1e-4,
         lr_schedule: w2s_train::LrSchedule::Constant,
@@ -77,7 +77,7 @@ fn train_two_steps(train_layers: Option<usize>) -> (usize, usize, usize) {
 
 #[test]
 fn every_parameter_of_a_real_encoder_moves() {
-    let (vars, changed, backbone) = train_two_steps(None);
+    let (vars, changed, backbone) = train_steps(Adapt::All, 2);
     // 53 MiniLM-L3 tensors (see the gradient test in w2s-models) + head weight and bias.
     assert_eq!(backbone, 53);
     assert_eq!(vars, 55);
@@ -91,9 +91,29 @@ fn every_parameter_of_a_real_encoder_moves() {
 
 #[test]
 fn train_layers_trains_only_the_top_layers() {
-    let (vars, changed, backbone) = train_two_steps(Some(1));
+    let (vars, changed, backbone) = train_steps(Adapt::TopLayers(1), 2);
     // One BERT layer has 16 tensors.
     assert_eq!(backbone, 16);
     assert_eq!(vars, 18);
     assert_eq!(changed, 18);
+}
+
+#[test]
+fn lora_trains_every_adapter_and_nothing_else() {
+    let (vars, changed, backbone) = train_steps(
+        Adapt::Lora {
+            rank: 4,
+            alpha: 8.0,
+        },
+        3,
+    );
+    // 3 layers × 6 projections × (A, B).
+    assert_eq!(backbone, 36);
+    assert_eq!(vars, 38);
+    assert_eq!(
+        changed,
+        38,
+        "{} of 38 parameters did not move",
+        38 - changed
+    );
 }
