@@ -5,7 +5,7 @@ use candle_core::Device;
 use std::path::PathBuf;
 use std::time::Instant;
 use w2s_assets::Store;
-use w2s_train::{fit, Adapt, EncoderClassifier, Loss, LossSchedule, LrSchedule, TrainConfig};
+use w2s_train::{fit_plain, Adapt, EncoderClassifier, Loss, LrSchedule, TrainConfig};
 
 /// What to time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -109,18 +109,7 @@ fn w2s_side(args: &BenchArgs, store: &Store) -> Result<(f64, f64)> {
                     early_stopping: false,
                     ..TrainConfig::default()
                 };
-                let report = fit(
-                    "bench",
-                    &model,
-                    &rows,
-                    &targets,
-                    Loss::Xent,
-                    &LossSchedule::default(),
-                    &cfg,
-                    0,
-                    None,
-                    None,
-                )?;
+                let report = fit_plain("bench", &model, &rows, &targets, Loss::Xent, &cfg, 0)?;
                 Ok(report.epochs.iter().map(|e| e.train_seconds).sum())
             };
             step(1)?; // warm-up

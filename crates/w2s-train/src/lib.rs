@@ -9,5 +9,5 @@ pub use finetune::{Adapt, EncoderClassifier};
 pub use losses::{Loss, LossSchedule};
 pub use probe::LinearProbe;
 pub use trainer::{
-    fit, EpochLog, FitReport, LrSchedule, Scored, TrainConfig, TrainError, Trainable,
+    fit, fit_plain, EpochLog, FitReport, LrSchedule, Scored, TrainConfig, TrainError, Trainable,
 };

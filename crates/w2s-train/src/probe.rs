@@ -87,7 +87,7 @@ impl Trainable for LinearProbe {
 mod tests {
     use super::*;
     use crate::losses::{Loss, LossSchedule};
-    use crate::trainer::{fit, Scored, TrainConfig};
+    use crate::trainer::{fit, fit_plain, Scored, TrainConfig};
 
     #[test]
     fn standardises_with_the_fit_rows_only() {
@@ -156,18 +156,7 @@ mod tests {
             batch_size: 16,
             ..TrainConfig::default()
         };
-        fit(
-            "probe",
-            &probe,
-            &rows,
-            &targets,
-            Loss::Logconf,
-            &LossSchedule::default(),
-            &cfg,
-            seed,
-            None,
-            None,
-        )?;
+        fit_plain("probe", &probe, &rows, &targets, Loss::Logconf, &cfg, seed)?;
         Ok(probe.predict(&rows)?)
     }
 
@@ -206,19 +195,7 @@ mod tests {
                 lr: 0.05,
                 ..TrainConfig::default()
             };
-            fit(
-                "acc",
-                &probe,
-                &rows,
-                &targets,
-                Loss::Xent,
-                &LossSchedule::default(),
-                &cfg,
-                2,
-                None,
-                None,
-            )
-            .unwrap();
+            fit_plain("acc", &probe, &rows, &targets, Loss::Xent, &cfg, 2).unwrap();
             probe.predict(&rows).unwrap()
         };
         let whole = run(0);

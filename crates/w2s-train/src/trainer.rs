@@ -357,6 +357,30 @@ pub fn fit(
     })
 }
 
+/// [`fit`] without validation or oracle rows, with the default confidence-weight schedule.
+pub fn fit_plain(
+    what: &str,
+    model: &dyn Trainable,
+    rows: &[usize],
+    targets: &[[f32; 2]],
+    loss: Loss,
+    cfg: &TrainConfig,
+    seed: u64,
+) -> Result<FitReport> {
+    fit(
+        what,
+        model,
+        rows,
+        targets,
+        loss,
+        &LossSchedule::default(),
+        cfg,
+        seed,
+        None,
+        None,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

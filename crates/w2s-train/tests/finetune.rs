@@ -1,7 +1,7 @@
 //! Fine-tuning moves every trainable parameter of a real encoder (MiniLM-L3), and `train_layers`
 //! freezes the rest. Needs the asset cache (`w2s fetch minilm-l3 pang-lee`).
 use candle_core::Device;
-use w2s_train::{fit, Adapt, EncoderClassifier, Loss, LossSchedule, TrainConfig, Trainable};
+use w2s_train::{fit_plain, Adapt, EncoderClassifier, Loss, TrainConfig, Trainable};
 
 fn texts() -> Vec<String> {
     let store = w2s_assets::Store::open();
@@ -49,19 +49,7 @@ fn train_steps(adapt: Adapt, epochs: usize) -> (usize, usize, usize) {
         early_stopping: false,
         ..TrainConfig::default()
     };
-    fit(
-        "test",
-        &model,
-        &rows,
-        &targets,
-        Loss::Xent,
-        &LossSchedule::default(),
-        &cfg,
-        0,
-        None,
-        None,
-    )
-    .unwrap();
+    fit_plain("test", &model, &rows, &targets, Loss::Xent, &cfg, 0).unwrap();
     let after = snapshot(&model);
     let changed = before
         .iter()
