@@ -8,15 +8,17 @@
 set -euo pipefail
 home="${W2S_HOME:-$HOME/.cache/w2s}"
 dl="$home/cuda/downloads"
-root="$home/cuda/toolkit"
+root="$home/cuda/toolkit-13.0"
 mkdir -p "$dl" "$root"
 # name==version  sha256 of the wheel
+# CUDA 13.0: the oldest CUDA 13, so its PTX loads on any CUDA 13 driver; cudarc 0.19 knows up to
+# 13.4 (13.5's nvcc makes its build script panic: "Unsupported cuda toolkit version").
 pins=(
-  "nvidia-cuda-nvcc==13.5.37 f5c4f7ead5d964fb4af42bbf1e6d3ec3c1e6e9d83b53749f691d387e7fcaa3a7"
-  "nvidia-cuda-runtime==13.5.37 df2b79a8852f10d1fef8c848489c49eebb5754051bf870202a862831412b179d"
-  "nvidia-cuda-crt==13.5.37 e898b7f73d3035fa89915a3f7bf3b54a73e90249746111aed295822c4729bb29"
-  "nvidia-nvvm==13.5.37 c41bfa362e407405163f103c2229f0765f8cc2ed7d148b754dc77f228bf7e070"
-  "nvidia-cuda-cccl==13.3.5.0.6 d5230098fa2df5021e1a00c0c4eee41797671a91119d31e892463e5ccf3ee326"
+  "nvidia-cuda-nvcc==13.0.88 56fe502eb77625a12f25172caa3cdddb4e4c8ba2c8c17dba44b164761b380f03"
+  "nvidia-cuda-runtime==13.0.88 422a38f7c739ecbdd3a4b6ec7ed0a1d74db43d8e9bc26685f3d845638922b178"
+  "nvidia-cuda-crt==13.0.88 2c8043c7c9e02492716426e9919fc78d2c5b3b2a7a768a88e952676b08aa55a4"
+  "nvidia-nvvm==13.0.88 c5f41ffeb6466944a026dfa5317d7d85355c119bbec279205d22f1869d1054e0"
+  "nvidia-cuda-cccl==13.0.85 e0da7ad981f3a8aff08241b5bfc1af868742a63e2762f53a5171c492ef242649"
 )
 if [ ! -x "$root/nvidia/cu13/bin/nvcc" ]; then
   for pin in "${pins[@]}"; do

@@ -1,7 +1,6 @@
 //! `w2s bench`: throughput of w2s against a PyTorch reference on the same model, batch and step,
 //! run in the same invocation. A benchmark, never a test: it asserts nothing about time.
 use anyhow::{bail, Context, Result};
-use candle_core::Device;
 use std::path::PathBuf;
 use std::time::Instant;
 use w2s_assets::Store;
@@ -96,7 +95,7 @@ fn w2s_side(args: &BenchArgs, store: &Store) -> Result<(f64, f64)> {
             let texts: Vec<String> = (0..args.batch).map(|_| "x".to_string()).collect();
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let mut model =
-                EncoderClassifier::new(&source, &refs, args.seq, Adapt::All, 1.0, &Device::Cpu)?;
+                EncoderClassifier::new(&source, &refs, args.seq, Adapt::All, 1.0, &device)?;
             model.set_ids(ids(args.batch, args.seq, 30_000));
             let rows: Vec<usize> = (0..args.batch).collect();
             let targets = vec![[0.3f32, 0.7]; args.batch];

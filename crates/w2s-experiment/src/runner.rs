@@ -166,7 +166,7 @@ impl<'a> Runner<'a> {
             out: out.to_path_buf(),
             nodes: NodeStore::at(out.join("store")),
             cfg,
-            device: Device::Cpu,
+            device: w2s_models::default_device(),
             datasets: HashMap::new(),
             features: HashMap::new(),
             sources: HashMap::new(),
