@@ -36,6 +36,16 @@ if [ ! -x "$root/nvidia/cu13/bin/nvcc" ]; then
   chmod +x "$root"/nvidia/cu13/bin/* "$root"/nvidia/cu13/nvvm/bin/* 2>/dev/null || true
 fi
 cu="$root/nvidia/cu13"
+# Link-time stand-ins for libcuda (the driver) and the CUDA libraries candle links against, in the
+# lib/stubs folder cudarc's build script searches; the real ones are loaded at run time.
+if [ ! -f "$cu/lib/stubs/libcuda.so" ]; then
+  cargo fetch --quiet >&2
+  cudarc=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.10/src | head -1)
+  python3 "$(dirname "$0")/cuda-link-stubs.py" "$cudarc" "$cu/lib/stubs" >&2
+  # The real runtime (from nvidia-cuda-runtime) replaces its stub: nvcc's host code in candle's
+  # kernels calls cudart internals (__cudaRegisterFatBinary, __cudaLaunchKernel_ptsz, ...).
+  ln -sf ../libcudart.so.13 "$cu/lib/stubs/libcudart.so"
+fi
 echo "export CUDA_ROOT='$cu' CUDA_PATH='$cu' CUDA_TOOLKIT_ROOT_DIR='$cu'"
 echo "export PATH='$cu/bin':\"\$PATH\""
 echo "export CUDA_COMPUTE_CAP=\"\${CUDA_COMPUTE_CAP:-90}\""
