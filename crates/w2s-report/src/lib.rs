@@ -658,6 +658,8 @@ impl Plot for BootstrapPlot<'_> {
             .map(|x| 100.0 * x)
             .collect();
         let (lo, hi) = bounds(&vals);
+        // Headroom above the bars for the legend.
+        let hi = hi + 0.45 * (hi - lo);
         let n = groups.len().max(1) as f64;
         let chains = unique(
             groups
