@@ -7,11 +7,20 @@ Needs `pip install torch transformers` (not installed by w2s; the bench skips Py
 """
 import argparse
 import json
-import resource
 import time
 
 import torch
 from transformers import AutoModel
+
+
+def peak_rss_mb():
+    """VmHWM of this process. Not ru_maxrss: Linux carries that over from the parent (w2s) across
+    fork and exec, so it would report w2s's peak when that is higher."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main():
@@ -68,7 +77,7 @@ def main():
     print(json.dumps({
         "tokens_per_second": a.batch * a.seq * a.steps / seconds,
         "seconds_per_step": seconds / a.steps,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }))
