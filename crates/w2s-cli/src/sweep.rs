@@ -63,16 +63,42 @@ pub struct SweepFile {
     /// Seeds 0..N.
     #[serde(default = "default_seeds")]
     pub seeds: u64,
-    /// Shared settings.
+    /// Shared settings, as written (merged over the mode's defaults by [`SweepFile::config`]).
     #[serde(default)]
-    pub experiment: ExperimentConfig,
+    pub experiment: toml::Table,
 }
 
 fn default_seeds() -> u64 {
     3
 }
 
+/// Puts every key of `over` into `base`, recursing into tables.
+fn merge(base: &mut toml::Table, over: &toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
 impl SweepFile {
+    /// The experiment settings: the file's `[experiment]` over the defaults of its mode (fine-tuning
+    /// starts from fewer rows, fewer epochs, a smaller batch and rate, as `w2s run` does).
+    pub fn config(&self) -> Result<ExperimentConfig> {
+        let finetune = self.experiment.get("mode").and_then(|m| m.as_str()) == Some("finetune");
+        let base = if finetune {
+            ExperimentConfig::finetune_defaults()
+        } else {
+            ExperimentConfig::default()
+        };
+        let mut table = toml::Table::try_from(base).context("serialising the defaults")?;
+        merge(&mut table, &self.experiment);
+        table.try_into().context("reading [experiment]")
+    }
+
     /// Reads and checks a sweep file.
     pub fn read(path: &Path) -> Result<SweepFile> {
         let text =
@@ -97,6 +123,9 @@ impl SweepFile {
         if sweep.seeds == 0 {
             bail!("{}: `seeds` must be at least 1", path.display());
         }
+        sweep
+            .config()
+            .with_context(|| format!("{}: [experiment]", path.display()))?;
         Ok(sweep)
     }
 
@@ -158,7 +187,7 @@ pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
         return Ok(());
     }
     let (records, counts) =
-        crate::execute::execute(&specs, sweep.experiment, &out, quiet || args.json)?;
+        crate::execute::execute(&specs, sweep.config()?, &out, quiet || args.json)?;
     let summary = w2s_experiment::summarize(&records);
     if args.json {
         crate::execute::print_json(&records, &summary, counts, &out)?;
@@ -193,10 +222,30 @@ mod tests {
         let specs = sweep.specs().unwrap();
         // 6 datasets × 5 seeds × (6 ladder pairs + 1 chain) × 8 losses
         assert_eq!(specs.len(), 6 * 5 * 7 * 8);
-        assert_eq!(sweep.experiment.max_rows, 6000);
+        assert_eq!(sweep.config().unwrap().max_rows, 6000);
         let pairs: std::collections::BTreeSet<_> = specs.iter().map(|s| s.chain.clone()).collect();
         assert!(pairs.contains(&vec!["minilm-l3".to_string(), "mpnet-base".to_string()]));
         assert!(!pairs.contains(&vec!["mpnet-base".to_string(), "minilm-l3".to_string()]));
+    }
+
+    #[test]
+    fn finetune_mode_starts_from_the_finetune_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("ft.toml");
+        std::fs::write(
+            &f,
+            "datasets = [\"tweets\"]\nmodels = [\"a\", \"b\"]\nlosses = [\"xent\"]\n\
+             [experiment]\nmode = \"finetune\"\n[experiment.train]\nepochs = 5\n",
+        )
+        .unwrap();
+        let cfg = SweepFile::read(&f).unwrap().config().unwrap();
+        assert_eq!(cfg.mode, w2s_experiment::Mode::Finetune);
+        assert_eq!(cfg.max_rows, 2000);
+        assert_eq!(cfg.train.lr, 5e-5);
+        assert_eq!(cfg.train.epochs, 5, "the file's value wins");
+        std::fs::write(&f, "datasets = [\"tweets\"]\nmodels = [\"a\", \"b\"]\nlosses = [\"xent\"]\n[experiment]\nmax_row = 3\n").unwrap();
+        let err = format!("{:#}", SweepFile::read(&f).unwrap_err());
+        assert!(err.contains("unknown field `max_row`"), "{err}");
     }
 
     #[test]
