@@ -14,22 +14,6 @@ pub fn execute(
     quiet: bool,
 ) -> Result<(Vec<RunRecord>, NodeCounts)> {
     let store = Store::open();
-    // Fail before any training on a misspelt model or dataset (this also fetches what is missing).
-    let mut models: Vec<&str> = specs
-        .iter()
-        .flat_map(|s| s.chain.iter().map(String::as_str))
-        .collect();
-    models.sort_unstable();
-    models.dedup();
-    for m in models {
-        w2s_models::resolve(m, &store).with_context(|| format!("model {m}"))?;
-    }
-    let mut datasets: Vec<&str> = specs.iter().map(|s| s.dataset.as_str()).collect();
-    datasets.sort_unstable();
-    datasets.dedup();
-    for d in datasets {
-        w2s_data::load(d, &store).with_context(|| format!("dataset {d}"))?;
-    }
     let multi = MultiProgress::with_draw_target(if quiet {
         ProgressDrawTarget::hidden()
     } else {
@@ -80,6 +64,7 @@ pub fn execute(
         }
     };
     let mut runner = Runner::new(&store, out, cfg, Box::new(on_event));
+    runner.prepare(specs)?;
     let mut records = Vec::with_capacity(specs.len());
     for spec in specs {
         overall.set_message(format!(

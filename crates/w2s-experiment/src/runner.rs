@@ -185,6 +185,19 @@ impl<'a> Runner<'a> {
         &self.cfg
     }
 
+    /// Resolves every model and loads every dataset of `specs` into the runner's caches, so that a
+    /// misspelt name or an unusable dataset fails before any training (and missing assets are
+    /// fetched up front).
+    pub fn prepare(&mut self, specs: &[RunSpec]) -> Result<()> {
+        for spec in specs {
+            for model in &spec.chain {
+                self.source(model)?;
+            }
+            self.prepared(&spec.dataset)?;
+        }
+        Ok(())
+    }
+
     fn prepared(&mut self, name: &str) -> Result<Rc<Prepared>> {
         if let Some(p) = self.datasets.get(name) {
             return Ok(p.clone());
