@@ -4,6 +4,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 use std::path::Path;
 use w2s_assets::Store;
 use w2s_experiment::{Event, ExperimentConfig, NodeCounts, RunRecord, RunSpec, Runner, SummaryRow};
+use w2s_report::{pct, pgr_text};
 
 /// Runs every spec in order, with one bar over all runs (and one per feature extraction).
 /// Results already in `out/store` are reused.
@@ -91,35 +92,11 @@ pub fn execute(
     Ok((records, counts))
 }
 
-fn pct(x: f64) -> String {
-    if x.is_finite() {
-        format!("{:.1}", 100.0 * x)
-    } else {
-        "n/a".into()
-    }
-}
-
 fn pct_ci(mean: f64, ci: f64) -> String {
     if ci.is_finite() {
         format!("{} ± {:.1}", pct(mean), 100.0 * ci)
     } else {
         pct(mean)
-    }
-}
-
-/// "0.23 ± 0.10", "no gap", and a `*` when the gap is within seed noise.
-pub fn pgr_text(row: &SummaryRow) -> String {
-    match row.pgr_mean {
-        None => "no gap".into(),
-        Some(m) => {
-            let ci = row.pgr_ci95.unwrap_or(f64::NAN);
-            let noise = if row.gap_within_noise { " *" } else { "" };
-            if ci.is_finite() {
-                format!("{m:.2} ± {ci:.2}{noise}")
-            } else {
-                format!("{m:.2}{noise}")
-            }
-        }
     }
 }
 

@@ -741,11 +741,28 @@ fn html_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn pct(x: f64) -> String {
+/// A share as a percentage with one decimal ("n/a" when undefined).
+pub fn pct(x: f64) -> String {
     if x.is_finite() {
         format!("{:.1}", 100.0 * x)
     } else {
         "n/a".into()
+    }
+}
+
+/// A summary row's PGR: "0.23 ± 0.10", "no gap", and a `*` when the gap is within seed noise.
+pub fn pgr_text(row: &SummaryRow) -> String {
+    match row.pgr_mean {
+        None => "no gap".into(),
+        Some(m) => {
+            let ci = row.pgr_ci95.unwrap_or(f64::NAN);
+            let noise = if row.gap_within_noise { " *" } else { "" };
+            if ci.is_finite() {
+                format!("{m:.2} ± {ci:.2}{noise}")
+            } else {
+                format!("{m:.2}{noise}")
+            }
+        }
     }
 }
 
@@ -880,17 +897,7 @@ fn page(summary: &[SummaryRow], table: &MedianPgr, figures: &[(String, String)])
             Some(c) => c.join(" -> "),
             None => format!("{} -> {}", r.weak, r.strong),
         };
-        let pgr = match r.pgr_mean {
-            None => "no gap".to_string(),
-            Some(m) => format!(
-                "{m:.2}{}{}",
-                r.pgr_ci95
-                    .filter(|c| c.is_finite())
-                    .map(|c| format!(" ± {c:.2}"))
-                    .unwrap_or_default(),
-                if r.gap_within_noise { " *" } else { "" }
-            ),
-        };
+        let pgr = pgr_text(r);
         let _ = writeln!(
             h,
             "<tr><td class=l>{}</td><td class=l>{}</td><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
