@@ -208,4 +208,50 @@ mod tests {
             "training moved the head"
         );
     }
+
+    /// Adam hides a wrongly scaled gradient (its update is scale-free), so the accumulated
+    /// gradient itself is compared with the whole batch's.
+    #[test]
+    fn accumulated_gradient_equals_the_batch_mean_gradient() {
+        let values: Vec<f32> = (0..30).map(|i| ((i * 37) % 30) as f32 - 15.0).collect();
+        let rows: Vec<usize> = (0..30).collect();
+        let targets: Vec<[f32; 2]> = values
+            .iter()
+            .map(|&x| if x > 3.0 { [0.2, 0.8] } else { [0.7, 0.3] })
+            .collect();
+        let probe = LinearProbe::new(&values, 1, &rows, &Device::Cpu).unwrap();
+        let vars = probe.vars();
+        let grads = |minibatch: usize| {
+            let (g, loss) = crate::trainer::batch_gradients(
+                &probe,
+                &vars,
+                &rows,
+                &targets,
+                minibatch,
+                crate::losses::soft_ce,
+            )
+            .unwrap();
+            let g = g.unwrap();
+            let flat: Vec<f32> = vars
+                .iter()
+                .flat_map(|v| {
+                    g.get(v)
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1::<f32>()
+                        .unwrap()
+                })
+                .collect();
+            (flat, loss)
+        };
+        let (whole, whole_loss) = grads(30);
+        // 8 + 8 + 8 + 6 rows: unequal minibatches must be weighted by their share.
+        let (accumulated, accumulated_loss) = grads(8);
+        assert!((whole_loss - accumulated_loss).abs() < 1e-6);
+        assert!(whole.iter().any(|g| g.abs() > 1e-3));
+        for (a, b) in whole.iter().zip(&accumulated) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
 }

@@ -230,10 +230,6 @@ pub fn fit(
         )));
     }
     let vars = model.vars();
-    let device = vars
-        .first()
-        .map(|v| v.device().clone())
-        .unwrap_or(Device::Cpu);
     let mut optimizers = model
         .param_groups()
         .into_iter()
@@ -262,51 +258,32 @@ pub fn fit(
         let mut loss_sum = 0.0;
         let epoch_start = std::time::Instant::now();
         for batch in order.chunks(cfg.batch_size) {
-            // Gradient accumulation: one backward per minibatch, each loss weighted by its share
-            // of the batch, so the summed gradient is the batch-mean gradient and only one
-            // minibatch's graph is alive at a time.
-            let mut accumulated: Option<GradStore> = None;
-            let mut batch_loss = 0.0;
-            for mini in batch.chunks(cfg.minibatch()) {
-                let mini_rows: Vec<usize> = mini.iter().map(|&i| rows[i]).collect();
-                let flat: Vec<f32> = mini.iter().flat_map(|&i| targets[i]).collect();
-                let t = Tensor::from_vec(flat, (mini.len(), 2), &device)?;
-                let logits = model.logits(&mini_rows)?;
-                let value = loss.compute(&logits, &t, step as f64 / total as f64, loss_schedule)?;
-                let v = value.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-                if !v.is_finite() {
+            let batch_rows: Vec<usize> = batch.iter().map(|&i| rows[i]).collect();
+            let batch_targets: Vec<[f32; 2]> = batch.iter().map(|&i| targets[i]).collect();
+            let step_frac = step as f64 / total as f64;
+            let (grads, batch_loss) = batch_gradients(
+                model,
+                &vars,
+                &batch_rows,
+                &batch_targets,
+                cfg.minibatch(),
+                |logits, t| loss.compute(logits, t, step_frac, loss_schedule),
+            )?;
+            let grads = match grads {
+                Some(g) if batch_loss.is_finite() => g,
+                _ => {
                     return Err(TrainError::NonFinite {
                         what: what.to_string(),
                         step,
                         epoch,
-                        value: v,
-                    });
+                        value: batch_loss,
+                    })
                 }
-                let share = mini.len() as f64 / batch.len() as f64;
-                batch_loss += v * share;
-                let grads = (value * share)?.backward()?;
-                accumulated = Some(match accumulated {
-                    None => grads,
-                    Some(mut acc) => {
-                        for var in &vars {
-                            if let Some(g) = grads.get(var) {
-                                let sum = match acc.get(var) {
-                                    Some(a) => (a + g)?,
-                                    None => g.clone(),
-                                };
-                                acc.insert(var, sum);
-                            }
-                        }
-                        acc
-                    }
-                });
-            }
+            };
             loss_sum += batch_loss;
-            if let Some(grads) = accumulated {
-                for (opt, scale) in optimizers.iter_mut() {
-                    opt.set_learning_rate(cfg.lr_at(step, total) * *scale);
-                    opt.step(&grads)?;
-                }
+            for (opt, scale) in optimizers.iter_mut() {
+                opt.set_learning_rate(cfg.lr_at(step, total) * *scale);
+                opt.step(&grads)?;
             }
             step += 1;
         }
@@ -355,6 +332,56 @@ pub fn fit(
         steps: step,
         epochs: logs,
     })
+}
+
+/// The gradient of the batch-mean loss over `rows`, and that loss, by gradient accumulation: one
+/// backward per minibatch of `minibatch` rows, each loss weighted by its share of the batch, so
+/// the summed gradient is the batch-mean gradient and only one minibatch's graph is alive at a
+/// time. Stops at the first minibatch whose loss is not finite and returns no gradient and that
+/// loss; no gradient either for no rows.
+pub fn batch_gradients(
+    model: &dyn Trainable,
+    vars: &[Var],
+    rows: &[usize],
+    targets: &[[f32; 2]],
+    minibatch: usize,
+    loss: impl Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+) -> Result<(Option<GradStore>, f64)> {
+    let device = vars
+        .first()
+        .map(|v| v.device().clone())
+        .unwrap_or(Device::Cpu);
+    let mut accumulated: Option<GradStore> = None;
+    let mut batch_loss = 0.0;
+    let size = minibatch.max(1);
+    for (mini_rows, mini_targets) in rows.chunks(size).zip(targets.chunks(size)) {
+        let flat: Vec<f32> = mini_targets.iter().flatten().copied().collect();
+        let t = Tensor::from_vec(flat, (mini_rows.len(), 2), &device)?;
+        let value = loss(&model.logits(mini_rows)?, &t)?;
+        let v = value.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        if !v.is_finite() {
+            return Ok((None, v));
+        }
+        let share = mini_rows.len() as f64 / rows.len() as f64;
+        batch_loss += v * share;
+        let grads = (value * share)?.backward()?;
+        accumulated = Some(match accumulated {
+            None => grads,
+            Some(mut acc) => {
+                for var in vars {
+                    if let Some(g) = grads.get(var) {
+                        let sum = match acc.get(var) {
+                            Some(a) => (a + g)?,
+                            None => g.clone(),
+                        };
+                        acc.insert(var, sum);
+                    }
+                }
+                acc
+            }
+        });
+    }
+    Ok((accumulated, batch_loss))
 }
 
 /// [`fit`] without validation or oracle rows, with the default confidence-weight schedule.
