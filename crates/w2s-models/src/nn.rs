@@ -59,7 +59,7 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Tensor,
-    bias: Tensor,
+    bias: Option<Tensor>,
     lora: Option<Lora>,
 }
 
@@ -98,7 +98,10 @@ impl Module for Linear {
         let out_dim = self.weight.dim(0)?;
         *out_shape.last_mut().expect("non-empty") = out_dim;
         let x2 = x.reshape((rows, inner))?;
-        let mut y = x2.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
+        let mut y = x2.matmul(&self.weight.t()?)?;
+        if let Some(bias) = &self.bias {
+            y = y.broadcast_add(bias)?;
+        }
         if let Some(l) = &self.lora {
             y = (y + (x2.matmul(&l.a.t()?)?.matmul(&l.b.t()?)? * l.scale)?)?;
         }
@@ -108,11 +111,88 @@ impl Module for Linear {
 
 /// Loads a [`Linear`] `in_dim → out_dim`.
 pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    linear_b(in_dim, out_dim, true, vb)
+}
+
+/// Loads a [`Linear`] `in_dim → out_dim`, with a bias only if `bias`.
+pub fn linear_b(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
     Ok(Linear {
         weight: vb.get((out_dim, in_dim), "weight")?,
-        bias: vb.get(out_dim, "bias")?,
+        bias: if bias {
+            Some(vb.get(out_dim, "bias")?)
+        } else {
+            None
+        },
         lora: None,
     })
+}
+
+/// RMSNorm over the last dimension (Llama, Qwen2, Gemma3), written from differentiable primitives
+/// when a gradient is needed (candle's fused `rms_norm` has no backward).
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+    /// Gemma stores `w` and scales by `1 + w`.
+    plus_one: bool,
+}
+
+impl RmsNorm {
+    /// Loads `weight` of size `dim`.
+    pub fn load(dim: usize, eps: f64, plus_one: bool, vb: VarBuilder) -> Result<Self> {
+        Ok(RmsNorm {
+            weight: vb.get(dim, "weight")?,
+            eps,
+            plus_one,
+        })
+    }
+}
+
+impl Module for RmsNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let scale = if self.plus_one {
+            (&self.weight + 1.0)?
+        } else {
+            self.weight.clone()
+        };
+        if !(x.track_op() || self.weight.track_op()) && x.dtype() == DType::F32 {
+            return candle_nn::ops::rms_norm(x, &scale, self.eps as f32);
+        }
+        let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+        x.broadcast_div(&(ms + self.eps)?.sqrt()?)?
+            .broadcast_mul(&scale)
+    }
+}
+
+/// Rotary position embedding tables `(cos, sin)`, each `[t, dim]`, in the "rotate half" layout of
+/// Hugging Face Llama/Qwen2/Gemma (frequency i pairs dimension i with i + dim/2).
+pub fn rope_tables(
+    t: usize,
+    dim: usize,
+    theta: f64,
+    device: &candle_core::Device,
+) -> Result<(Tensor, Tensor)> {
+    let half = dim / 2;
+    let inv: Vec<f32> = (0..half)
+        .map(|i| (1.0 / theta.powf(2.0 * i as f64 / dim as f64)) as f32)
+        .collect();
+    let mut angles = Vec::with_capacity(t * dim);
+    for pos in 0..t {
+        for _ in 0..2 {
+            angles.extend(inv.iter().map(|f| pos as f32 * f));
+        }
+    }
+    let angles = Tensor::from_vec(angles, (t, dim), device)?;
+    Ok((angles.cos()?, angles.sin()?))
+}
+
+/// Applies rotary embeddings to `x [b, heads, t, dim]` with tables from [`rope_tables`].
+pub fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let dim = x.dim(D::Minus1)?;
+    let x1 = x.narrow(D::Minus1, 0, dim / 2)?;
+    let x2 = x.narrow(D::Minus1, dim / 2, dim / 2)?;
+    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+    x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?
 }
 
 /// Turns a `[batch, seq]` 0/1 mask into an additive `[batch, 1, 1, seq]` attention bias.
@@ -153,6 +233,7 @@ pub struct AttentionNames {
 
 /// A post-LN transformer encoder layer: self-attention, residual + LayerNorm, GELU feed-forward,
 /// residual + LayerNorm (BERT and MPNet share it; only the weight names differ).
+#[derive(Debug, Clone)]
 pub struct EncoderLayer {
     q: Linear,
     k: Linear,

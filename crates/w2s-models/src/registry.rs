@@ -10,6 +10,8 @@ pub enum Arch {
     Bert,
     /// MPNet.
     MpNet,
+    /// A decoder (Llama, Qwen2, Gemma3) in a GGUF file holding weights, config and tokenizer.
+    Decoder,
 }
 
 /// A built-in model of the ladder.
@@ -25,8 +27,8 @@ pub struct BuiltinModel {
     pub params_millions: f64,
 }
 
-/// The encoder ladder, weakest first.
-pub const BUILTIN: [BuiltinModel; 4] = [
+/// The built-in models: the encoder ladder weakest first, then the GGUF decoders.
+pub const BUILTIN: [BuiltinModel; 8] = [
     BuiltinModel {
         name: "minilm-l3",
         arch: Arch::Bert,
@@ -51,6 +53,30 @@ pub const BUILTIN: [BuiltinModel; 4] = [
         prefix: "",
         params_millions: 109.5,
     },
+    BuiltinModel {
+        name: "smollm2-135m",
+        arch: Arch::Decoder,
+        prefix: "",
+        params_millions: 134.5,
+    },
+    BuiltinModel {
+        name: "gemma3-270m",
+        arch: Arch::Decoder,
+        prefix: "",
+        params_millions: 268.1,
+    },
+    BuiltinModel {
+        name: "qwen2.5-coder-0.5b",
+        arch: Arch::Decoder,
+        prefix: "",
+        params_millions: 494.0,
+    },
+    BuiltinModel {
+        name: "qwen2.5-coder-1.5b",
+        arch: Arch::Decoder,
+        prefix: "",
+        params_millions: 1543.7,
+    },
 ];
 
 /// Where a model's files are and how to read them.
@@ -62,11 +88,11 @@ pub struct ModelSource {
     pub arch: Arch,
     /// Input prefix.
     pub prefix: String,
-    /// config.json.
+    /// config.json (the GGUF file itself for decoders).
     pub config: PathBuf,
-    /// model.safetensors (checksum-verified for built-in models).
+    /// model.safetensors or model.gguf (checksum-verified for built-in models).
     pub weights: PathBuf,
-    /// tokenizer.json.
+    /// tokenizer.json (the GGUF file itself for decoders).
     pub tokenizer: PathBuf,
     /// Identity of the weights for cache keys: the pinned sha256, or size+mtime for user folders.
     pub fingerprint: String,
@@ -76,8 +102,20 @@ pub struct ModelSource {
 pub fn resolve(name_or_path: &str, store: &Store) -> Result<ModelSource> {
     if let Some(b) = BUILTIN.iter().find(|b| b.name == name_or_path) {
         store.ensure(b.name)?;
-        let weights = store.verified_file(b.name, "model.safetensors")?;
         let asset = store.manifest().asset(b.name)?;
+        if b.arch == Arch::Decoder {
+            let weights = store.verified_file(b.name, "model.gguf")?;
+            return Ok(ModelSource {
+                name: b.name.to_string(),
+                arch: b.arch,
+                prefix: b.prefix.to_string(),
+                config: weights.clone(),
+                tokenizer: weights.clone(),
+                weights,
+                fingerprint: asset.files.get("model.gguf").cloned().unwrap_or_default(),
+            });
+        }
+        let weights = store.verified_file(b.name, "model.safetensors")?;
         return Ok(ModelSource {
             name: b.name.to_string(),
             arch: b.arch,
@@ -93,6 +131,18 @@ pub fn resolve(name_or_path: &str, store: &Store) -> Result<ModelSource> {
         });
     }
     let dir = Path::new(name_or_path);
+    if dir.is_file() && dir.extension().is_some_and(|e| e == "gguf") {
+        let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        return Ok(ModelSource {
+            name: canonical.display().to_string(),
+            arch: Arch::Decoder,
+            prefix: String::new(),
+            config: dir.to_path_buf(),
+            tokenizer: dir.to_path_buf(),
+            weights: dir.to_path_buf(),
+            fingerprint: size_and_mtime(dir)?,
+        });
+    }
     if !dir.is_dir() {
         return Err(ModelError::UnknownModel(name_or_path.to_string()));
     }
@@ -122,8 +172,23 @@ pub fn resolve(name_or_path: &str, store: &Store) -> Result<ModelSource> {
             })
         }
     };
-    let meta = std::fs::metadata(&weights).map_err(|e| ModelError::Config {
-        path: weights.clone(),
+    let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let fingerprint = size_and_mtime(&weights)?;
+    Ok(ModelSource {
+        name: canonical.display().to_string(),
+        arch,
+        prefix: String::new(),
+        config,
+        weights,
+        tokenizer,
+        fingerprint,
+    })
+}
+
+/// Identity of a user's weights file for cache keys: its size and modification time.
+fn size_and_mtime(weights: &Path) -> Result<String> {
+    let meta = std::fs::metadata(weights).map_err(|e| ModelError::Config {
+        path: weights.to_path_buf(),
         reason: e.to_string(),
     })?;
     let mtime = meta
@@ -132,14 +197,5 @@ pub fn resolve(name_or_path: &str, store: &Store) -> Result<ModelSource> {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    Ok(ModelSource {
-        name: canonical.display().to_string(),
-        arch,
-        prefix: String::new(),
-        config,
-        weights,
-        tokenizer,
-        fingerprint: format!("{}-{}", meta.len(), mtime),
-    })
+    Ok(format!("{}-{}", meta.len(), mtime))
 }

@@ -1,5 +1,8 @@
 //! Tokenization with the `tokenizers` crate, truncating from the left.
 //!
+//! Encoders wrap a text in `[CLS] … [SEP]`; decoders put their BOS in front when the model was
+//! trained with one (Gemma) and nothing after.
+//!
 //! Truncation keeps the *end* of a text: for question answering rows the question and candidate
 //! answer come last, and cutting them off would make the task unanswerable. A model prefix (e5's
 //! `query: `) is kept in front whatever the length.
@@ -12,8 +15,8 @@ pub struct TextTokenizer {
     path: PathBuf,
     prefix: String,
     prefix_len: usize,
-    cls: u32,
-    sep: u32,
+    head: Vec<u32>,
+    tail: Vec<u32>,
     /// Id used to pad batches.
     pub pad: u32,
 }
@@ -58,33 +61,58 @@ impl TextTokenizer {
             path: path.to_path_buf(),
             prefix: prefix.to_string(),
             prefix_len,
-            cls,
-            sep,
+            head: vec![cls],
+            tail: vec![sep],
             pad,
         })
     }
 
-    /// Token ids of one text with special tokens, at most `max_len` long (end kept, prefix kept).
-    pub fn encode(&self, text: &str, max_len: usize) -> Result<Vec<u32>> {
-        let full = format!("{}{text}", self.prefix);
-        let enc = self
+    /// Wraps a decoder's tokenizer rebuilt from GGUF metadata (`path` names the file in errors).
+    pub fn from_decoder(dt: crate::gguf::DecoderTokenizer, path: &Path) -> Self {
+        TextTokenizer {
+            inner: dt.tokenizer,
+            path: path.to_path_buf(),
+            prefix: String::new(),
+            prefix_len: 0,
+            head: dt.bos.into_iter().collect(),
+            tail: Vec::new(),
+            pad: dt.pad,
+        }
+    }
+
+    /// Token ids of a text without any special tokens or truncation (tests, inspection).
+    pub fn raw_ids(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self
             .inner
-            .encode(full.as_str(), false)
+            .encode(text, false)
             .map_err(|e| ModelError::Tokenizer {
                 path: self.path.clone(),
                 reason: e.to_string(),
-            })?;
-        let ids = enc.get_ids();
-        let room = max_len.saturating_sub(2).max(self.prefix_len + 1);
-        let mut out = Vec::with_capacity(ids.len().min(room) + 2);
-        out.push(self.cls);
+            })?
+            .get_ids()
+            .to_vec())
+    }
+
+    /// Token ids of one text with special tokens, at most `max_len` long (end kept, prefix kept).
+    /// A text with no tokens at all (empty, for a decoder without BOS) becomes one padding token,
+    /// so every row has a last token to pool.
+    pub fn encode(&self, text: &str, max_len: usize) -> Result<Vec<u32>> {
+        let full = format!("{}{text}", self.prefix);
+        let ids = self.raw_ids(&full)?;
+        let specials = self.head.len() + self.tail.len();
+        let room = max_len.saturating_sub(specials).max(self.prefix_len + 1);
+        let mut out = Vec::with_capacity(ids.len().min(room) + specials);
+        out.extend_from_slice(&self.head);
         if ids.len() <= room {
-            out.extend_from_slice(ids);
+            out.extend_from_slice(&ids);
         } else {
             out.extend_from_slice(&ids[..self.prefix_len]);
             out.extend_from_slice(&ids[ids.len() - (room - self.prefix_len)..]);
         }
-        out.push(self.sep);
+        out.extend_from_slice(&self.tail);
+        if out.is_empty() {
+            out.push(self.pad);
+        }
         Ok(out)
     }
 }

@@ -31,7 +31,9 @@ fn check(model: &str, expected_vars: usize) {
         .map(|t| enc.tokenizer.encode(t, 64).unwrap())
         .collect();
     let (ids, mask) = enc.pad_batch(&rows).unwrap();
-    let pooled = w2s_models::mean_pool(&enc.hidden_states(&ids, &mask).unwrap(), &mask).unwrap();
+    let pooled = enc
+        .pool(&enc.hidden_states(&ids, &mask).unwrap(), &mask)
+        .unwrap();
     let logits = head.forward(&pooled).unwrap();
     let labels = Tensor::new(&[1u32, 0], &dev).unwrap();
     let loss = candle_nn::loss::cross_entropy(&logits, &labels).unwrap();
@@ -78,4 +80,22 @@ fn bert_e5_small_every_parameter_gets_a_gradient() {
 fn mpnet_every_parameter_gets_a_gradient() {
     // word + position embeddings, LayerNorm (2), relative bias, 12 layers x 16
     check("mpnet-base", 5 + 12 * 16);
+}
+
+#[test]
+fn llama_smollm2_every_parameter_gets_a_gradient() {
+    // embedding + final norm, 30 layers x (2 norms, q k v o, gate up down)
+    check("smollm2-135m", 2 + 30 * 9);
+}
+
+#[test]
+fn gemma3_every_parameter_gets_a_gradient() {
+    // embedding + final norm, 18 layers x (4 sandwich norms, q/k norms, q k v o, gate up down)
+    check("gemma3-270m", 2 + 18 * 13);
+}
+
+#[test]
+fn qwen2_every_parameter_gets_a_gradient() {
+    // embedding + final norm, 24 layers x (2 norms, q k v o, q/k/v biases, gate up down)
+    check("qwen2.5-coder-0.5b", 2 + 24 * 12);
 }

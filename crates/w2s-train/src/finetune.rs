@@ -40,7 +40,6 @@ pub struct EncoderClassifier {
     encoder: Encoder,
     varmap: VarMap,
     adapters: Vec<Adapter>,
-    source: ModelSource,
     ids: Vec<Vec<u32>>,
     backbone_vars: Vec<Var>,
     weight: Var,
@@ -106,7 +105,6 @@ impl EncoderClassifier {
             encoder,
             varmap,
             adapters,
-            source: source.clone(),
             ids,
             backbone_vars,
             head_lr_scale,
@@ -129,7 +127,7 @@ impl EncoderClassifier {
         let hidden = encoder
             .hidden_states(&ids, &mask)
             .map_err(model_to_candle)?;
-        w2s_models::mean_pool(&hidden, &mask)
+        encoder.pool(&hidden, &mask).map_err(model_to_candle)
     }
 
     /// A frozen copy of the current weights: inference through it builds no graph and takes the
@@ -146,13 +144,14 @@ impl EncoderClassifier {
                 .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
                 .collect();
             let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-            Encoder::build(&self.source, vb, &device).map_err(model_to_candle)?
+            self.encoder.with_weights(vb).map_err(model_to_candle)?
         } else {
-            let mut encoder = Encoder::load(&self.source, &device).map_err(model_to_candle)?;
-            let layers = encoder.layers_mut();
+            // The frozen base weights are shared; only the adapters are swapped for detached copies.
+            let mut encoder = self.encoder.clone();
+            let mut layers = encoder.layer_linears_mut();
             for (layer, name, a, b, scale) in &self.adapters {
-                for (n, linear) in layers[*layer].linears_mut() {
-                    if n == *name {
+                for (n, linear) in layers[*layer].iter_mut() {
+                    if n == name {
                         linear.set_lora(Some(Lora {
                             a: a.as_tensor().detach(),
                             b: b.as_tensor().detach(),
@@ -183,8 +182,8 @@ fn attach_lora(
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x10_2a);
     let scale = alpha / rank.max(1) as f64;
     let mut adapters = Vec::new();
-    for (i, layer) in encoder.layers_mut().iter_mut().enumerate() {
-        for (name, linear) in layer.linears_mut() {
+    for (i, layer) in encoder.layer_linears_mut().into_iter().enumerate() {
+        for (name, linear) in layer {
             let (inp, out) = linear.dims()?;
             let bound = 1.0 / (inp as f32).sqrt();
             let init: Vec<f32> = (0..rank * inp)
@@ -207,9 +206,12 @@ fn model_to_candle(e: w2s_models::ModelError) -> candle_core::Error {
     candle_core::Error::Msg(e.to_string())
 }
 
-/// The layer index of a parameter named `encoder.layer.N.…`.
+/// The layer index of a parameter named `encoder.layer.N.…` (encoders) or `model.layers.N.…`
+/// (decoders).
 fn layer_of(name: &str) -> Option<usize> {
-    let rest = name.strip_prefix("encoder.layer.")?;
+    let rest = name
+        .strip_prefix("encoder.layer.")
+        .or_else(|| name.strip_prefix("model.layers."))?;
     rest.split('.').next()?.parse().ok()
 }
 

@@ -1,0 +1,165 @@
+//! GGUF decoders against an independent reference (tests/reference/decoder_reference.py:
+//! Hugging Face transformers reading the same GGUF files with its own dequantiser, tokenizer
+//! converters and modelling code): identical token ids on awkward strings, matching final hidden
+//! states on a prompt, and last-token pooling that does not care about padding or token id 0.
+//! The models are fetched into $W2S_HOME on first use.
+use candle_core::Device;
+use serde_json::Value;
+use w2s_assets::Store;
+use w2s_models::{resolve, Encoder};
+
+fn reference(model: &str) -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/reference/decoders.json"
+    );
+    let all: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("reference fixture"))
+            .expect("valid JSON");
+    all[model].clone()
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn check(model: &str) {
+    let r = reference(model);
+    let source = resolve(model, &Store::open()).expect("model fetched");
+    let enc = Encoder::load(&source, &Device::Cpu).unwrap();
+
+    // Tokenizer rebuilt from the GGUF metadata.
+    for (text, want) in r["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(r["text_ids"].as_array().unwrap())
+    {
+        let text = text.as_str().unwrap();
+        assert_eq!(
+            enc.tokenizer.raw_ids(text).unwrap(),
+            ids(want),
+            "{model}: tokens of {text:?}"
+        );
+    }
+    let prompt = r["prompt"].as_str().unwrap();
+    let prompt_ids = enc.tokenizer.encode(prompt, 128).unwrap();
+    assert_eq!(
+        prompt_ids,
+        ids(&r["prompt_ids"]),
+        "{model}: prompt with special tokens"
+    );
+
+    // Final hidden states of the prompt.
+    let (t_ids, mask) = enc.pad_batch(std::slice::from_ref(&prompt_ids)).unwrap();
+    let hidden = enc
+        .hidden_states(&t_ids, &mask)
+        .unwrap()
+        .squeeze(0)
+        .unwrap();
+    let rows = hidden.to_vec2::<f32>().unwrap();
+    let want_norms = floats(&r["hidden_norm"]);
+    let want_heads = r["hidden_head"].as_array().unwrap();
+    let mut worst = 0f32;
+    for (pos, row) in rows.iter().enumerate() {
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let rel = (norm - want_norms[pos]).abs() / want_norms[pos];
+        assert!(
+            rel < 1e-3,
+            "{model}: position {pos} norm {norm} vs {}",
+            want_norms[pos]
+        );
+        for (a, b) in row.iter().zip(floats(&want_heads[pos])) {
+            worst = worst.max((a - b).abs() / want_norms[pos]);
+        }
+    }
+    let last = rows.last().unwrap();
+    let want_last = floats(&r["hidden_last"]);
+    assert_eq!(last.len(), want_last.len());
+    for (a, b) in last.iter().zip(&want_last) {
+        worst = worst.max((a - b).abs() / want_norms[rows.len() - 1]);
+    }
+    eprintln!("{model}: worst |ours - reference| / ‖h‖ = {worst:.2e}");
+    assert!(
+        worst < 1e-5,
+        "{model}: hidden states differ by {worst} of the norm"
+    );
+
+    // Last-token pooling: the prompt padded next to a longer row (which contains token id 0)
+    // pools to the same vector as the prompt alone.
+    let mut longer = enc
+        .tokenizer
+        .encode("A longer row, so that the prompt gets padded", 128)
+        .unwrap();
+    longer.insert(longer.len() / 2, 0);
+    let alone = enc
+        .embed_ids(std::slice::from_ref(&prompt_ids))
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    let batch = enc
+        .embed_ids(&[prompt_ids.clone(), longer.clone()])
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    let scale = alone[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+    let diff = alone[0]
+        .iter()
+        .zip(&batch[0])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        diff / scale < 1e-4,
+        "{model}: padding changed the pooled state by {diff}"
+    );
+    // ... and it is the last real token's state, i.e. the reference's last position.
+    let d_last = alone[0]
+        .iter()
+        .zip(&want_last)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        d_last / scale < 1e-3,
+        "{model}: pooled state is not the last token's"
+    );
+    // The row with id 0 inside is pooled at its real end, not cut at the 0.
+    let cut: Vec<u32> = longer[..longer.iter().position(|&i| i == 0).unwrap()].to_vec();
+    let cut_state = enc.embed_ids(&[cut]).unwrap().to_vec2::<f32>().unwrap();
+    let same = batch[1]
+        .iter()
+        .zip(&cut_state[0])
+        .all(|(a, b)| (a - b).abs() < 1e-4);
+    assert!(!same, "{model}: token id 0 treated as padding");
+}
+
+#[test]
+fn smollm2_matches_reference() {
+    check("smollm2-135m");
+}
+
+#[test]
+fn gemma3_matches_reference() {
+    check("gemma3-270m");
+}
+
+#[test]
+fn qwen2_5_coder_0_5b_matches_reference() {
+    check("qwen2.5-coder-0.5b");
+}
+
+#[test]
+fn qwen2_5_coder_1_5b_matches_reference() {
+    check("qwen2.5-coder-1.5b");
+}
