@@ -11,8 +11,8 @@ max length and pooling; a second call with the same arguments reads the cache.\n
 Example:\n  w2s embed --model minilm-l6 --data boolq"
 )]
 pub struct EmbedArgs {
-    /// Model: minilm-l3, minilm-l6, e5-small, mpnet-base, or a folder with config.json,
-    /// model.safetensors and tokenizer.json (BERT or MPNet).
+    /// Model: a built-in name (`w2s fetch --list`), a folder with config.json,
+    /// model.safetensors and tokenizer.json (BERT or MPNet), or a .gguf file (Llama, Qwen2, Gemma3).
     #[arg(long, default_value = "minilm-l6")]
     model: String,
     /// Dataset: a built-in name (`w2s data list`) or a .jsonl/.csv file with text and label.

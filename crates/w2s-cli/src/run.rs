@@ -32,10 +32,11 @@ pub struct RunArgs {
     /// Repeat for several.
     #[arg(long = "data", value_name = "NAME|PATH")]
     data: Vec<String>,
-    /// Weak supervisor model.
+    /// Weak supervisor model: minilm-l3, minilm-l6, e5-small, mpnet-base, smollm2-135m,
+    /// gemma3-270m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b, a model folder or a .gguf file.
     #[arg(long, conflicts_with = "chain")]
     weak: Option<String>,
-    /// Strong student model.
+    /// Strong student model (same choices as --weak).
     #[arg(long, conflicts_with = "chain")]
     strong: Option<String>,
     /// Bootstrapping: weak,m1,...,strong; each model is trained on the previous one's labels of B.
