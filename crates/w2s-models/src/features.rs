@@ -47,9 +47,16 @@ pub struct Features {
 }
 
 impl FeatureRequest<'_> {
-    /// The cache key: a hash of everything the features depend on.
+    /// The cache key of features computed on the CPU: a hash of everything they depend on.
     pub fn key(&self) -> String {
-        let desc = serde_json::json!({
+        self.key_on(&Device::Cpu)
+    }
+
+    /// The cache key of features computed on `device`. A GPU's kernels round differently from
+    /// the CPU's, so its features are kept apart; CPU keys carry no device field, which keeps
+    /// caches made before this distinction valid.
+    pub fn key_on(&self, device: &Device) -> String {
+        let mut desc = serde_json::json!({
             "v": FEATURE_VERSION,
             "model": self.model.name,
             "weights": self.model.fingerprint,
@@ -57,20 +64,28 @@ impl FeatureRequest<'_> {
             "dataset": self.dataset.name,
             "data_version": self.dataset.version,
             "max_len": self.max_len,
-            "pooling": "mean",
+            "pooling": if self.model.arch == crate::Arch::Decoder { "last" } else { "mean" },
             "truncation": "left",
         });
+        if !device.is_cpu() {
+            desc["device"] = format!("{:?}", device.location()).into();
+        }
         w2s_assets::cache::sha256_bytes(desc.to_string().as_bytes())[..16].to_string()
     }
 
-    /// Where the features live under the cache root.
+    /// Where CPU features live under the cache root.
     pub fn path(&self, root: &Path) -> PathBuf {
+        self.path_on(root, &Device::Cpu)
+    }
+
+    /// Where features computed on `device` live under the cache root.
+    pub fn path_on(&self, root: &Path, device: &Device) -> PathBuf {
         let model = sanitize(&self.model.name);
         let data = sanitize(&self.dataset.name);
         root.join("features").join(model).join(format!(
             "{data}-len{}-{}.safetensors",
             self.max_len,
-            self.key()
+            self.key_on(device)
         ))
     }
 }
@@ -104,7 +119,7 @@ pub fn cached_features(
     device: &Device,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Features> {
-    let path = req.path(root);
+    let path = req.path_on(root, device);
     if path.is_file() {
         match read(&path, req.dataset.examples.len()) {
             Ok((values, rows, dim)) => {

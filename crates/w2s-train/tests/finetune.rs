@@ -1,5 +1,6 @@
-//! Fine-tuning moves every trainable parameter of a real encoder (MiniLM-L3), and `train_layers`
-//! freezes the rest. Needs the asset cache (`w2s fetch minilm-l3 pang-lee`).
+//! Fine-tuning moves every trainable parameter of a real encoder (MiniLM-L3) and of real decoders
+//! (SmolLM2, Gemma3), and `train_layers` / LoRA freeze the rest. Needs the asset cache
+//! (`w2s fetch minilm-l3 smollm2-135m gemma3-270m pang-lee`).
 use candle_core::Device;
 use w2s_train::{fit_plain, Adapt, EncoderClassifier, Loss, TrainConfig, Trainable};
 
@@ -28,8 +29,12 @@ fn snapshot(model: &EncoderClassifier) -> Vec<Vec<f32>> {
 }
 
 fn train_steps(adapt: Adapt, epochs: usize) -> (usize, usize, usize) {
+    train_model_steps("minilm-l3", adapt, epochs)
+}
+
+fn train_model_steps(model: &str, adapt: Adapt, epochs: usize) -> (usize, usize, usize) {
     let store = w2s_assets::Store::open();
-    let source = w2s_models::resolve("minilm-l3", &store).unwrap();
+    let source = w2s_models::resolve(model, &store).unwrap();
     let texts = texts();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let model = EncoderClassifier::new(&source, &refs, 64, adapt, 20.0, &Device::Cpu).unwrap();
@@ -103,5 +108,41 @@ fn lora_trains_every_adapter_and_nothing_else() {
         38,
         "{} of 38 parameters did not move",
         38 - changed
+    );
+}
+
+#[test]
+fn every_parameter_of_a_real_decoder_moves() {
+    let (vars, changed, backbone) = train_model_steps("smollm2-135m", Adapt::All, 2);
+    // 272 SmolLM2 tensors (see the gradient test in w2s-models) + head weight and bias.
+    assert_eq!(backbone, 272);
+    assert_eq!(
+        changed,
+        vars,
+        "{} of {vars} parameters did not move",
+        vars - changed
+    );
+    let (vars, changed, backbone) = train_model_steps("smollm2-135m", Adapt::TopLayers(1), 2);
+    // One Llama layer: 2 norms, q k v o, gate up down.
+    assert_eq!((backbone, vars, changed), (9, 11, 11));
+}
+
+#[test]
+fn lora_on_gemma3_trains_every_adapter() {
+    let (vars, changed, backbone) = train_model_steps(
+        "gemma3-270m",
+        Adapt::Lora {
+            rank: 4,
+            alpha: 8.0,
+        },
+        3,
+    );
+    // 18 layers × 7 projections (q k v o gate up down) × (A, B).
+    assert_eq!(backbone, 18 * 7 * 2);
+    assert_eq!(
+        changed,
+        vars,
+        "{} of {vars} parameters did not move",
+        vars - changed
     );
 }
