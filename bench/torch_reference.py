@@ -1,12 +1,14 @@
 """PyTorch reference for `w2s bench`: the same model, batch and step as w2s, timed the same way.
 
-Usage: python3 bench/torch_reference.py {embed,train} MODEL_DIR --batch 16 --seq 128 --steps 5
-MODEL_DIR is the w2s asset folder (config.json, model.safetensors), loaded with transformers.
+Usage: python3 bench/torch_reference.py {embed,train} MODEL --batch 16 --seq 128 --steps 5
+MODEL is the w2s asset folder (config.json, model.safetensors) or a decoder's .gguf file (which
+transformers dequantizes to float32 with the `gguf` package), loaded with transformers.
 Prints one JSON line: {"tokens_per_second": ..., "peak_rss_mb": ..., "torch": version, "threads": n}.
 Needs `pip install torch transformers` (not installed by w2s; the bench skips PyTorch without it).
 """
 import argparse
 import json
+import os
 import time
 
 import torch
@@ -26,7 +28,7 @@ def peak_rss_mb():
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("mode", choices=["embed", "train"])
-    p.add_argument("model_dir")
+    p.add_argument("model")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--steps", type=int, default=5)
@@ -35,7 +37,14 @@ def main():
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    model = AutoModel.from_pretrained(a.model_dir, attn_implementation="eager")
+    decoder = a.model.endswith(".gguf")
+    if decoder:
+        folder, file = os.path.split(os.path.abspath(a.model))
+        model = AutoModel.from_pretrained(
+            folder, gguf_file=file, dtype=torch.float32, attn_implementation="eager"
+        )
+    else:
+        model = AutoModel.from_pretrained(a.model, attn_implementation="eager")
     hidden = model.config.hidden_size
     vocab = model.config.vocab_size
     # Real-looking ids: avoid the special tokens at the start of the vocabulary.
@@ -47,6 +56,8 @@ def main():
 
     def pooled():
         h = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        if decoder:  # last-token pooling, as w2s pools decoders (no padding here)
+            return h[:, -1]
         m = mask.unsqueeze(-1).float()
         return (h * m).sum(1) / m.sum(1)
 

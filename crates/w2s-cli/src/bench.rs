@@ -136,11 +136,16 @@ fn torch_side(
         }
     }
     let source = w2s_models::resolve(&args.model, store)?;
-    let dir: PathBuf = source
-        .weights
-        .parent()
-        .context("model folder")?
-        .to_path_buf();
+    // transformers reads a decoder's GGUF file itself, an encoder from its asset folder.
+    let dir: PathBuf = if source.arch == w2s_models::Arch::Decoder {
+        source.weights.clone()
+    } else {
+        source
+            .weights
+            .parent()
+            .context("model folder")?
+            .to_path_buf()
+    };
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/torch_reference.py");
     let kind = match args.kind {
         BenchKind::Embed => "embed",
