@@ -25,9 +25,15 @@ pub struct FetchArgs {
 pub fn run(args: FetchArgs, quiet: bool) -> Result<()> {
     let store = Store::open();
     let manifest = store.manifest();
+    let width = manifest
+        .assets
+        .iter()
+        .map(|a| a.name.len())
+        .max()
+        .unwrap_or(12);
     if args.list {
         println!(
-            "{:<12} {:<8} {:>9}  {:<7} description",
+            "{:<width$} {:<8} {:>9}  {:<7} description",
             "name", "kind", "download", "cached"
         );
         for a in &manifest.assets {
@@ -43,7 +49,7 @@ pub fn run(args: FetchArgs, quiet: bool) -> Result<()> {
                 "no"
             };
             println!(
-                "{:<12} {:<8} {:>7.0}MB  {:<7} {}",
+                "{:<width$} {:<8} {:>7.0}MB  {:<7} {}",
                 a.name, kind, size, cached, a.description
             );
         }
@@ -70,7 +76,7 @@ pub fn run(args: FetchArgs, quiet: bool) -> Result<()> {
             .with_context(|| format!("fetching {name}"))?;
         bar.finish_and_clear();
         if !quiet {
-            println!("{name:<12} ok  {}", dir.display());
+            println!("{name:<width$} ok  {}", dir.display());
         }
     }
     Ok(())
