@@ -163,3 +163,34 @@ fn qwen2_5_coder_0_5b_matches_reference() {
 fn qwen2_5_coder_1_5b_matches_reference() {
     check("qwen2.5-coder-1.5b");
 }
+
+#[test]
+fn corrupt_gguf_files_give_errors_that_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.gguf");
+    std::fs::write(&garbage, b"definitely not a gguf file").unwrap();
+    let source = resolve(garbage.to_str().unwrap(), &Store::open()).unwrap();
+    let err = Encoder::load(&source, &Device::Cpu)
+        .err()
+        .expect("garbage must not load")
+        .to_string();
+    assert!(
+        err.contains("garbage.gguf") && err.contains("GGUF"),
+        "{err}"
+    );
+
+    // A real file cut short: the header parses, a tensor is missing its bytes.
+    let real = resolve("smollm2-135m", &Store::open()).unwrap();
+    let bytes = std::fs::read(&real.weights).unwrap();
+    let cut = dir.path().join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let source = resolve(cut.to_str().unwrap(), &Store::open()).unwrap();
+    let err = Encoder::load(&source, &Device::Cpu)
+        .err()
+        .expect("a truncated file must not load")
+        .to_string();
+    assert!(
+        err.contains("cut.gguf") && err.contains("dequantising"),
+        "{err}"
+    );
+}
