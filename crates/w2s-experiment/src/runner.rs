@@ -147,6 +147,16 @@ pub struct Runner<'a> {
     on_event: Box<dyn FnMut(Event) + 'a>,
 }
 
+/// What a model is trained on: rows of the dataset, their targets, the labels its early stopping
+/// reads on val, the loss, and a name for the store key (`ground-truth` or the teacher's node).
+struct Supervision<'a> {
+    rows: &'a [usize],
+    name: String,
+    targets: Vec<[f32; 2]>,
+    val_labels: Vec<u8>,
+    loss: Loss,
+}
+
 /// The rows of each part of a split and the key naming it.
 struct SplitRows {
     split: Split,
@@ -304,21 +314,25 @@ impl<'a> Runner<'a> {
         SplitRows { split, key }
     }
 
-    /// Trains (or reads from the store) `model` on `rows` with `targets`.
-    #[allow(clippy::too_many_arguments)]
+    /// Trains (or reads from the store) `model` on what `sup` describes.
     fn node(
         &mut self,
         role: &str,
         model: &str,
         data: &Prepared,
         split: &SplitRows,
-        rows: &[usize],
-        supervision: &str,
-        targets: Vec<[f32; 2]>,
-        val_labels: &[u8],
-        loss: Loss,
+        sup: Supervision,
         seed: u64,
     ) -> Result<Rc<TrainedNode>> {
+        let Supervision {
+            rows,
+            name: supervision,
+            targets,
+            val_labels,
+            loss,
+        } = sup;
+        let val_labels = val_labels.as_slice();
+        let supervision = supervision.as_str();
         let source = self.source(model)?;
         let mut desc = serde_json::json!({
             "v": STAGE_VERSION, "mode": self.cfg.mode, "split": split.key, "model": model,
@@ -442,18 +456,14 @@ impl<'a> Runner<'a> {
     ) -> Result<Rc<TrainedNode>> {
         let targets = rows.iter().map(|&r| one_hot(data.labels[r])).collect();
         let val_labels: Vec<u8> = split.split.val.iter().map(|&r| data.labels[r]).collect();
-        self.node(
-            role,
-            model,
-            data,
-            split,
+        let sup = Supervision {
             rows,
-            "ground-truth",
+            name: "ground-truth".into(),
             targets,
-            &val_labels,
-            Loss::Xent,
-            seed,
-        )
+            val_labels,
+            loss: Loss::Xent,
+        };
+        self.node(role, model, data, split, sup, seed)
     }
 
     fn student(
@@ -483,18 +493,14 @@ impl<'a> Runner<'a> {
             .map(|&r| metrics::predict(teacher.probs[r] as f64))
             .collect();
         let supervision = format!("{}:{}", self.cfg.labels.name(), teacher.key);
-        self.node(
-            "student",
-            model,
-            data,
-            split,
-            b,
-            &supervision,
+        let sup = Supervision {
+            rows: b,
+            name: supervision,
             targets,
-            &val_labels,
+            val_labels,
             loss,
-            seed,
-        )
+        };
+        self.node("student", model, data, split, sup, seed)
     }
 
     /// Runs one spec: trains or reuses every node, writes the run's record and per-example
