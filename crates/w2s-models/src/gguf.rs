@@ -126,12 +126,15 @@ impl Gguf {
         };
         let id = |key: &str| self.meta(key).and_then(|v| v.to_u32().ok());
         let flag = |key: &str| self.meta(key).and_then(|v| v.to_bool().ok());
-        let model = self
-            .meta("tokenizer.ggml.model")
-            .and_then(|v| v.to_string().ok())
-            .cloned()
-            .unwrap_or_default();
-        let vocab: HashMap<String, u32> = tokens
+        let text = |key: &str| {
+            self.meta(key)
+                .and_then(|v| v.to_string().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        let model = text("tokenizer.ggml.model");
+        // Built once, in the map type the BPE builder takes (it is moved into the model).
+        let vocab: ahash::AHashMap<String, u32> = tokens
             .iter()
             .enumerate()
             .map(|(i, t)| (t.clone(), i as u32))
@@ -148,22 +151,11 @@ impl Gguf {
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let bpe = BPE::builder()
-                    .vocab_and_merges(
-                        vocab
-                            .iter()
-                            .map(|(k, v)| (k.clone(), *v))
-                            .collect::<ahash::AHashMap<_, _>>(),
-                        merges,
-                    )
+                    .vocab_and_merges(vocab, merges)
                     .build()
                     .map_err(tok_err)?;
                 let mut tk = Tokenizer::new(bpe);
-                let pre = self
-                    .meta("tokenizer.ggml.pre")
-                    .and_then(|v| v.to_string().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                match pre.as_str() {
+                match text("tokenizer.ggml.pre").as_str() {
                     "qwen2" => {
                         let split = Split::new(
                             SplitPattern::Regex(QWEN2_PATTERN.into()),
@@ -192,6 +184,11 @@ impl Gguf {
                 tk
             }
             "llama" => {
+                if flag("tokenizer.ggml.add_space_prefix").unwrap_or(false) {
+                    return Err(self.bad(
+                        "SentencePiece tokenizers with add_space_prefix are not supported yet",
+                    ));
+                }
                 // SentencePiece BPE: merge priorities come from the piece scores.
                 let scores: Vec<f32> = self
                     .meta("tokenizer.ggml.scores")
@@ -204,24 +201,13 @@ impl Gguf {
                     .and_then(|i| tokens.get(i as usize).cloned())
                     .unwrap_or_else(|| "<unk>".into());
                 let bpe = BPE::builder()
-                    .vocab_and_merges(
-                        vocab
-                            .iter()
-                            .map(|(k, v)| (k.clone(), *v))
-                            .collect::<ahash::AHashMap<_, _>>(),
-                        merges,
-                    )
+                    .vocab_and_merges(vocab, merges)
                     .unk_token(unk)
                     .fuse_unk(true)
                     .byte_fallback(true)
                     .build()
                     .map_err(tok_err)?;
                 let mut tk = Tokenizer::new(bpe);
-                if flag("tokenizer.ggml.add_space_prefix").unwrap_or(false) {
-                    return Err(self.bad(
-                        "SentencePiece tokenizers with add_space_prefix are not supported yet",
-                    ));
-                }
                 tk.with_normalizer(Some(Replace::new(" ", "▁").map_err(tok_err)?));
                 tk
             }
@@ -316,7 +302,7 @@ fn hf_name(gguf: &str, family: Family) -> Option<String> {
 fn merges_from_scores(
     tokens: &[String],
     scores: &[f32],
-    vocab: &HashMap<String, u32>,
+    vocab: &ahash::AHashMap<String, u32>,
 ) -> Vec<(String, String)> {
     let mut by_score: Vec<usize> = (0..tokens.len()).collect();
     by_score.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));

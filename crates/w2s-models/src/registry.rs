@@ -98,6 +98,21 @@ pub struct ModelSource {
     pub fingerprint: String,
 }
 
+impl ModelSource {
+    /// A decoder in one GGUF file, which holds its weights, config and tokenizer alike.
+    fn gguf(name: String, file: PathBuf, fingerprint: String) -> ModelSource {
+        ModelSource {
+            name,
+            arch: Arch::Decoder,
+            prefix: String::new(),
+            config: file.clone(),
+            tokenizer: file.clone(),
+            weights: file,
+            fingerprint,
+        }
+    }
+}
+
 /// Resolves a built-in name (fetching it if needed) or a model folder.
 pub fn resolve(name_or_path: &str, store: &Store) -> Result<ModelSource> {
     if let Some(b) = BUILTIN.iter().find(|b| b.name == name_or_path) {
@@ -105,15 +120,8 @@ pub fn resolve(name_or_path: &str, store: &Store) -> Result<ModelSource> {
         let asset = store.manifest().asset(b.name)?;
         if b.arch == Arch::Decoder {
             let weights = store.verified_file(b.name, "model.gguf")?;
-            return Ok(ModelSource {
-                name: b.name.to_string(),
-                arch: b.arch,
-                prefix: b.prefix.to_string(),
-                config: weights.clone(),
-                tokenizer: weights.clone(),
-                weights,
-                fingerprint: asset.files.get("model.gguf").cloned().unwrap_or_default(),
-            });
+            let fingerprint = asset.files.get("model.gguf").cloned().unwrap_or_default();
+            return Ok(ModelSource::gguf(b.name.to_string(), weights, fingerprint));
         }
         let weights = store.verified_file(b.name, "model.safetensors")?;
         return Ok(ModelSource {
@@ -133,15 +141,11 @@ pub fn resolve(name_or_path: &str, store: &Store) -> Result<ModelSource> {
     let dir = Path::new(name_or_path);
     if dir.is_file() && dir.extension().is_some_and(|e| e == "gguf") {
         let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-        return Ok(ModelSource {
-            name: canonical.display().to_string(),
-            arch: Arch::Decoder,
-            prefix: String::new(),
-            config: dir.to_path_buf(),
-            tokenizer: dir.to_path_buf(),
-            weights: dir.to_path_buf(),
-            fingerprint: size_and_mtime(dir)?,
-        });
+        return Ok(ModelSource::gguf(
+            canonical.display().to_string(),
+            dir.to_path_buf(),
+            size_and_mtime(dir)?,
+        ));
     }
     if !dir.is_dir() {
         return Err(ModelError::UnknownModel(name_or_path.to_string()));

@@ -35,6 +35,17 @@ fn floats(v: &Value) -> Vec<f32> {
         .collect()
 }
 
+fn norm(v: &[f32]) -> f32 {
+    v.iter().map(|x| x * x).sum::<f32>().sqrt()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
 fn check(model: &str) {
     let r = reference(model);
     let source = resolve(model, &Store::open()).expect("model fetched");
@@ -74,23 +85,19 @@ fn check(model: &str) {
     let want_heads = r["hidden_head"].as_array().unwrap();
     let mut worst = 0f32;
     for (pos, row) in rows.iter().enumerate() {
-        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-        let rel = (norm - want_norms[pos]).abs() / want_norms[pos];
+        let n = norm(row);
+        let rel = (n - want_norms[pos]).abs() / want_norms[pos];
         assert!(
             rel < 1e-3,
-            "{model}: position {pos} norm {norm} vs {}",
+            "{model}: position {pos} norm {n} vs {}",
             want_norms[pos]
         );
-        for (a, b) in row.iter().zip(floats(&want_heads[pos])) {
-            worst = worst.max((a - b).abs() / want_norms[pos]);
-        }
+        worst = worst.max(max_abs_diff(row, &floats(&want_heads[pos])) / want_norms[pos]);
     }
     let last = rows.last().unwrap();
     let want_last = floats(&r["hidden_last"]);
     assert_eq!(last.len(), want_last.len());
-    for (a, b) in last.iter().zip(&want_last) {
-        worst = worst.max((a - b).abs() / want_norms[rows.len() - 1]);
-    }
+    worst = worst.max(max_abs_diff(last, &want_last) / want_norms[rows.len() - 1]);
     eprintln!("{model}: worst |ours - reference| / ‖h‖ = {worst:.2e}");
     assert!(
         worst < 1e-5,
@@ -114,22 +121,14 @@ fn check(model: &str) {
         .unwrap()
         .to_vec2::<f32>()
         .unwrap();
-    let scale = alone[0].iter().map(|x| x * x).sum::<f32>().sqrt();
-    let diff = alone[0]
-        .iter()
-        .zip(&batch[0])
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let scale = norm(&alone[0]);
+    let diff = max_abs_diff(&alone[0], &batch[0]);
     assert!(
         diff / scale < 1e-4,
         "{model}: padding changed the pooled state by {diff}"
     );
     // ... and it is the last real token's state, i.e. the reference's last position.
-    let d_last = alone[0]
-        .iter()
-        .zip(&want_last)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let d_last = max_abs_diff(&alone[0], &want_last);
     assert!(
         d_last / scale < 1e-3,
         "{model}: pooled state is not the last token's"
@@ -137,10 +136,7 @@ fn check(model: &str) {
     // The row with id 0 inside is pooled at its real end, not cut at the 0.
     let cut: Vec<u32> = longer[..longer.iter().position(|&i| i == 0).unwrap()].to_vec();
     let cut_state = enc.embed_ids(&[cut]).unwrap().to_vec2::<f32>().unwrap();
-    let same = batch[1]
-        .iter()
-        .zip(&cut_state[0])
-        .all(|(a, b)| (a - b).abs() < 1e-4);
+    let same = max_abs_diff(&batch[1], &cut_state[0]) < 1e-4;
     assert!(!same, "{model}: token id 0 treated as padding");
 }
 
