@@ -85,6 +85,10 @@ pub struct RunArgs {
     /// Peak learning rate (AdamW, cosine decay) [default: 1e-3, finetune 5e-5].
     #[arg(long)]
     lr: Option<f64>,
+    /// Share of the optimizer steps over which the learning rate rises linearly from 0 before
+    /// the cosine decay (e.g. 0.1) [default: 0].
+    #[arg(long, value_name = "FRACTION")]
+    warmup: Option<f64>,
     /// Rows per optimizer step [default: 128, finetune 32].
     #[arg(long)]
     batch_size: Option<usize>,
@@ -174,6 +178,12 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
     }
     if let Some(v) = args.lr {
         cfg.train.lr = v;
+    }
+    if let Some(v) = args.warmup {
+        if !(0.0..1.0).contains(&v) {
+            bail!("--warmup is a share of the training steps in [0, 1), got {v}");
+        }
+        cfg.train.warmup_frac = v;
     }
     if let Some(v) = args.batch_size {
         cfg.train.batch_size = v;

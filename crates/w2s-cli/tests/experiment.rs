@@ -270,3 +270,14 @@ fn kill_9_during_a_sweep_loses_nothing_and_a_restart_recomputes_nothing_stored()
     let third = run_json(&args(&killed).iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(third["nodes"]["computed"].as_u64(), Some(0));
 }
+
+#[test]
+fn a_warmup_outside_zero_to_one_is_refused_with_the_flag_named() {
+    let out = w2s()
+        .args(["run", "--data", "tweets", "--warmup", "1.5", "--json"])
+        .output()
+        .expect("w2s runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--warmup") && err.contains("1.5"), "{err}");
+}

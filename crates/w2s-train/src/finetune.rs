@@ -83,14 +83,35 @@ impl EncoderClassifier {
                     .map_or(0, |m| m + 1);
                 let mut names: Vec<&String> = vars.keys().collect();
                 names.sort();
+                let is_trained = |name: &str| match adapt {
+                    Adapt::TopLayers(k) => layer_of(name).is_some_and(|l| l + k >= layers),
+                    _ => true,
+                };
                 let trained = names
                     .into_iter()
-                    .filter(|name| match adapt {
-                        Adapt::TopLayers(k) => layer_of(name).is_some_and(|l| l + k >= layers),
-                        _ => true,
-                    })
+                    .filter(|name| is_trained(name))
                     .map(|name| vars[name].clone())
                     .collect();
+                // The frozen layers get plain (detached) tensors that share the variables' memory:
+                // backward then stops at the lowest trained layer instead of differentiating
+                // through the whole backbone, and the frozen layers run the fused kernels.
+                let encoder = if matches!(adapt, Adapt::TopLayers(_)) {
+                    let tensors: HashMap<String, Tensor> = vars
+                        .iter()
+                        .map(|(name, var)| {
+                            let t = if is_trained(name) {
+                                var.as_tensor().clone()
+                            } else {
+                                var.as_tensor().detach()
+                            };
+                            (name.clone(), t)
+                        })
+                        .collect();
+                    let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+                    encoder.with_weights(vb)?
+                } else {
+                    encoder
+                };
                 (encoder, trained, Vec::new())
             }
         };

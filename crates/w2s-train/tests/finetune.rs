@@ -91,6 +91,29 @@ fn train_layers_trains_only_the_top_layers() {
     assert_eq!(changed, 18);
 }
 
+/// Nodes that backward visits for the logits of 16 rows.
+fn backward_nodes(adapt: Adapt) -> usize {
+    let store = w2s_assets::Store::open();
+    let source = w2s_models::resolve("minilm-l3", &store).unwrap();
+    let texts = texts();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let model = EncoderClassifier::new(&source, &refs, 64, adapt, 20.0, &Device::Cpu).unwrap();
+    let rows: Vec<usize> = (0..refs.len()).collect();
+    model.logits(&rows).unwrap().sorted_nodes().len()
+}
+
+#[test]
+fn train_layers_does_not_differentiate_the_frozen_layers() {
+    // Frozen layers must not be in the autograd graph at all (not merely left un-updated): with
+    // the top 1 of 3 layers trained, backward visits well under half the nodes of full training.
+    let all = backward_nodes(Adapt::All);
+    let top = backward_nodes(Adapt::TopLayers(1));
+    assert!(
+        top * 2 < all,
+        "top-1 training keeps {top} graph nodes, full training {all}"
+    );
+}
+
 #[test]
 fn lora_trains_every_adapter_and_nothing_else() {
     let (vars, changed, backbone) = train_steps(
