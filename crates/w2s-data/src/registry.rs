@@ -112,7 +112,7 @@ pub const DATASETS: [DatasetInfo; 11] = [
 ];
 
 /// Bumped whenever a converter's output changes, so stale cached rows are rebuilt.
-const CONVERTER_VERSION: u32 = 2;
+const CONVERTER_VERSION: u32 = 3;
 
 /// Looks up a built-in dataset.
 pub fn info(name: &str) -> Option<&'static DatasetInfo> {

@@ -103,9 +103,15 @@ pub fn piqa(dir: &Path) -> Result<Vec<Example>> {
 }
 
 /// QuaRTz (evals `samples.jsonl`): chat-format prompt `question\n\n A: x\n B: y`, ideal letter.
+///
+/// QuaRTz questions were written in contrast pairs: the same question with one comparison flipped
+/// ("closer to a speaker" / "away from a speaker") and the other answer right. The file shuffles
+/// them apart; both twins get one group here (see [`contrast_groups`]) so that a split never puts
+/// one twin in training and the other in test, where a model that matches similar questions is
+/// rewarded for the opposite answer.
 pub fn quartz(dir: &Path) -> Result<Vec<Example>> {
     let path = dir.join("samples.jsonl");
-    let mut out = Vec::new();
+    let mut questions = Vec::new();
     for (line, v) in jsonl(&path)? {
         let content = v
             .get("input")
@@ -137,17 +143,81 @@ pub fn quartz(dir: &Path) -> Result<Vec<Example>> {
                 format!("ideal answer '{ideal}' is not A or B"),
             ));
         }
-        let group = format!("quartz-{line}");
-        for (letter, opt) in [("A", a), ("B", b)] {
+        questions.push((
+            line,
+            question.trim().to_string(),
+            [a.to_string(), b.to_string()],
+            ideal == "A",
+        ));
+    }
+    let keys: Vec<(&str, [&str; 2])> = questions
+        .iter()
+        .map(|q| (q.1.as_str(), [q.2[0].as_str(), q.2[1].as_str()]))
+        .collect();
+    let groups = contrast_groups(&keys, 0.5);
+    let mut out = Vec::with_capacity(2 * questions.len());
+    for ((line, question, options, a_is_right), g) in questions.iter().zip(groups) {
+        let group = format!("quartz-{}", questions[g].0);
+        for ((letter, right), opt) in [("A", *a_is_right), ("B", !a_is_right)]
+            .into_iter()
+            .zip(options)
+        {
             out.push(Example {
-                id: format!("{group}-{letter}"),
-                text: format!("Question: {}\nAnswer: {opt}", question.trim()),
-                label: (ideal == letter) as u8,
+                id: format!("quartz-{line}-{letter}"),
+                text: format!("Question: {question}\nAnswer: {opt}"),
+                label: right as u8,
                 group: group.clone(),
             });
         }
     }
     Ok(out)
+}
+
+/// Groups near-duplicate questions: `questions[i]` is (question, its two options); two questions
+/// are linked when they offer the same two options (in any order) and their sets of lowercase
+/// words have a Jaccard similarity of at least `min_jaccard`. Returns, for each question, the
+/// index of the first question of its connected component.
+pub fn contrast_groups(questions: &[(&str, [&str; 2])], min_jaccard: f64) -> Vec<usize> {
+    use std::collections::{BTreeSet, HashMap};
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    let words: Vec<BTreeSet<String>> = questions
+        .iter()
+        .map(|(q, _)| {
+            q.split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(str::to_lowercase)
+                .collect()
+        })
+        .collect();
+    // Only questions with the same options can be twins: compare within those buckets.
+    let mut buckets: HashMap<[String; 2], Vec<usize>> = HashMap::new();
+    for (i, (_, [a, b])) in questions.iter().enumerate() {
+        let (a, b) = (a.trim().to_lowercase(), b.trim().to_lowercase());
+        buckets
+            .entry(if a <= b { [a, b] } else { [b, a] })
+            .or_default()
+            .push(i);
+    }
+    let mut parent: Vec<usize> = (0..questions.len()).collect();
+    for ids in buckets.values() {
+        for (x, &i) in ids.iter().enumerate() {
+            for &j in &ids[x + 1..] {
+                let shared = words[i].intersection(&words[j]).count();
+                let union = words[i].len() + words[j].len() - shared;
+                if union > 0 && shared as f64 >= min_jaccard * union as f64 {
+                    let (ri, rj) = (root(&mut parent, i), root(&mut parent, j));
+                    parent[ri.max(rj)] = ri.min(rj);
+                }
+            }
+        }
+    }
+    (0..questions.len()).map(|i| root(&mut parent, i)).collect()
 }
 
 /// Reads a CSV whose bytes are Latin-1 (each byte one code point) or UTF-8 with an optional BOM.
@@ -401,6 +471,41 @@ mod tests {
         .unwrap();
         let err = boolq(dir.path()).unwrap_err().to_string();
         assert!(err.contains("combined.jsonl:2"), "{err}");
+    }
+
+    #[test]
+    fn contrast_twins_share_a_group_and_other_questions_do_not() {
+        let qs = [
+            (
+                "As you move closer to a speaker the sound becomes",
+                ["louder", "quieter"],
+            ),
+            (
+                "A car drives faster. Its kinetic energy",
+                ["increases", "decreases"],
+            ),
+            (
+                "As you move away from a speaker the sound becomes",
+                ["quieter", "louder"],
+            ),
+            // Same words as the first, different options: not a twin.
+            (
+                "As you move closer to a speaker the sound becomes",
+                ["higher", "lower"],
+            ),
+            (
+                "A car drives slower. Its kinetic energy",
+                ["increases", "decreases"],
+            ),
+            (
+                "Mike heats the water. Its molecules move",
+                ["faster", "slower"],
+            ),
+        ];
+        // Jaccard of 0 and 2: 8 shared words of 12 (0.67); of 1 and 4: 6 of 8 (0.75).
+        assert_eq!(contrast_groups(&qs, 0.5), vec![0, 1, 0, 3, 1, 5]);
+        assert_eq!(contrast_groups(&qs, 0.7), vec![0, 1, 2, 3, 1, 5]);
+        assert_eq!(contrast_groups(&qs, 0.8), vec![0, 1, 2, 3, 4, 5]);
     }
 
     #[test]
