@@ -96,19 +96,7 @@ impl EncoderClassifier {
                 // backward then stops at the lowest trained layer instead of differentiating
                 // through the whole backbone, and the frozen layers run the fused kernels.
                 let encoder = if matches!(adapt, Adapt::TopLayers(_)) {
-                    let tensors: HashMap<String, Tensor> = vars
-                        .iter()
-                        .map(|(name, var)| {
-                            let t = if is_trained(name) {
-                                var.as_tensor().clone()
-                            } else {
-                                var.as_tensor().detach()
-                            };
-                            (name.clone(), t)
-                        })
-                        .collect();
-                    let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-                    encoder.with_weights(vb)?
+                    rebuild(&encoder, &vars, is_trained, device)?
                 } else {
                     encoder
                 };
@@ -156,16 +144,8 @@ impl EncoderClassifier {
     fn frozen(&self) -> Result<(Encoder, Tensor, Tensor)> {
         let device = self.weight.device().clone();
         let encoder = if self.adapters.is_empty() {
-            let tensors: HashMap<String, Tensor> = self
-                .varmap
-                .data()
-                .lock()
-                .expect("var map lock")
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
-                .collect();
-            let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-            self.encoder.with_weights(vb).map_err(model_to_candle)?
+            let vars = self.varmap.data().lock().expect("var map lock").clone();
+            rebuild(&self.encoder, &vars, |_| false, &device).map_err(model_to_candle)?
         } else {
             // The frozen base weights are shared; only the adapters are swapped for detached copies.
             let mut encoder = self.encoder.clone();
@@ -189,6 +169,29 @@ impl EncoderClassifier {
             self.bias.as_tensor().detach(),
         ))
     }
+}
+
+/// `encoder` rebuilt on the current values of `vars`: the tensors named by `tracked` stay the
+/// variables themselves (gradients flow into them), the others are detached views of the same
+/// memory (no graph is built through them).
+fn rebuild(
+    encoder: &Encoder,
+    vars: &HashMap<String, Var>,
+    tracked: impl Fn(&str) -> bool,
+    device: &Device,
+) -> std::result::Result<Encoder, w2s_models::ModelError> {
+    let tensors: HashMap<String, Tensor> = vars
+        .iter()
+        .map(|(name, var)| {
+            let t = if tracked(name) {
+                var.as_tensor().clone()
+            } else {
+                var.as_tensor().detach()
+            };
+            (name.clone(), t)
+        })
+        .collect();
+    encoder.with_weights(VarBuilder::from_tensors(tensors, DType::F32, device))
 }
 
 /// Attaches a LoRA adapter to every projection of every layer. A starts uniform in ±1/√in from a

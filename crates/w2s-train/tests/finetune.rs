@@ -4,12 +4,15 @@
 use candle_core::Device;
 use w2s_train::{fit_plain, Adapt, EncoderClassifier, Loss, TrainConfig, Trainable};
 
+/// Rows every test model is built on.
+const ROWS: usize = 16;
+
 fn texts() -> Vec<String> {
     let store = w2s_assets::Store::open();
     let data = w2s_data::load("pang-lee-sentences", &store).unwrap();
     data.examples
         .iter()
-        .take(16)
+        .take(ROWS)
         .map(|e| e.text.clone())
         .collect()
 }
@@ -32,14 +35,19 @@ fn train_steps(adapt: Adapt, epochs: usize) -> (usize, usize, usize) {
     train_model_steps("minilm-l3", adapt, epochs)
 }
 
-fn train_model_steps(model: &str, adapt: Adapt, epochs: usize) -> (usize, usize, usize) {
+/// `model` with a head over the 16 test texts, `adapt` saying what trains.
+fn classifier(model: &str, adapt: Adapt) -> EncoderClassifier {
     let store = w2s_assets::Store::open();
     let source = w2s_models::resolve(model, &store).unwrap();
     let texts = texts();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let model = EncoderClassifier::new(&source, &refs, 64, adapt, 20.0, &Device::Cpu).unwrap();
+    EncoderClassifier::new(&source, &refs, 64, adapt, 20.0, &Device::Cpu).unwrap()
+}
+
+fn train_model_steps(model: &str, adapt: Adapt, epochs: usize) -> (usize, usize, usize) {
+    let model = classifier(model, adapt);
     let before = snapshot(&model);
-    let rows: Vec<usize> = (0..refs.len()).collect();
+    let rows: Vec<usize> = (0..ROWS).collect();
     let targets: Vec<[f32; 2]> = rows
         .iter()
         .map(|&r| if r % 2 == 0 { [0.9, 0.1] } else { [0.2, 0.8] })
@@ -93,13 +101,12 @@ fn train_layers_trains_only_the_top_layers() {
 
 /// Nodes that backward visits for the logits of 16 rows.
 fn backward_nodes(adapt: Adapt) -> usize {
-    let store = w2s_assets::Store::open();
-    let source = w2s_models::resolve("minilm-l3", &store).unwrap();
-    let texts = texts();
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let model = EncoderClassifier::new(&source, &refs, 64, adapt, 20.0, &Device::Cpu).unwrap();
-    let rows: Vec<usize> = (0..refs.len()).collect();
-    model.logits(&rows).unwrap().sorted_nodes().len()
+    let rows: Vec<usize> = (0..ROWS).collect();
+    classifier("minilm-l3", adapt)
+        .logits(&rows)
+        .unwrap()
+        .sorted_nodes()
+        .len()
 }
 
 #[test]
