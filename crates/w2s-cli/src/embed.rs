@@ -1,18 +1,23 @@
 //! `w2s embed`: pooled features for every row of a dataset, cached.
 use anyhow::{Context, Result};
 use w2s_assets::Store;
-use w2s_models::{cached_features, FeatureRequest};
+use w2s_models::{cached_features, save_features, FeatureRequest};
 
 /// Arguments of `w2s embed`.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Features are cached under $W2S_HOME/features, keyed by model weights, dataset content,\n\
-max length and pooling; a second call with the same arguments reads the cache.\n\n\
-Example:\n  w2s embed --model minilm-l6 --data boolq"
+max length, pooling and dtype; a second call with the same arguments reads the cache.\n\
+Encoders are mean-pooled over real tokens; decoders give the final (normed) hidden state of each\n\
+row's last real token. --save writes one row per dataset row, in the dataset's order.\n\n\
+Examples:\n  w2s embed --model minilm-l6 --data boolq\n  \
+w2s embed --model hf:EleutherAI/pythia-160m --data my.jsonl --save feats.npy\n\n\
+In Python: numpy.load(\"feats.npy\"), or safetensors.numpy.load_file(\"feats.safetensors\")[\"features\"]."
 )]
 pub struct EmbedArgs {
-    /// Model: a built-in name (`w2s fetch --list`), a folder with config.json,
-    /// model.safetensors and tokenizer.json (BERT or MPNet), or a .gguf file (Llama, Qwen2, Gemma3).
+    /// Model: a built-in name (`w2s fetch --list`), hf:ORG/NAME from the local Hugging Face
+    /// cache, a Hugging Face model folder (config.json, safetensors, tokenizer.json), or a .gguf
+    /// file (Llama, Qwen2, Gemma3).
     #[arg(long, default_value = "minilm-l6")]
     model: String,
     /// Dataset: a built-in name (`w2s data list`) or a .jsonl/.csv file with text and label.
@@ -24,6 +29,13 @@ pub struct EmbedArgs {
     /// Rows per forward pass.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
+    /// Precision of the weights and the forward pass (features are written as f32).
+    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
+    dtype: String,
+    /// Also write the features (rows × dim, float32, dataset row order) to FILE: .npy or
+    /// .safetensors (tensor `features`).
+    #[arg(long, value_name = "FILE")]
+    save: Option<std::path::PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -41,7 +53,19 @@ pub fn run(args: EmbedArgs, quiet: bool) -> Result<()> {
         dataset: &dataset,
         max_len: args.max_len,
         batch_size: args.batch_size,
+        dtype: w2s_models::WeightDtype::parse(&args.dtype)
+            .with_context(|| format!("--dtype {}", args.dtype))?,
     };
+    if let Some(save) = &args.save {
+        // Refuse a bad file name before minutes of embedding.
+        let ext = save.extension().and_then(|e| e.to_str());
+        if !matches!(ext, Some("npy" | "safetensors")) {
+            anyhow::bail!(
+                "--save {}: the file name must end in .npy or .safetensors",
+                save.display()
+            );
+        }
+    }
     let bar = crate::progress::bar(
         quiet || args.json,
         dataset.examples.len() as u64,
@@ -53,6 +77,10 @@ pub fn run(args: EmbedArgs, quiet: bool) -> Result<()> {
         bar.set_position(done as u64)
     })?;
     bar.finish_and_clear();
+    if let Some(save) = &args.save {
+        save_features(save, &feats.values, feats.rows, feats.dim)
+            .with_context(|| format!("saving features to {}", save.display()))?;
+    }
     let tok_per_s = if feats.seconds > 0.0 {
         feats.tokens as f64 / feats.seconds
     } else {
@@ -62,9 +90,22 @@ pub fn run(args: EmbedArgs, quiet: bool) -> Result<()> {
         let out = serde_json::json!({
             "model": model.name, "dataset": dataset.name, "rows": feats.rows, "dim": feats.dim,
             "cached": feats.from_cache, "tokens": feats.tokens, "seconds": feats.seconds,
-            "tokens_per_second": tok_per_s, "path": feats.path,
+            "tokens_per_second": tok_per_s, "path": feats.path, "saved": args.save,
+            "dtype": args.dtype, "pooling": model.pooling.name(),
         });
         println!("{out}");
+    } else if let Some(save) = &args.save {
+        println!(
+            "{} x {} features ({}) written to {}",
+            feats.rows,
+            feats.dim,
+            if feats.from_cache {
+                "from the cache"
+            } else {
+                "computed"
+            },
+            save.display()
+        );
     } else if feats.from_cache {
         println!(
             "{} x {} features (cached) in {}",

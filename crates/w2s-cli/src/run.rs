@@ -26,14 +26,18 @@ Examples:
   w2s run
   w2s run --data tweets --weak minilm-l3 --strong mpnet-base --loss xent,logconf --json
   w2s run --data my.jsonl --weak minilm-l3 --strong minilm-l6
-  w2s run --data tweets --chain minilm-l3,minilm-l6,e5-small,mpnet-base --loss xent")]
+  w2s run --data tweets --chain minilm-l3,minilm-l6,e5-small,mpnet-base --loss xent
+  w2s run --data tweets --weak hf:gpt2 --strong hf:EleutherAI/pythia-410m --mode finetune --lora 8")]
 pub struct RunArgs {
     /// Dataset: a built-in name (`w2s data list`) or a .jsonl/.csv file with text and label.
     /// Repeat for several.
     #[arg(long = "data", value_name = "NAME|PATH")]
     data: Vec<String>,
     /// Weak supervisor model: minilm-l3, minilm-l6, e5-small, mpnet-base, smollm2-135m,
-    /// gemma3-270m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b, a model folder or a .gguf file.
+    /// gemma3-270m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b; or bring your own: hf:ORG/NAME from
+    /// the local Hugging Face cache, a Hugging Face model folder (config.json, safetensors,
+    /// tokenizer.json; GPT-2, GPT-NeoX/Pythia, Llama, Qwen2/3, Gemma3, BERT, RoBERTa, XLM-R,
+    /// MPNet), or a .gguf file.
     #[arg(long, conflicts_with = "chain")]
     weak: Option<String>,
     /// Strong student model (same choices as --weak).
@@ -61,6 +65,10 @@ pub struct RunArgs {
     /// query, key, value, attention-output and feed-forward projections of every layer.
     #[arg(long, value_name = "R")]
     lora: Option<usize>,
+    /// Precision of frozen weights (probe features, frozen layers, LoRA's base) and of the
+    /// forward pass; trained weights and optimizer state stay f32.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
+    dtype: String,
     /// Student targets: the weak model's probabilities (soft) or its argmax (hard).
     #[arg(long, default_value = "soft", value_parser = ["soft", "hard"])]
     labels: String,
@@ -162,6 +170,8 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
     };
     cfg.balance = !args.no_balance;
     cfg.max_len = args.max_len;
+    cfg.dtype = w2s_models::WeightDtype::parse(&args.dtype)
+        .with_context(|| format!("--dtype {}", args.dtype))?;
     cfg.labels = if args.labels == "hard" {
         LabelForm::Hard
     } else {

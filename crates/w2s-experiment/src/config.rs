@@ -78,6 +78,8 @@ pub struct ExperimentConfig {
     pub train: TrainConfig,
     /// Fine-tuning settings (used in `Mode::Finetune`).
     pub finetune: FinetuneConfig,
+    /// Precision of frozen weights and of the forward pass (trained weights stay f32).
+    pub dtype: w2s_models::WeightDtype,
 }
 
 impl Default for ExperimentConfig {
@@ -94,6 +96,7 @@ impl Default for ExperimentConfig {
             loss_schedule: LossSchedule::default(),
             train: TrainConfig::default(),
             finetune: FinetuneConfig::default(),
+            dtype: w2s_models::WeightDtype::F32,
         }
     }
 }

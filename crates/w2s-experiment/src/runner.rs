@@ -23,7 +23,9 @@ use std::time::Instant;
 use w2s_assets::Store;
 use w2s_data::{Dataset, Split, SplitConfig};
 use w2s_models::{FeatureRequest, Features, ModelSource};
-use w2s_train::{fit, EncoderClassifier, FitReport, LinearProbe, Loss, Scored, Trainable};
+use w2s_train::{
+    fit, ClassifierRequest, EncoderClassifier, FitReport, LinearProbe, Loss, Scored, Trainable,
+};
 
 /// Bumped when a stage's computation changes in a way its key does not capture.
 const STAGE_VERSION: u32 = 1;
@@ -278,6 +280,7 @@ impl<'a> Runner<'a> {
             dataset: &data.dataset,
             max_len: self.cfg.max_len,
             batch_size: 32,
+            dtype: self.cfg.dtype,
         };
         let on_event = &mut self.on_event;
         let name = data.dataset.name.as_str();
@@ -344,6 +347,10 @@ impl<'a> Runner<'a> {
         if self.cfg.mode == Mode::Finetune {
             desc["finetune"] = serde_json::json!(self.cfg.finetune);
         }
+        // Only when not the default, so that keys made before `--dtype` existed stay valid.
+        if !self.cfg.dtype.is_default() {
+            desc["dtype"] = self.cfg.dtype.name().into();
+        }
         let key = key_of(&desc);
         if let Some(node) = self.nodes.get::<TrainedNode>("models", &key) {
             if node.probs.len() == data.labels.len() {
@@ -373,20 +380,20 @@ impl<'a> Runner<'a> {
                     .iter()
                     .map(|e| e.text.as_str())
                     .collect();
-                Box::new(
-                    EncoderClassifier::new(
-                        &source,
-                        &texts,
-                        self.cfg.max_len,
-                        self.cfg.finetune.adapt,
-                        self.cfg.finetune.head_lr_scale,
-                        &self.device,
-                    )
-                    .map_err(|e| ExperimentError::Model {
+                let req = ClassifierRequest {
+                    source: &source,
+                    max_len: self.cfg.max_len,
+                    adapt: self.cfg.finetune.adapt,
+                    head_lr_scale: self.cfg.finetune.head_lr_scale,
+                    dtype: self.cfg.dtype,
+                    device: &self.device,
+                };
+                Box::new(EncoderClassifier::new(&req, &texts).map_err(|e| {
+                    ExperimentError::Model {
                         name: model.to_string(),
                         cause: Box::new(e),
-                    })?,
-                )
+                    }
+                })?)
             }
         };
         let probe = trainable.as_ref();

@@ -1,33 +1,28 @@
-//! Pre-norm decoder transformers: Llama (SmolLM2), Qwen2 (Qwen2.5-Coder) and Gemma3.
+//! The pre-norm rotary decoder that Llama, Qwen2, Qwen3 and Gemma3 share: RMSNorm, rotary
+//! grouped-query attention, a gated MLP, with Hugging Face's tensor names
+//! (`layers.N.self_attn.q_proj.weight`, … below the model root).
 //!
-//! The three share one skeleton (RMSNorm, rotary grouped-query attention, gated MLP) and differ
-//! in switches, so they live in one file the way candle-transformers keeps close variants
-//! together: Qwen2 adds biases to q/k/v; Gemma3 normalises q and k per head, wraps attention
-//! and MLP in "sandwich" norms, scales embeddings by √d, uses GELU, alternates sliding-window
-//! and global layers (each with its own rotary base) and stores norms as `w` applied as `1 + w`.
-//! Weights use Hugging Face names (`model.layers.N.self_attn.q_proj.weight`, …): the GGUF reader
-//! (`gguf.rs`) renames llama.cpp's tensors and undoes its rewrites, so this code is the HF forward.
+//! The families differ only in switches, which their own files (`llama.rs`, `qwen2.rs`,
+//! `qwen3.rs`, `gemma3.rs`) set from `config.json` in a [`DecoderSpec`]: biases on the
+//! projections, per-head q/k norms, Gemma's sandwich norms, `1 + w` norms and √d embedding
+//! scale, the MLP activation, and sliding-window layers with their own rotary base. GGUF files
+//! reach the same code through an HF-style config derived from their metadata (`gguf.rs`).
 //! Everything here is differentiable (see `nn.rs`).
-use crate::nn::{apply_rope, linear_b, rope_tables, softmax_last_dim, Linear, RmsNorm};
-use candle_core::{Device, Module, Result, Tensor};
+use crate::arch::{Backbone, ConfigFile};
+use crate::error::{CandleContext, Result};
+use crate::nn::{
+    attend, decoder_bias, linear_b, Activation, Embedding, Linear, RmsNorm, Visibility,
+};
+use crate::rope::{apply_rope, RopeSpec};
+use candle_core::{DType, Module, Tensor};
 use candle_nn::VarBuilder;
+use serde::Deserialize;
 
-/// Which decoder family a checkpoint belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// Llama (SmolLM2).
-    Llama,
-    /// Qwen2 (Qwen2.5, Qwen2.5-Coder).
-    Qwen2,
-    /// Gemma 3.
-    Gemma3,
-}
-
-/// Shapes and constants of a decoder, read from GGUF metadata.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    /// Family, which decides the switches described in the module docs.
-    pub family: Family,
+/// The `config.json` fields the rotary decoders have in common.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BaseConfig {
+    /// Vocabulary size (rows of the embedding).
+    pub vocab_size: usize,
     /// Width of the residual stream.
     pub hidden_size: usize,
     /// Width of the gated MLP.
@@ -36,35 +31,150 @@ pub struct Config {
     pub num_hidden_layers: usize,
     /// Query heads.
     pub num_attention_heads: usize,
-    /// Key/value heads (grouped-query attention).
-    pub num_key_value_heads: usize,
-    /// Width of one head.
-    pub head_dim: usize,
+    /// Key/value heads (grouped-query attention); all heads when absent.
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    /// Width of one head; `hidden_size / num_attention_heads` when absent.
+    #[serde(default)]
+    pub head_dim: Option<usize>,
     /// RMSNorm epsilon.
+    #[serde(default = "default_rms_eps")]
     pub rms_norm_eps: f64,
-    /// Rotary base of global layers.
-    pub rope_theta: f64,
-    /// Rotary base of Gemma3's sliding-window layers.
-    pub rope_local_theta: f64,
-    /// Gemma3's attention window of local layers (keys further back than this are hidden).
+    /// `full_attention` / `sliding_attention` per layer (transformers 5).
+    #[serde(default)]
+    pub layer_types: Option<Vec<String>>,
+    /// Window of sliding layers.
+    #[serde(default)]
     pub sliding_window: Option<usize>,
-    /// Gemma3: every n-th layer is global, the others slide.
-    pub global_every: usize,
-    /// Vocabulary size (rows of the embedding).
-    pub vocab_size: usize,
 }
 
-impl Config {
-    fn is_gemma(&self) -> bool {
-        self.family == Family::Gemma3
+fn default_rms_eps() -> f64 {
+    1e-6
+}
+
+impl BaseConfig {
+    /// Width of one head.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
     }
 
-    /// Whether layer `i` attends through a sliding window.
-    pub fn is_sliding(&self, i: usize) -> bool {
-        self.is_gemma()
-            && self.sliding_window.is_some()
-            && !(i + 1).is_multiple_of(self.global_every.max(1))
+    /// Key/value heads.
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }
+}
+
+/// What one layer attends to and how its positions rotate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerAttention {
+    /// Rotary settings.
+    pub rope: RopeSpec,
+    /// Which keys are visible.
+    pub visibility: Visibility,
+}
+
+/// Every switch of the shared decoder, as the family files set them.
+#[derive(Debug, Clone)]
+pub struct DecoderSpec {
+    /// Shapes.
+    pub base: BaseConfig,
+    /// Biases on q, k, v.
+    pub qkv_bias: bool,
+    /// Bias on the attention output.
+    pub o_bias: bool,
+    /// Biases on the MLP projections.
+    pub mlp_bias: bool,
+    /// Per-head RMSNorm of q and k before rotation (Qwen3, Gemma3).
+    pub qk_norm: bool,
+    /// Norms scale by `1 + w` (Gemma).
+    pub norm_plus_one: bool,
+    /// Extra norms after attention and after the MLP (Gemma's "sandwich").
+    pub sandwich_norms: bool,
+    /// Embeddings are multiplied by this (Gemma: √hidden).
+    pub embed_scale: Option<f64>,
+    /// MLP activation.
+    pub act: Activation,
+    /// Attention score scale.
+    pub attn_scale: f64,
+    /// Per layer: rotary settings and visibility.
+    pub layers: Vec<LayerAttention>,
+}
+
+impl DecoderSpec {
+    /// A spec with the Llama defaults for every switch: no biases, no q/k norm, plain norms,
+    /// SiLU, `1/√head_dim`, causal full attention, one rotary setting from the config.
+    pub fn llama_like(base: BaseConfig, act: Activation, cfg: &ConfigFile) -> Result<DecoderSpec> {
+        let rope = RopeSpec::from_config(&cfg.value, None, base.head_dim(), 10_000.0)
+            .map_err(|e| cfg.error(e))?;
+        let layers = layer_kinds(&base, cfg)?
+            .iter()
+            .map(|sliding| LayerAttention {
+                rope,
+                visibility: Visibility {
+                    causal: true,
+                    window: if *sliding { base.sliding_window } else { None },
+                },
+            })
+            .collect();
+        Ok(DecoderSpec {
+            attn_scale: 1.0 / (base.head_dim() as f64).sqrt(),
+            base,
+            qkv_bias: false,
+            o_bias: false,
+            mlp_bias: false,
+            qk_norm: false,
+            norm_plus_one: false,
+            sandwich_norms: false,
+            embed_scale: None,
+            act,
+            layers,
+        })
+    }
+}
+
+/// Whether each layer slides, from `layer_types` (transformers 5) or, for older configs, from
+/// `use_sliding_window` + `max_window_layers` (Qwen: layers from that index on slide).
+pub fn layer_kinds(base: &BaseConfig, cfg: &ConfigFile) -> Result<Vec<bool>> {
+    let n = base.num_hidden_layers;
+    if let Some(types) = &base.layer_types {
+        if types.len() != n {
+            return Err(cfg.error(format!(
+                "layer_types has {} entries for {n} layers",
+                types.len()
+            )));
+        }
+        return types
+            .iter()
+            .map(|t| match t.as_str() {
+                "full_attention" => Ok(false),
+                "sliding_attention" => Ok(true),
+                other => Err(cfg.error(format!("unsupported layer type {other:?}"))),
+            })
+            .collect();
+    }
+    let sliding = cfg
+        .value
+        .get("use_sliding_window")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+        && base.sliding_window.is_some();
+    let from = cfg
+        .value
+        .get("max_window_layers")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0) as usize;
+    Ok((0..n).map(|i| sliding && i >= from).collect())
+}
+
+/// Reads the activation field `key` (absent: `default`).
+pub fn activation(cfg: &ConfigFile, key: &str, default: &str) -> Result<Activation> {
+    let name = cfg
+        .value
+        .get(key)
+        .and_then(|v| v.as_str())
+        .unwrap_or(default);
+    Activation::from_hf(name).map_err(|e| cfg.error(e))
 }
 
 #[derive(Debug, Clone)]
@@ -78,38 +188,39 @@ struct Attention {
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
+    scale: f64,
 }
 
 impl Attention {
-    fn load(cfg: &Config, vb: VarBuilder) -> Result<Self> {
-        let (h, hd) = (cfg.hidden_size, cfg.head_dim);
-        let bias = cfg.family == Family::Qwen2;
-        let qk_norm = |name: &str| -> Result<Option<RmsNorm>> {
-            if cfg.is_gemma() {
-                Ok(Some(RmsNorm::load(
-                    hd,
-                    cfg.rms_norm_eps,
-                    true,
-                    vb.pp(name),
-                )?))
-            } else {
-                Ok(None)
-            }
+    fn load(spec: &DecoderSpec, vb: VarBuilder) -> candle_core::Result<Self> {
+        let b = &spec.base;
+        let (h, hd) = (b.hidden_size, b.head_dim());
+        let qk_norm = |name: &str| -> candle_core::Result<Option<RmsNorm>> {
+            spec.qk_norm
+                .then(|| RmsNorm::load(hd, b.rms_norm_eps, spec.norm_plus_one, vb.pp(name)))
+                .transpose()
         };
+        let (heads, kv) = (b.num_attention_heads, b.kv_heads());
         Ok(Attention {
-            q: linear_b(h, cfg.num_attention_heads * hd, bias, vb.pp("q_proj"))?,
-            k: linear_b(h, cfg.num_key_value_heads * hd, bias, vb.pp("k_proj"))?,
-            v: linear_b(h, cfg.num_key_value_heads * hd, bias, vb.pp("v_proj"))?,
-            o: linear_b(cfg.num_attention_heads * hd, h, false, vb.pp("o_proj"))?,
+            q: linear_b(h, heads * hd, spec.qkv_bias, vb.pp("q_proj"))?,
+            k: linear_b(h, kv * hd, spec.qkv_bias, vb.pp("k_proj"))?,
+            v: linear_b(h, kv * hd, spec.qkv_bias, vb.pp("v_proj"))?,
+            o: linear_b(heads * hd, h, spec.o_bias, vb.pp("o_proj"))?,
             q_norm: qk_norm("q_norm")?,
             k_norm: qk_norm("k_norm")?,
-            heads: cfg.num_attention_heads,
-            kv_heads: cfg.num_key_value_heads,
+            heads,
+            kv_heads: kv,
             head_dim: hd,
+            scale: spec.attn_scale,
         })
     }
 
-    fn heads_of(&self, x: &Tensor, heads: usize, norm: &Option<RmsNorm>) -> Result<Tensor> {
+    fn heads_of(
+        &self,
+        x: &Tensor,
+        heads: usize,
+        norm: &Option<RmsNorm>,
+    ) -> candle_core::Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let x = x.reshape((b, t, heads, self.head_dim))?;
         let x = match norm {
@@ -119,20 +230,21 @@ impl Attention {
         x.transpose(1, 2)?.contiguous()
     }
 
-    fn forward(&self, x: &Tensor, rope: &(Tensor, Tensor), bias: &Tensor) -> Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: &(Tensor, Tensor),
+        bias: &Tensor,
+    ) -> candle_core::Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let q = self.heads_of(&self.q.forward(x)?, self.heads, &self.q_norm)?;
         let k = self.heads_of(&self.k.forward(x)?, self.kv_heads, &self.k_norm)?;
         let v = self.heads_of(&self.v.forward(x)?, self.kv_heads, &None)?;
         let q = apply_rope(&q, &rope.0, &rope.1)?;
-        let k = repeat_kv(
-            &apply_rope(&k, &rope.0, &rope.1)?,
-            self.heads / self.kv_heads,
-        )?;
-        let v = repeat_kv(&v, self.heads / self.kv_heads)?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(bias)?;
-        let ctx = softmax_last_dim(&scores)?.matmul(&v)?;
+        let groups = self.heads / self.kv_heads;
+        let k = repeat_kv(&apply_rope(&k, &rope.0, &rope.1)?, groups)?;
+        let v = repeat_kv(&v, groups)?;
+        let ctx = attend(&q, &k.contiguous()?, &v, bias, self.scale)?;
         let ctx = ctx
             .transpose(1, 2)?
             .contiguous()?
@@ -142,7 +254,7 @@ impl Attention {
 }
 
 /// `[b, kv, t, d]` → `[b, kv·n, t, d]`, each key/value head serving `n` query heads.
-fn repeat_kv(x: &Tensor, n: usize) -> Result<Tensor> {
+pub fn repeat_kv(x: &Tensor, n: usize) -> candle_core::Result<Tensor> {
     if n == 1 {
         return Ok(x.clone());
     }
@@ -158,69 +270,64 @@ struct Mlp {
     gate: Linear,
     up: Linear,
     down: Linear,
-    gelu: bool,
+    act: Activation,
 }
 
 impl Mlp {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let g = self.gate.forward(x)?;
-        // Gemma's gelu_pytorch_tanh is candle's `gelu` (tanh approximation).
-        let g = if self.gelu { g.gelu()? } else { g.silu()? };
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let g = self.act.forward(&self.gate.forward(x)?)?;
         self.down.forward(&(g * self.up.forward(x)?)?)
     }
 }
 
 /// One decoder layer.
 #[derive(Debug, Clone)]
-pub struct DecoderLayer {
+struct DecoderLayer {
     input_norm: RmsNorm,
     attn: Attention,
     post_attn_norm: Option<RmsNorm>,
     ffn_norm: RmsNorm,
     mlp: Mlp,
     post_ffn_norm: Option<RmsNorm>,
-    sliding: bool,
+    kind: usize,
 }
 
 impl DecoderLayer {
-    fn load(cfg: &Config, i: usize, vb: VarBuilder) -> Result<Self> {
-        let (h, eps, g) = (cfg.hidden_size, cfg.rms_norm_eps, cfg.is_gemma());
-        let norm = |name: &str| RmsNorm::load(h, eps, g, vb.pp(name));
-        let f = cfg.intermediate_size;
+    fn load(spec: &DecoderSpec, kind: usize, vb: VarBuilder) -> candle_core::Result<Self> {
+        let b = &spec.base;
+        let (h, f, eps, p1) = (
+            b.hidden_size,
+            b.intermediate_size,
+            b.rms_norm_eps,
+            spec.norm_plus_one,
+        );
+        let norm = |name: &str| RmsNorm::load(h, eps, p1, vb.pp(name));
+        let sandwich = |name: &str| spec.sandwich_norms.then(|| norm(name)).transpose();
         let mlp = vb.pp("mlp");
         Ok(DecoderLayer {
             input_norm: norm("input_layernorm")?,
-            attn: Attention::load(cfg, vb.pp("self_attn"))?,
-            // Llama/Qwen2 call the pre-MLP norm `post_attention_layernorm`; Gemma uses that name
+            attn: Attention::load(spec, vb.pp("self_attn"))?,
+            // Llama/Qwen call the pre-MLP norm `post_attention_layernorm`; Gemma uses that name
             // for the norm of the attention output and has a separate pre-MLP norm.
-            post_attn_norm: if g {
-                Some(norm("post_attention_layernorm")?)
-            } else {
-                None
-            },
-            ffn_norm: norm(if g {
+            post_attn_norm: sandwich("post_attention_layernorm")?,
+            ffn_norm: norm(if spec.sandwich_norms {
                 "pre_feedforward_layernorm"
             } else {
                 "post_attention_layernorm"
             })?,
             mlp: Mlp {
-                gate: linear_b(h, f, false, mlp.pp("gate_proj"))?,
-                up: linear_b(h, f, false, mlp.pp("up_proj"))?,
-                down: linear_b(f, h, false, mlp.pp("down_proj"))?,
-                gelu: g,
+                gate: linear_b(h, f, spec.mlp_bias, mlp.pp("gate_proj"))?,
+                up: linear_b(h, f, spec.mlp_bias, mlp.pp("up_proj"))?,
+                down: linear_b(f, h, spec.mlp_bias, mlp.pp("down_proj"))?,
+                act: spec.act,
             },
-            post_ffn_norm: if g {
-                Some(norm("post_feedforward_layernorm")?)
-            } else {
-                None
-            },
-            sliding: cfg.is_sliding(i),
+            post_ffn_norm: sandwich("post_feedforward_layernorm")?,
+            kind,
         })
     }
 
-    /// The layer's linear projections by name: what LoRA adapts.
-    pub fn linears_mut(&mut self) -> [(&'static str, &mut Linear); 7] {
-        [
+    fn linears_mut(&mut self) -> Vec<(&'static str, &mut Linear)> {
+        vec![
             ("q", &mut self.attn.q),
             ("k", &mut self.attn.k),
             ("v", &mut self.attn.v),
@@ -231,7 +338,12 @@ impl DecoderLayer {
         ]
     }
 
-    fn forward(&self, x: &Tensor, rope: &(Tensor, Tensor), bias: &Tensor) -> Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: &(Tensor, Tensor),
+        bias: &Tensor,
+    ) -> candle_core::Result<Tensor> {
         let a = self
             .attn
             .forward(&self.input_norm.forward(x)?, rope, bias)?;
@@ -249,98 +361,95 @@ impl DecoderLayer {
     }
 }
 
-/// A decoder without its language-model head: token ids in, final (normed) hidden states out.
+/// A rotary decoder without its language-model head: token ids in, final normed states out.
 #[derive(Debug, Clone)]
 pub struct Decoder {
-    embed: Tensor,
+    embed: Embedding,
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
-    cfg: Config,
+    /// The distinct (rope, visibility) pairs; layers index into this.
+    kinds: Vec<LayerAttention>,
+    embed_scale: Option<f64>,
+    hidden: usize,
+    dtype: DType,
 }
 
 impl Decoder {
-    /// Loads the weights under `model.*` (Hugging Face names).
-    pub fn load(cfg: &Config, vb: VarBuilder) -> Result<Self> {
-        let vb = vb.pp("model");
-        let layers = (0..cfg.num_hidden_layers)
-            .map(|i| DecoderLayer::load(cfg, i, vb.pp(format!("layers.{i}"))))
-            .collect::<Result<Vec<_>>>()?;
+    /// Builds the decoder of `spec` from weights below the model root (`embed_tokens`,
+    /// `layers.N.*`, `norm`).
+    pub fn load(spec: &DecoderSpec, cfg: &ConfigFile, vb: VarBuilder) -> Result<Self> {
+        let b = &spec.base;
+        if spec.layers.len() != b.num_hidden_layers {
+            return Err(cfg.error("one attention setting per layer is needed"));
+        }
+        let what = format!("building the decoder of {}", cfg.path.display());
+        let mut kinds: Vec<LayerAttention> = Vec::new();
+        let mut layers = Vec::with_capacity(b.num_hidden_layers);
+        for (i, la) in spec.layers.iter().enumerate() {
+            let kind = match kinds.iter().position(|k| k == la) {
+                Some(k) => k,
+                None => {
+                    kinds.push(*la);
+                    kinds.len() - 1
+                }
+            };
+            layers
+                .push(DecoderLayer::load(spec, kind, vb.pp(format!("layers.{i}"))).context(&what)?);
+        }
         Ok(Decoder {
-            embed: vb
-                .pp("embed_tokens")
-                .get((cfg.vocab_size, cfg.hidden_size), "weight")?,
+            embed: Embedding::load(b.vocab_size, b.hidden_size, vb.pp("embed_tokens"))
+                .context(&what)?,
             layers,
             norm: RmsNorm::load(
-                cfg.hidden_size,
-                cfg.rms_norm_eps,
-                cfg.is_gemma(),
+                b.hidden_size,
+                b.rms_norm_eps,
+                spec.norm_plus_one,
                 vb.pp("norm"),
-            )?,
-            cfg: cfg.clone(),
+            )
+            .context(&what)?,
+            kinds,
+            embed_scale: spec.embed_scale,
+            hidden: b.hidden_size,
+            dtype: vb.dtype(),
         })
-    }
-
-    /// The layers, for adapters.
-    pub fn layers_mut(&mut self) -> &mut [DecoderLayer] {
-        &mut self.layers
-    }
-
-    /// `ids [b, t]`, `mask [b, t]` (1 = token, 0 = padding) → `[b, t, hidden]`.
-    ///
-    /// Attention is causal; padded keys are hidden too, so a row's states do not depend on how
-    /// much padding follows it (or precedes it).
-    pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        let dev = ids.device();
-        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((
-            b,
-            t,
-            self.cfg.hidden_size,
-        ))?;
-        if self.cfg.is_gemma() {
-            x = (x * (self.cfg.hidden_size as f64).sqrt())?;
-        }
-        let mask_rows = mask.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
-        let global = attention_bias(&mask_rows, t, None, dev)?;
-        let local = match self.cfg.sliding_window {
-            Some(w) if self.cfg.is_gemma() && w < t => attention_bias(&mask_rows, t, Some(w), dev)?,
-            _ => global.clone(),
-        };
-        let rope_global = rope_tables(t, self.cfg.head_dim, self.cfg.rope_theta, dev)?;
-        let rope_local = if self.cfg.is_gemma() {
-            rope_tables(t, self.cfg.head_dim, self.cfg.rope_local_theta, dev)?
-        } else {
-            rope_global.clone()
-        };
-        for layer in &self.layers {
-            x = if layer.sliding {
-                layer.forward(&x, &rope_local, &local)?
-            } else {
-                layer.forward(&x, &rope_global, &global)?
-            };
-        }
-        self.norm.forward(&x)
     }
 }
 
-/// Additive attention bias `[b, 1, t, t]`: 0 where query i may see key j (j ≤ i, key not padding,
-/// and within `window` positions when given), a large negative number elsewhere.
-fn attention_bias(
-    mask: &[Vec<f32>],
-    t: usize,
-    window: Option<usize>,
-    dev: &Device,
-) -> Result<Tensor> {
-    let mut bias = Vec::with_capacity(mask.len() * t * t);
-    for row in mask {
-        for i in 0..t {
-            for (j, &m) in row.iter().enumerate().take(t) {
-                let visible = j <= i && m > 0.5 && window.is_none_or(|w| i - j < w);
-                bias.push(if visible { 0f32 } else { -1e9 });
-            }
+impl Backbone for Decoder {
+    /// Attention hides padded keys too, so a row's states do not depend on the padding after it.
+    fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        let (_, t) = ids.dims2()?;
+        let dev = ids.device();
+        let mut x = self.embed.forward(ids, self.dtype)?;
+        if let Some(s) = self.embed_scale {
+            // Hugging Face rounds the scale to the weights' dtype first.
+            let s = Tensor::new(s as f32, dev)?.to_dtype(self.dtype)?;
+            x = x.broadcast_mul(&s)?;
         }
+        let mut tables = Vec::with_capacity(self.kinds.len());
+        for k in &self.kinds {
+            let rope = k.rope.tables(t, self.dtype, dev)?;
+            let bias = decoder_bias(mask, k.visibility, self.dtype)?;
+            tables.push((rope, bias));
+        }
+        debug_assert_eq!(x.dims3()?.2, self.hidden);
+        for layer in &self.layers {
+            let (rope, bias) = &tables[layer.kind];
+            x = layer.forward(&x, rope, bias)?;
+        }
+        self.norm.forward(&x)
     }
-    Tensor::from_vec(bias, (mask.len(), 1, t, t), dev)
+
+    fn layer_linears_mut(&mut self) -> Vec<Vec<(&'static str, &mut Linear)>> {
+        self.layers
+            .iter_mut()
+            .map(DecoderLayer::linears_mut)
+            .collect()
+    }
+
+    fn boxed_clone(&self) -> Box<dyn Backbone> {
+        Box::new(self.clone())
+    }
 }
 
 /// The hidden state of each row's last real token `[b, hidden]`: the sentence representation of a
@@ -348,12 +457,9 @@ fn attention_bias(
 ///
 /// Lengths come from the mask, never from token ids: a row may legitimately contain id 0 (it is
 /// `<|endoftext|>` in SmolLM2 and `<pad>` in Gemma), which the paper's code mistook for padding.
-pub fn last_token_pool(hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
+pub fn last_token_pool(hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
     let (b, t, h) = hidden.dims3()?;
-    let lengths = mask
-        .to_dtype(candle_core::DType::F32)?
-        .sum(1)?
-        .to_vec1::<f32>()?;
+    let lengths = mask.to_dtype(DType::F32)?.sum(1)?.to_vec1::<f32>()?;
     let mut index = Vec::with_capacity(b);
     for (row, len) in lengths.iter().enumerate() {
         let len = len.round() as usize;
@@ -369,6 +475,7 @@ pub fn last_token_pool(hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
 
     #[test]
     fn last_token_pool_uses_the_mask_not_token_ids() {
@@ -389,48 +496,35 @@ mod tests {
     }
 
     #[test]
-    fn attention_bias_is_causal_hides_padding_and_slides() {
-        let dev = Device::Cpu;
-        let mask = vec![vec![1f32, 1., 1., 0.]];
-        let b = attention_bias(&mask, 4, None, &dev)
-            .unwrap()
-            .reshape((4, 4))
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
-        let visible: Vec<Vec<bool>> = b
-            .iter()
-            .map(|r| r.iter().map(|&v| v == 0.0).collect())
-            .collect();
-        assert_eq!(visible[0], [true, false, false, false]);
-        assert_eq!(visible[2], [true, true, true, false]);
-        assert_eq!(visible[3], [true, true, true, false], "padding key hidden");
-        let w = attention_bias(&mask, 4, Some(2), &dev)
-            .unwrap()
-            .reshape((4, 4))
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
+    fn layer_kinds_from_either_vintage() {
+        let cfg = |v: serde_json::Value| ConfigFile {
+            value: v,
+            path: "config.json".into(),
+        };
+        let base =
+            |v: &serde_json::Value| -> BaseConfig { serde_json::from_value(v.clone()).unwrap() };
+        let common = serde_json::json!({"vocab_size": 8, "hidden_size": 4, "intermediate_size": 8,
+            "num_hidden_layers": 3, "num_attention_heads": 2, "sliding_window": 2});
+        let mut new = common.clone();
+        new["layer_types"] =
+            serde_json::json!(["sliding_attention", "full_attention", "sliding_attention"]);
         assert_eq!(
-            w[2].iter().map(|&v| v == 0.0).collect::<Vec<_>>(),
-            [false, true, true, false]
+            layer_kinds(&base(&new), &cfg(new.clone())).unwrap(),
+            [true, false, true]
         );
-    }
-
-    #[test]
-    fn rope_rotates_pairs_half_apart() {
-        let dev = Device::Cpu;
-        let (cos, sin) = rope_tables(2, 4, 10_000.0, &dev).unwrap();
-        // x = e0 at position 1: frequency 0 is 1 rad, so (cos 1, 0, sin 1, 0).
-        let x = Tensor::new(&[[[[1f32, 0., 0., 0.], [1., 0., 0., 0.]]]], &dev).unwrap();
-        let y = apply_rope(&x, &cos, &sin)
-            .unwrap()
-            .reshape((2, 4))
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
-        assert_eq!(y[0], [1.0, 0.0, 0.0, 0.0]);
-        assert!((y[1][0] - 1f32.cos()).abs() < 1e-6 && (y[1][2] - 1f32.sin()).abs() < 1e-6);
-        assert_eq!(y[1][1], 0.0);
+        let mut old = common.clone();
+        old["use_sliding_window"] = true.into();
+        old["max_window_layers"] = 1.into();
+        assert_eq!(
+            layer_kinds(&base(&old), &cfg(old.clone())).unwrap(),
+            [false, true, true]
+        );
+        assert_eq!(
+            layer_kinds(&base(&common), &cfg(common.clone())).unwrap(),
+            [false, false, false]
+        );
+        let mut bad = common.clone();
+        bad["layer_types"] = serde_json::json!(["full_attention"]);
+        assert!(layer_kinds(&base(&bad), &cfg(bad.clone())).is_err());
     }
 }

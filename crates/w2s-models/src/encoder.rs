@@ -1,211 +1,244 @@
 //! A backbone plus its tokenizer: token ids in, pooled sentence embeddings out.
 //!
-//! Encoders (BERT, MPNet) are mean-pooled as sentence-transformers does; decoders (Llama, Qwen2,
-//! Gemma3 from GGUF) are pooled at the last real token, the only one that has seen the whole text.
-use crate::bert::{self, Bert};
-use crate::decoder::{self, last_token_pool, Decoder};
+//! Encoders (BERT, RoBERTa, MPNet) are mean-pooled as sentence-transformers does; decoders
+//! (GPT-2, GPT-NeoX, Llama, Qwen2/3, Gemma3) are pooled at the last real token, the only one that
+//! has seen the whole text.
+use crate::arch::{Architecture, Backbone, ConfigFile, Pooling};
+use crate::decoder::last_token_pool;
 use crate::error::{CandleContext, ModelError, Result};
 use crate::gguf::Gguf;
-use crate::mpnet::{self, MpNet};
 use crate::nn::Linear;
-use crate::registry::{Arch, ModelSource};
+use crate::registry::{ModelSource, WeightFormat};
 use crate::tokenize::TextTokenizer;
+use crate::weights::{Checkpoint, Loader, TrainedPredicate};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{VarBuilder, VarMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The trainable architectures.
-#[derive(Clone)]
-pub enum Backbone {
-    /// BERT family.
-    Bert(Bert),
-    /// MPNet.
-    MpNet(MpNet),
-    /// Llama, Qwen2 or Gemma3 decoder.
-    Decoder(Decoder),
+/// Which weights become trainable variables when a model is loaded.
+#[derive(Clone, Copy)]
+pub enum Train<'a> {
+    /// None: every weight is a frozen tensor (feature extraction, LoRA's base).
+    Nothing,
+    /// Every weight, as f32 variables of the map.
+    All(&'a VarMap),
+    /// The top k transformer layers (as f32 variables of the map); the rest stay frozen tensors,
+    /// outside the autograd graph.
+    TopLayers(usize, &'a VarMap),
 }
 
-/// What a backbone is built from, kept so that new weights can be swapped in cheaply.
-#[derive(Clone)]
-enum Shape {
-    Bert(bert::Config),
-    MpNet(mpnet::Config),
-    Decoder(decoder::Config),
+/// How to load a model.
+#[derive(Clone, Copy)]
+pub struct LoadRequest<'a> {
+    /// Where the weights go.
+    pub device: &'a Device,
+    /// Dtype of frozen weights and of the forward pass (trained weights stay f32).
+    pub dtype: DType,
+    /// What trains.
+    pub train: Train<'a>,
+}
+
+impl<'a> LoadRequest<'a> {
+    /// Frozen f32 weights on `device`.
+    pub fn frozen(device: &'a Device) -> Self {
+        LoadRequest {
+            device,
+            dtype: DType::F32,
+            train: Train::Nothing,
+        }
+    }
 }
 
 /// An encoder ready to embed text.
-#[derive(Clone)]
 pub struct Encoder {
-    backbone: Backbone,
-    shape: Shape,
+    backbone: Box<dyn Backbone>,
+    arch: &'static dyn Architecture,
+    config: Arc<ConfigFile>,
+    /// Every tensor the backbone was built from, by name below the model root.
+    tensors: Arc<HashMap<String, Tensor>>,
     /// The model's tokenizer.
     pub tokenizer: Arc<TextTokenizer>,
     /// Width of the pooled embedding.
     pub hidden: usize,
+    /// Number of transformer layers.
+    pub layers: usize,
     /// Where the model came from.
     pub source: ModelSource,
     device: Device,
+    dtype: DType,
 }
 
-fn read_config<T: serde::de::DeserializeOwned>(source: &ModelSource) -> Result<T> {
-    let err = |reason: String| ModelError::Config {
-        path: source.config.clone(),
-        reason,
+impl Clone for Encoder {
+    fn clone(&self) -> Self {
+        Encoder {
+            backbone: self.backbone.boxed_clone(),
+            arch: self.arch,
+            config: self.config.clone(),
+            tensors: self.tensors.clone(),
+            tokenizer: self.tokenizer.clone(),
+            hidden: self.hidden,
+            layers: self.layers,
+            source: self.source.clone(),
+            device: self.device.clone(),
+            dtype: self.dtype,
+        }
+    }
+}
+
+/// The padding id of a Hugging Face model: the one its positions depend on (RoBERTa, MPNet),
+/// else `pad_token_id`, else the end-of-text id (GPT-2 and Pythia have no pad token; padding
+/// sits under the mask, so any id the embedding holds would do), else 0.
+fn pad_id(arch: &dyn Architecture, cfg: &ConfigFile) -> u32 {
+    let id = |key: &str| {
+        let v = cfg.value.get(key)?;
+        v.as_u64().or_else(|| v.as_array()?.first()?.as_u64())
     };
-    let text = std::fs::read_to_string(&source.config).map_err(|e| err(e.to_string()))?;
-    serde_json::from_str(&text).map_err(|e| err(e.to_string()))
-}
-
-fn build_backbone(shape: &Shape, vb: VarBuilder, what: String) -> Result<Backbone> {
-    Ok(match shape {
-        Shape::Bert(cfg) => Backbone::Bert(Bert::load(cfg, vb).context(what)?),
-        Shape::MpNet(cfg) => Backbone::MpNet(MpNet::load(cfg, vb).context(what)?),
-        Shape::Decoder(cfg) => Backbone::Decoder(Decoder::load(cfg, vb).context(what)?),
-    })
+    arch.padding_idx(cfg)
+        .or_else(|| id("pad_token_id").map(|v| v as u32))
+        .or_else(|| id("eos_token_id").map(|v| v as u32))
+        .unwrap_or(0)
 }
 
 impl Encoder {
-    /// Loads frozen weights (feature extraction): safetensors are memory-mapped, GGUF tensors
-    /// dequantised to f32.
+    /// Loads frozen f32 weights (feature extraction).
     pub fn load(source: &ModelSource, device: &Device) -> Result<Self> {
-        if source.arch == Arch::Decoder {
-            let gguf = Gguf::open(&source.weights)?;
-            let tensors = gguf.tensors(device)?;
-            let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-            return Self::from_gguf(source, &gguf, vb, device);
-        }
-        // SAFETY: the file was checksum-verified just before; w2s never writes a cached file in
-        // place (only whole-file renames), so the mapping stays valid while the model lives.
-        let vb = unsafe {
-            VarBuilder::from_mmaped_safetensors(
-                std::slice::from_ref(&source.weights),
-                DType::F32,
-                device,
-            )
-        }
-        .context(format!("mapping {}", source.weights.display()))?;
-        Self::build(source, vb, device)
+        Self::load_with(source, &LoadRequest::frozen(device))
     }
 
-    /// Loads the weights into trainable variables of `varmap` (fine-tuning).
+    /// Loads every weight into trainable f32 variables of `varmap` (full fine-tuning).
     pub fn load_trainable(source: &ModelSource, varmap: &VarMap, device: &Device) -> Result<Self> {
-        let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
-        let what = format!(
-            "loading {} into trainable variables",
-            source.weights.display()
-        );
-        if source.arch == Arch::Decoder {
-            let gguf = Gguf::open(&source.weights)?;
-            let enc = Self::from_gguf(source, &gguf, vb, device)?;
-            let tensors = gguf.tensors(device)?;
-            let mut varmap = varmap.clone();
-            let names: Vec<String> = varmap
-                .data()
-                .lock()
-                .expect("var map lock")
-                .keys()
-                .cloned()
-                .collect();
-            for name in names {
-                let t = tensors.get(&name).ok_or_else(|| ModelError::Config {
-                    path: source.weights.clone(),
-                    reason: format!("no tensor for {name}"),
-                })?;
-                varmap.set_one(&name, t).context(what.clone())?;
-            }
-            return Ok(enc);
-        }
-        let enc = Self::build(source, vb, device)?;
-        let mut varmap = varmap.clone();
-        varmap.load(&source.weights).context(what)?;
-        Ok(enc)
+        Self::load_with(
+            source,
+            &LoadRequest {
+                device,
+                dtype: DType::F32,
+                train: Train::All(varmap),
+            },
+        )
     }
 
-    fn from_gguf(
-        source: &ModelSource,
-        gguf: &Gguf,
-        vb: VarBuilder,
-        device: &Device,
-    ) -> Result<Self> {
-        let shape = Shape::Decoder(gguf.config.clone());
-        let what = format!("building {} from {}", source.name, source.weights.display());
-        Ok(Encoder {
-            backbone: build_backbone(&shape, vb, what)?,
-            tokenizer: Arc::new(TextTokenizer::from_decoder(
-                gguf.tokenizer()?,
-                &source.weights,
-            )),
-            hidden: gguf.config.hidden_size,
-            shape,
-            source: source.clone(),
-            device: device.clone(),
-        })
-    }
-
-    /// Builds an encoder (safetensors architectures) from any VarBuilder.
-    pub fn build(source: &ModelSource, vb: VarBuilder, device: &Device) -> Result<Self> {
-        let (shape, hidden, pad) = match source.arch {
-            Arch::Bert => {
-                let cfg: bert::Config = read_config(source)?;
-                let (h, pad) = (cfg.hidden_size, cfg.pad_token_id.unwrap_or(0));
-                (Shape::Bert(cfg), h, pad)
+    /// Loads `source` as `req` says.
+    pub fn load_with(source: &ModelSource, req: &LoadRequest) -> Result<Self> {
+        let device = req.device;
+        let (config, checkpoint, tokenizer) = match source.format {
+            WeightFormat::Gguf => {
+                let path = source.weights.first().cloned().unwrap_or_default();
+                let gguf = Gguf::open(&path)?;
+                let tensors = gguf.tensors(device)?;
+                let tokenizer = TextTokenizer::from_decoder(gguf.tokenizer()?, &path);
+                (
+                    gguf.config.clone(),
+                    Checkpoint::tensors(tensors, &path, device),
+                    tokenizer,
+                )
             }
-            Arch::MpNet => {
-                let cfg: mpnet::Config = read_config(source)?;
-                let (h, pad) = (cfg.hidden_size, cfg.pad_token_id);
-                (Shape::MpNet(cfg), h, pad)
-            }
-            Arch::Decoder => {
-                let gguf = Gguf::open(&source.weights)?;
-                return Self::from_gguf(source, &gguf, vb, device);
+            WeightFormat::Safetensors => {
+                let config = ConfigFile::read(&source.config)?;
+                let checkpoint = Checkpoint::safetensors(&source.weights, device)?;
+                let arch = source.architecture()?;
+                let tokenizer =
+                    TextTokenizer::load(&source.tokenizer, &source.prefix, pad_id(arch, &config))?;
+                (config, checkpoint, tokenizer)
             }
         };
-        let what = format!("building {} from {}", source.name, source.weights.display());
-        let tokenizer = TextTokenizer::load(&source.tokenizer, &source.prefix, pad)?;
+        let arch = crate::arch::architecture(config.model_type()?, &config.path)?;
+        let root = checkpoint.root(arch.embedding_name())?;
+        let layers = checkpoint.layer_count(&root, arch.layer_prefix());
+        let prefix = arch.layer_prefix();
+        let trained: Option<(VarMap, TrainedPredicate)> = match req.train {
+            Train::Nothing => None,
+            Train::All(vm) => Some((vm.clone(), Box::new(|_: &str| true))),
+            Train::TopLayers(k, vm) => {
+                let first = layers.saturating_sub(k);
+                Some((
+                    vm.clone(),
+                    Box::new(move |name: &str| {
+                        crate::arch::layer_of(name, prefix).is_some_and(|l| l >= first)
+                    }),
+                ))
+            }
+        };
+        let loader = Loader::new(&checkpoint, root, req.dtype, trained);
+        let handed_out = loader.handed_out();
+        let vb = VarBuilder::from_backend(Box::new(loader), req.dtype, device.clone());
+        let backbone = arch.load(&config, vb).map_err(|e| match e {
+            ModelError::Candle { context, source: s } => ModelError::Candle {
+                context: format!(
+                    "{context} (weights {})",
+                    checkpoint
+                        .files
+                        .iter()
+                        .map(|f| f.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                source: s,
+            },
+            other => other,
+        })?;
+        let tensors = handed_out.lock().expect("tensor record lock").clone();
         Ok(Encoder {
-            backbone: build_backbone(&shape, vb, what)?,
-            shape,
+            backbone,
+            arch,
+            hidden: arch.hidden_size(&config)?,
+            config: Arc::new(config),
+            tensors: Arc::new(tensors),
             tokenizer: Arc::new(tokenizer),
-            hidden,
+            layers,
             source: source.clone(),
             device: device.clone(),
+            dtype: req.dtype,
         })
     }
 
-    /// The same model with other weights (e.g. detached copies of trained variables); the
-    /// tokenizer and config are shared, nothing is read from disk.
-    pub fn with_weights(&self, vb: VarBuilder) -> Result<Self> {
-        let what = format!("rebuilding {} from new weights", self.source.name);
+    /// The same model on detached copies of its current weights (sharing their memory): a
+    /// forward pass through it builds no autograd graph. The tokenizer and config are shared,
+    /// nothing is read from disk.
+    pub fn detached(&self) -> Result<Self> {
+        let tensors: HashMap<String, Tensor> = self
+            .tensors
+            .iter()
+            .map(|(n, t)| (n.clone(), t.detach()))
+            .collect();
+        let vb = VarBuilder::from_tensors(tensors, self.dtype, &self.device);
         Ok(Encoder {
-            backbone: build_backbone(&self.shape, vb, what)?,
+            backbone: self.arch.load(&self.config, vb)?,
             ..self.clone()
         })
     }
 
+    /// The layer of a trainable variable's name (`None` for embeddings and final norms).
+    pub fn layer_of(&self, name: &str) -> Option<usize> {
+        crate::arch::layer_of(name, self.arch.layer_prefix())
+    }
+
     /// The linear projections of each layer, by name: what LoRA adapts.
     pub fn layer_linears_mut(&mut self) -> Vec<Vec<(&'static str, &mut Linear)>> {
-        match &mut self.backbone {
-            Backbone::Bert(m) => m
-                .layers_mut()
-                .iter_mut()
-                .map(|l| l.linears_mut().into_iter().collect())
-                .collect(),
-            Backbone::MpNet(m) => m
-                .layers_mut()
-                .iter_mut()
-                .map(|l| l.linears_mut().into_iter().collect())
-                .collect(),
-            Backbone::Decoder(m) => m
-                .layers_mut()
-                .iter_mut()
-                .map(|l| l.linears_mut().into_iter().collect())
-                .collect(),
-        }
+        self.backbone.layer_linears_mut()
     }
 
     /// The device the weights live on.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// The compute dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// How this model pools.
+    pub fn pooling(&self) -> Pooling {
+        self.arch.pooling()
+    }
+
+    /// Rows of the token embedding (ids must stay below this).
+    pub fn vocab_size(&self) -> usize {
+        self.tensors
+            .get(self.arch.embedding_name())
+            .and_then(|t| t.dims().first().copied())
+            .unwrap_or(0)
     }
 
     /// Pads token-id rows to one length (on the right): `(ids [b, t] u32, mask [b, t] f32)`.
@@ -229,23 +262,24 @@ impl Encoder {
         Ok((ids, mask))
     }
 
-    /// Last hidden state `[b, t, hidden]` (after the final norm for decoders).
+    /// Last hidden state `[b, t, hidden]` in the compute dtype (after the final norm for
+    /// pre-norm models).
     pub fn hidden_states(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        match &self.backbone {
-            Backbone::Bert(m) => m.forward(ids, mask),
-            Backbone::MpNet(m) => m.forward(ids, mask),
-            Backbone::Decoder(m) => m.forward(ids, mask),
-        }
-        .context(format!("{} forward", self.source.name))
+        self.backbone
+            .forward(ids, mask)
+            .context(format!("{} forward", self.source.name))
     }
 
-    /// The sentence embedding `[b, hidden]` of hidden states: mean over real tokens for encoders,
-    /// the last real token for decoders.
+    /// The sentence embedding `[b, hidden]` (f32) of hidden states: mean over real tokens for
+    /// encoders, the last real token for decoders.
     pub fn pool(&self, hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        match self.backbone {
-            Backbone::Decoder(_) => last_token_pool(hidden, mask).context("last-token pooling"),
-            _ => mean_pool(hidden, mask).context("mean pooling"),
-        }
+        let pooled = match self.arch.pooling() {
+            Pooling::LastToken => last_token_pool(hidden, mask).context("last-token pooling")?,
+            Pooling::Mean => mean_pool(hidden, mask).context("mean pooling")?,
+        };
+        pooled
+            .to_dtype(DType::F32)
+            .context("pooled features to f32")
     }
 
     /// Pooled embeddings `[b, hidden]` of already tokenized rows.
@@ -265,9 +299,11 @@ impl Encoder {
     }
 }
 
-/// sentence-transformers mean pooling: the average of the hidden states of real (unmasked) tokens.
+/// sentence-transformers mean pooling: the average of the hidden states of real (unmasked)
+/// tokens, summed in f32 whatever the compute dtype.
 pub fn mean_pool(hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-    let m = mask.to_dtype(hidden.dtype())?.unsqueeze(D::Minus1)?;
+    let hidden = hidden.to_dtype(DType::F32)?;
+    let m = mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?;
     let summed = hidden.broadcast_mul(&m)?.sum(1)?;
     let count = m.sum(1)?.clamp(1e-9, f64::INFINITY)?;
     summed.broadcast_div(&count)

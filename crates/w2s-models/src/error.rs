@@ -21,8 +21,24 @@ pub enum ModelError {
     #[error("model config {path}: {reason}")]
     Config { path: PathBuf, reason: String },
     /// Neither a built-in model name nor a model folder.
-    #[error("unknown model '{0}': use a built-in name (w2s fetch --list), a folder with config.json, model.safetensors and tokenizer.json, or a .gguf file (Llama, Qwen2, Gemma3)")]
+    #[error("unknown model '{0}': use a built-in name (w2s fetch --list), hf:ORG/NAME from the local Hugging Face cache, a folder with config.json, model.safetensors (or shards) and tokenizer.json, or a .gguf file (Llama, Qwen2, Gemma3)")]
     UnknownModel(String),
+    /// An `hf:` reference that the local Hugging Face cache does not hold.
+    #[error("model {model} is not in the Hugging Face cache: {reason}")]
+    NotInHfCache {
+        /// The reference as given.
+        model: String,
+        /// What was looked for, and where.
+        reason: String,
+    },
+    /// A model folder holds only PyTorch pickles, which w2s never unpickles.
+    #[error("model folder {dir}: found {found} but no model.safetensors; w2s reads safetensors only (it never unpickles). Convert once with: python -c \"from transformers import AutoModel; AutoModel.from_pretrained('{dir}').save_pretrained('{dir}', safe_serialization=True)\"")]
+    NeedsSafetensors {
+        /// The folder.
+        dir: PathBuf,
+        /// The pickle file(s) found.
+        found: String,
+    },
     /// A cached feature file could not be read or written.
     #[error("feature cache {path}: {reason}")]
     Cache { path: PathBuf, reason: String },

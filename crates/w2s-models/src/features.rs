@@ -3,7 +3,8 @@
 //! The cache key covers everything the numbers depend on: the weights (their pinned sha256), the
 //! dataset's content hash, the maximum length, the pooling and the input prefix. A second request
 //! with the same key reads the file instead of running the model.
-use crate::encoder::Encoder;
+use crate::dtype::WeightDtype;
+use crate::encoder::{Encoder, LoadRequest, Train};
 use crate::error::{CandleContext, ModelError, Result};
 use crate::registry::ModelSource;
 use candle_core::{Device, Tensor};
@@ -25,6 +26,8 @@ pub struct FeatureRequest<'a> {
     pub max_len: usize,
     /// Rows per forward pass.
     pub batch_size: usize,
+    /// Precision of the weights and the forward pass.
+    pub dtype: WeightDtype,
 }
 
 /// A `[rows, dim]` feature matrix in dataset row order.
@@ -64,11 +67,14 @@ impl FeatureRequest<'_> {
             "dataset": self.dataset.name,
             "data_version": self.dataset.version,
             "max_len": self.max_len,
-            "pooling": if self.model.arch == crate::Arch::Decoder { "last" } else { "mean" },
+            "pooling": self.model.pooling.name(),
             "truncation": "left",
         });
         if !device.is_cpu() {
             desc["device"] = format!("{:?}", device.location()).into();
+        }
+        if !self.dtype.is_default() {
+            desc["dtype"] = self.dtype.name().into();
         }
         w2s_assets::cache::sha256_bytes(desc.to_string().as_bytes())[..16].to_string()
     }
@@ -137,7 +143,14 @@ pub fn cached_features(
         }
     }
     let start = Instant::now();
-    let encoder = Encoder::load(req.model, device)?;
+    let encoder = Encoder::load_with(
+        req.model,
+        &LoadRequest {
+            device,
+            dtype: req.dtype.candle(),
+            train: Train::Nothing,
+        },
+    )?;
     let texts: Vec<&str> = req
         .dataset
         .examples
@@ -220,19 +233,61 @@ fn read(path: &Path, expected_rows: usize) -> Result<(Vec<f32>, usize, usize)> {
 fn write(path: &Path, values: &[f32], rows: usize, dim: usize) -> Result<()> {
     let t =
         Tensor::from_slice(values, (rows, dim), &Device::Cpu).context("building feature tensor")?;
+    write_atomically(path, |tmp| {
+        candle_core::safetensors::save(
+            &std::collections::HashMap::from([("features".to_string(), t)]),
+            tmp,
+        )
+        .map_err(|e| e.to_string())
+    })
+}
+
+/// Writes `values` (`rows × dim`, row-major) to `path` for numpy and pandas: `.npy` (float32,
+/// C order) or `.safetensors` (one tensor named `features`); through a temporary file renamed
+/// into place, so an interrupted write never leaves a partial file.
+pub fn save_features(path: &Path, values: &[f32], rows: usize, dim: usize) -> Result<()> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    match ext {
+        "safetensors" => write(path, values, rows, dim),
+        "npy" => write_atomically(path, |tmp| {
+            std::fs::write(tmp, npy_bytes(values, rows, dim)).map_err(|e| e.to_string())
+        }),
+        _ => Err(ModelError::Cache {
+            path: path.to_path_buf(),
+            reason: "the file name must end in .npy or .safetensors".into(),
+        }),
+    }
+}
+
+/// A NumPy format 1.0 file: magic, header dict padded to a multiple of 64, little-endian f4.
+fn npy_bytes(values: &[f32], rows: usize, dim: usize) -> Vec<u8> {
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {dim}), }}");
+    let unpadded = 10 + header.len() + 1;
+    header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + values.len() * 4);
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::result::Result<(), String>,
+) -> Result<()> {
     let tmp = w2s_assets::cache::temp_sibling(path);
-    if let Some(parent) = path.parent() {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| ModelError::Cache {
             path: parent.to_path_buf(),
             reason: e.to_string(),
         })?;
     }
-    let res = candle_core::safetensors::save(
-        &std::collections::HashMap::from([("features".to_string(), t)]),
-        &tmp,
-    )
-    .map_err(|e| e.to_string())
-    .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+    let res = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
     if let Err(reason) = res {
         let _ = std::fs::remove_file(&tmp);
         return Err(ModelError::Cache {
@@ -241,4 +296,35 @@ fn write(path: &Path, values: &[f32], rows: usize, dim: usize) -> Result<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_header_is_aligned_and_data_follows() {
+        let b = npy_bytes(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3);
+        assert_eq!(&b[..8], b"\x93NUMPY\x01\x00");
+        let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
+        assert_eq!((10 + hlen) % 64, 0);
+        let header = std::str::from_utf8(&b[10..10 + hlen]).unwrap();
+        assert!(
+            header.contains("'shape': (2, 3)") && header.ends_with('\n'),
+            "{header}"
+        );
+        assert_eq!(b.len(), 10 + hlen + 24);
+        assert_eq!(&b[10 + hlen..10 + hlen + 4], &1f32.to_le_bytes());
+        assert_eq!(&b[b.len() - 4..], &6f32.to_le_bytes());
+    }
+
+    #[test]
+    fn save_refuses_other_extensions_and_round_trips_safetensors() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = save_features(&dir.path().join("f.csv"), &[0.0], 1, 1).unwrap_err();
+        assert!(err.to_string().contains(".npy or .safetensors"));
+        let p = dir.path().join("sub/f.safetensors");
+        save_features(&p, &[1.0, 2.0], 1, 2).unwrap();
+        assert_eq!(read(&p, 1).unwrap(), (vec![1.0, 2.0], 1, 2));
+    }
 }

@@ -1,12 +1,14 @@
-//! Decoder checkpoints in llama.cpp's GGUF format: config from the metadata, weights dequantised
-//! to f32 under Hugging Face names, and the tokenizer rebuilt from the embedded vocabulary.
+//! Decoder checkpoints in llama.cpp's GGUF format: an HF-style `config.json` derived from the
+//! metadata (so the same `llama.rs` / `qwen2.rs` / `gemma3.rs` code reads both formats), weights
+//! dequantised to f32 under Hugging Face names, and the tokenizer rebuilt from the embedded
+//! vocabulary.
 //!
 //! The registry's decoders exist only as 4-bit GGUF files (see shared/notes/models.md). We
 //! dequantise every tensor once at load time and train the result as an ordinary dense model.
 //! Two rewrites made by llama.cpp's converter are undone so that `decoder.rs` is the plain HF
 //! forward: Llama's q/k rows are permuted for llama.cpp's interleaved rotary layout, and Gemma's
 //! norm weights are stored as `1 + w`.
-use crate::decoder::{Config, Family};
+use crate::arch::ConfigFile;
 use crate::error::{CandleContext, ModelError, Result};
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{Device, Tensor};
@@ -23,12 +25,50 @@ use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 /// Qwen2's pre-tokenizer pattern (as in its tokenizer.json and llama.cpp's `qwen2` pre-type).
 const QWEN2_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+/// The decoder families llama.cpp's GGUF files come in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Llama,
+    Qwen2,
+    Gemma3,
+}
+
+impl Family {
+    fn of(arch: &str) -> std::result::Result<Family, String> {
+        Ok(match arch {
+            "llama" => Family::Llama,
+            "qwen2" => Family::Qwen2,
+            "gemma3" => Family::Gemma3,
+            other => {
+                return Err(format!(
+                    "unsupported architecture {other:?} (supported: llama, qwen2, gemma3)"
+                ))
+            }
+        })
+    }
+
+    /// The Hugging Face `model_type` of the same architecture.
+    fn model_type(&self) -> &'static str {
+        match self {
+            Family::Llama => "llama",
+            Family::Qwen2 => "qwen2",
+            Family::Gemma3 => "gemma3_text",
+        }
+    }
+}
+
 /// The parsed header of a GGUF file (metadata and tensor index; no tensor data).
 pub struct Gguf {
     path: PathBuf,
     content: Content,
-    /// Shapes and constants.
-    pub config: Config,
+    family: Family,
+    /// The HF-style config derived from the metadata.
+    pub config: ConfigFile,
+}
+
+/// The Hugging Face `model_type` of the decoder in a GGUF file (reads only its header).
+pub fn hf_model_type(path: &Path) -> Result<&'static str> {
+    Ok(Gguf::open(path)?.family.model_type())
 }
 
 /// A decoder tokenizer and the special ids around a text.
@@ -52,14 +92,18 @@ impl Gguf {
             path: path.to_path_buf(),
             reason: format!("not a readable GGUF file: {e}"),
         })?;
-        let config = config_of(&content).map_err(|reason| ModelError::Config {
+        let (family, value) = config_of(&content).map_err(|reason| ModelError::Config {
             path: path.to_path_buf(),
             reason,
         })?;
         Ok(Gguf {
             path: path.to_path_buf(),
             content,
-            config,
+            family,
+            config: ConfigFile {
+                value,
+                path: path.to_path_buf(),
+            },
         })
     }
 
@@ -82,7 +126,7 @@ impl Gguf {
         let mut names: Vec<&String> = self.content.tensor_infos.keys().collect();
         names.sort();
         for name in names {
-            let Some(hf) = hf_name(name, self.config.family) else {
+            let Some(hf) = hf_name(name, self.family) else {
                 continue;
             };
             let what = format!("dequantising {name} of {}", self.path.display());
@@ -91,15 +135,15 @@ impl Gguf {
                 .tensor(&mut file, name, &Device::Cpu)
                 .context(what.clone())?;
             let mut t = q.dequantize(&Device::Cpu).context(what.clone())?;
-            let cfg = &self.config;
-            if cfg.family == Family::Llama {
+            let heads = |key: &str| self.config.value[key].as_u64().unwrap_or(1) as usize;
+            if self.family == Family::Llama {
                 if hf.ends_with("q_proj.weight") {
-                    t = unpermute(&t, cfg.num_attention_heads).context(what.clone())?;
+                    t = unpermute(&t, heads("num_attention_heads")).context(what.clone())?;
                 } else if hf.ends_with("k_proj.weight") {
-                    t = unpermute(&t, cfg.num_key_value_heads).context(what.clone())?;
+                    t = unpermute(&t, heads("num_key_value_heads")).context(what.clone())?;
                 }
             }
-            if cfg.family == Family::Gemma3 && hf.ends_with("norm.weight") {
+            if self.family == Family::Gemma3 && hf.ends_with("norm.weight") {
                 t = (t - 1.0).context(what.clone())?;
             }
             out.insert(hf, t.to_device(device).context(what)?);
@@ -327,23 +371,15 @@ fn merges_from_scores(
     merges.into_iter().map(|(_, l, r)| (l, r)).collect()
 }
 
-fn config_of(c: &Content) -> std::result::Result<Config, String> {
+/// The family and an HF-style `config.json` of the decoder described by the metadata.
+fn config_of(c: &Content) -> std::result::Result<(Family, serde_json::Value), String> {
     let arch = c
         .metadata
         .get("general.architecture")
         .and_then(|v| v.to_string().ok())
         .cloned()
         .ok_or("missing general.architecture")?;
-    let family = match arch.as_str() {
-        "llama" => Family::Llama,
-        "qwen2" => Family::Qwen2,
-        "gemma3" => Family::Gemma3,
-        other => {
-            return Err(format!(
-                "unsupported architecture {other:?} (supported: llama, qwen2, gemma3)"
-            ))
-        }
-    };
+    let family = Family::of(&arch)?;
     let get = |key: &str| c.metadata.get(&format!("{arch}.{key}"));
     let usize_of = |key: &str| -> std::result::Result<usize, String> {
         let v = get(key).ok_or(format!("missing {arch}.{key}"))?;
@@ -359,28 +395,36 @@ fn config_of(c: &Content) -> std::result::Result<Config, String> {
     };
     let hidden = usize_of("embedding_length")?;
     let heads = usize_of("attention.head_count")?;
+    let head_dim = usize_of("attention.key_length").unwrap_or(hidden / heads.max(1));
     let vocab = c
         .tensor_infos
         .get("token_embd.weight")
         .ok_or("missing token_embd.weight")?
         .shape
         .dims()[0];
-    Ok(Config {
-        family,
-        hidden_size: hidden,
-        intermediate_size: usize_of("feed_forward_length")?,
-        num_hidden_layers: usize_of("block_count")?,
-        num_attention_heads: heads,
-        num_key_value_heads: usize_of("attention.head_count_kv").unwrap_or(heads),
-        head_dim: usize_of("attention.key_length").unwrap_or(hidden / heads),
-        rms_norm_eps: f64_of("attention.layer_norm_rms_epsilon", 1e-6),
-        rope_theta: f64_of("rope.freq_base", 10_000.0),
-        // llama.cpp hard-codes Gemma3's local rotary base and layer pattern; so do we.
-        rope_local_theta: 10_000.0,
-        sliding_window: usize_of("attention.sliding_window").ok(),
-        global_every: 6,
-        vocab_size: vocab,
-    })
+    let mut cfg = serde_json::json!({
+        "model_type": family.model_type(),
+        "vocab_size": vocab,
+        "hidden_size": hidden,
+        "intermediate_size": usize_of("feed_forward_length")?,
+        "num_hidden_layers": usize_of("block_count")?,
+        "num_attention_heads": heads,
+        "num_key_value_heads": usize_of("attention.head_count_kv").unwrap_or(heads),
+        "head_dim": head_dim,
+        "rms_norm_eps": f64_of("attention.layer_norm_rms_epsilon", 1e-6),
+        "rope_theta": f64_of("rope.freq_base", 10_000.0),
+    });
+    if family == Family::Gemma3 {
+        // llama.cpp hard-codes Gemma3's local rotary base, layer pattern and score scale (the
+        // head width for every released size but 27B); so do we.
+        cfg["rope_local_base_freq"] = 10_000.0.into();
+        cfg["sliding_window_pattern"] = 6.into();
+        cfg["query_pre_attn_scalar"] = head_dim.into();
+        if let Ok(w) = usize_of("attention.sliding_window") {
+            cfg["sliding_window"] = w.into();
+        }
+    }
+    Ok((family, cfg))
 }
 
 #[cfg(test)]

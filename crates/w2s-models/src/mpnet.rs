@@ -3,9 +3,14 @@
 //! Follows HF `MPNetModel`: RoBERTa-style positions (padding index + running count of real
 //! tokens), no token types, and a learned relative-position bias (32 log-spaced buckets, shared by
 //! all layers) added to every attention score matrix.
-use crate::nn::{attention_bias, AttentionNames, EncoderLayer, LayerNorm};
-use candle_core::{Module, Result, Tensor};
-use candle_nn::{embedding, Embedding, VarBuilder};
+use crate::arch::{Architecture, Backbone, ConfigFile, Pooling};
+use crate::error::{CandleContext, Result};
+use crate::nn::{
+    attention_bias, positions_after_padding, Activation, AttentionNames, Embedding, EncoderLayer,
+    LayerNorm, Linear,
+};
+use candle_core::{DType, Module, Tensor};
+use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 /// The subset of HF `config.json` that MPNet needs.
@@ -30,6 +35,13 @@ pub struct Config {
     /// Number of relative-position buckets.
     #[serde(default = "default_buckets")]
     pub relative_attention_num_buckets: usize,
+    /// Feed-forward activation.
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+}
+
+fn default_act() -> String {
+    "gelu".into()
 }
 
 fn default_buckets() -> usize {
@@ -57,6 +69,7 @@ pub struct MpNet {
     layers: Vec<EncoderLayer>,
     pad: u32,
     buckets: usize,
+    dtype: DType,
 }
 
 /// The bucket of relative position `memory - context`, as in HF `relative_position_bucket`.
@@ -78,66 +91,54 @@ pub fn relative_position_bucket(relative: i64, num_buckets: usize) -> u32 {
 }
 
 impl MpNet {
-    /// The transformer layers, for adapters.
-    pub fn layers_mut(&mut self) -> &mut [EncoderLayer] {
-        &mut self.layers
-    }
-
     /// Builds the model from a VarBuilder with HF names.
-    pub fn load(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+    pub fn load(cfg: &Config, config: &ConfigFile, vb: VarBuilder) -> Result<Self> {
+        let act = Activation::from_hf(&cfg.hidden_act).map_err(|e| config.error(e))?;
         let h = cfg.hidden_size;
         let e = vb.pp("embeddings");
-        let layers = (0..cfg.num_hidden_layers)
-            .map(|i| {
-                EncoderLayer::load(
+        let build = || -> candle_core::Result<MpNet> {
+            let layers = (0..cfg.num_hidden_layers)
+                .map(|i| {
+                    EncoderLayer::load(
+                        h,
+                        cfg.intermediate_size,
+                        cfg.num_attention_heads,
+                        cfg.layer_norm_eps,
+                        act,
+                        &NAMES,
+                        vb.pp(format!("encoder.layer.{i}")),
+                    )
+                })
+                .collect::<candle_core::Result<_>>()?;
+            Ok(MpNet {
+                word: Embedding::load(cfg.vocab_size, h, e.pp("word_embeddings"))?,
+                position: Embedding::load(
+                    cfg.max_position_embeddings,
                     h,
-                    cfg.intermediate_size,
+                    e.pp("position_embeddings"),
+                )?,
+                emb_norm: LayerNorm::load(h, cfg.layer_norm_eps, e.pp("LayerNorm"))?,
+                relative_bias: Embedding::load(
+                    cfg.relative_attention_num_buckets,
                     cfg.num_attention_heads,
-                    cfg.layer_norm_eps,
-                    &NAMES,
-                    vb.pp(format!("encoder.layer.{i}")),
-                )
+                    vb.pp("encoder.relative_attention_bias"),
+                )?,
+                layers,
+                pad: cfg.pad_token_id,
+                buckets: cfg.relative_attention_num_buckets,
+                dtype: vb.dtype(),
             })
-            .collect::<Result<_>>()?;
-        Ok(MpNet {
-            word: embedding(cfg.vocab_size, h, e.pp("word_embeddings"))?,
-            position: embedding(cfg.max_position_embeddings, h, e.pp("position_embeddings"))?,
-            emb_norm: LayerNorm::load(h, cfg.layer_norm_eps, e.pp("LayerNorm"))?,
-            relative_bias: embedding(
-                cfg.relative_attention_num_buckets,
-                cfg.num_attention_heads,
-                vb.pp("encoder.relative_attention_bias"),
-            )?,
-            layers,
-            pad: cfg.pad_token_id,
-            buckets: cfg.relative_attention_num_buckets,
-        })
+        };
+        build().context(format!("building MPNet from {}", config.path.display()))
     }
+}
 
-    /// Last hidden state `[batch, seq, hidden]` for token ids and a 0/1 mask, both `[batch, seq]`.
-    pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        let dev = ids.device();
-        // Position of each real token = pad + its 1-based index among real tokens; padding stays at pad.
-        let id_rows = ids.to_vec2::<u32>()?;
-        let positions: Vec<u32> = id_rows
-            .iter()
-            .flat_map(|row| {
-                let mut count = 0;
-                row.iter()
-                    .map(|&id| {
-                        if id == self.pad {
-                            self.pad
-                        } else {
-                            count += 1;
-                            self.pad + count
-                        }
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        let positions = Tensor::from_vec(positions, (b, t), dev)?;
-        let x = (self.word.forward(ids)? + self.position.forward(&positions)?)?;
+impl Backbone for MpNet {
+    fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        let (_, t) = ids.dims2()?;
+        let (dev, dt) = (ids.device(), self.dtype);
+        let positions = positions_after_padding(mask, self.pad)?;
+        let x = (self.word.forward(ids, dt)? + self.position.forward(&positions, dt)?)?;
         let mut x = self.emb_norm.forward(&x)?;
         let buckets: Vec<u32> = (0..t as i64)
             .flat_map(|i| (0..t as i64).map(move |j| (i, j)))
@@ -147,14 +148,53 @@ impl MpNet {
         // [t, t, heads] → [1, heads, t, t]
         let position_bias = self
             .relative_bias
-            .forward(&buckets)?
+            .forward(&buckets, dt)?
             .permute((2, 0, 1))?
             .unsqueeze(0)?;
-        let bias = attention_bias(mask, x.dtype())?.broadcast_add(&position_bias)?;
+        let bias = attention_bias(mask, dt)?.broadcast_add(&position_bias)?;
         for l in &self.layers {
             x = l.forward(&x, &bias)?;
         }
         Ok(x)
+    }
+
+    fn layer_linears_mut(&mut self) -> Vec<Vec<(&'static str, &mut Linear)>> {
+        self.layers
+            .iter_mut()
+            .map(|l| l.linears_mut().into_iter().collect())
+            .collect()
+    }
+
+    fn boxed_clone(&self) -> Box<dyn Backbone> {
+        Box::new(self.clone())
+    }
+}
+
+/// The `mpnet` architecture.
+pub struct MpNetArch;
+
+impl Architecture for MpNetArch {
+    fn model_types(&self) -> &'static [&'static str] {
+        &["mpnet"]
+    }
+    fn pooling(&self) -> Pooling {
+        Pooling::Mean
+    }
+    fn embedding_name(&self) -> &'static str {
+        "embeddings.word_embeddings.weight"
+    }
+    fn layer_prefix(&self) -> &'static str {
+        "encoder.layer"
+    }
+    fn hidden_size(&self, config: &ConfigFile) -> Result<usize> {
+        Ok(config.parse::<Config>()?.hidden_size)
+    }
+    fn padding_idx(&self, config: &ConfigFile) -> Option<u32> {
+        config.parse::<Config>().ok().map(|c| c.pad_token_id)
+    }
+    fn load(&self, config: &ConfigFile, vb: VarBuilder) -> Result<Box<dyn Backbone>> {
+        let cfg: Config = config.parse()?;
+        Ok(Box::new(MpNet::load(&cfg, config, vb)?))
     }
 }
 

@@ -29,12 +29,20 @@ impl LayerNorm {
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let needs_grad = x.track_op() || self.weight.track_op() || self.bias.track_op();
+        let (w, b) = (cast(&self.weight, x.dtype())?, cast(&self.bias, x.dtype())?);
         if needs_grad || x.dtype() != DType::F32 {
-            candle_nn::ops::layer_norm_slow(x, &self.weight, &self.bias, self.eps)
+            // Statistics in f32 whatever the compute dtype (layer_norm_slow upcasts).
+            candle_nn::ops::layer_norm_slow(x, &w, &b, self.eps)
         } else {
-            candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
+            candle_nn::ops::layer_norm(x, &w, &b, self.eps)
         }
     }
+}
+
+/// `t` in `dtype`: a no-op when it already is; otherwise a cast that stays in the autograd graph,
+/// so f32 trained weights used in a bf16 forward still receive their gradient.
+pub fn cast(t: &Tensor, dtype: DType) -> Result<Tensor> {
+    t.to_dtype(dtype)
 }
 
 /// Softmax over the last dimension; differentiable whenever its input is part of a graph.
@@ -46,9 +54,27 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     }
 }
 
-/// GELU with the exact erf form, as BERT and MPNet use.
-pub fn gelu(x: &Tensor) -> Result<Tensor> {
-    x.gelu_erf()
+/// A token or position embedding table (HF name `weight`, `[rows, dim]`).
+#[derive(Debug, Clone)]
+pub struct Embedding {
+    weight: Tensor,
+}
+
+impl Embedding {
+    /// Loads `weight` of shape `[rows, dim]`.
+    pub fn load(rows: usize, dim: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Embedding {
+            weight: vb.get((rows, dim), "weight")?,
+        })
+    }
+
+    /// The rows of `ids` (any shape) as `[..ids, dim]` in `dtype`.
+    pub fn forward(&self, ids: &Tensor, dtype: DType) -> Result<Tensor> {
+        let mut shape = ids.dims().to_vec();
+        shape.push(self.weight.dim(1)?);
+        let rows = self.weight.index_select(&ids.flatten_all()?, 0)?;
+        cast(&rows, dtype)?.reshape(shape)
+    }
 }
 
 /// A Linear layer with HF names (`weight` as `[out, in]`, `bias`).
@@ -98,15 +124,28 @@ impl Module for Linear {
         let out_dim = self.weight.dim(0)?;
         *out_shape.last_mut().expect("non-empty") = out_dim;
         let x2 = x.reshape((rows, inner))?;
-        let mut y = x2.matmul(&self.weight.t()?)?;
+        let dt = x.dtype();
+        let mut y = x2.matmul(&cast(&self.weight, dt)?.t()?)?;
         if let Some(bias) = &self.bias {
-            y = y.broadcast_add(bias)?;
+            y = y.broadcast_add(&cast(bias, dt)?)?;
         }
         if let Some(l) = &self.lora {
-            y = (y + (x2.matmul(&l.a.t()?)?.matmul(&l.b.t()?)? * l.scale)?)?;
+            let a = cast(&l.a, dt)?;
+            let b = cast(&l.b, dt)?;
+            y = (y + (x2.matmul(&a.t()?)?.matmul(&b.t()?)? * l.scale)?)?;
         }
         y.reshape(out_shape)
     }
+}
+
+/// Loads a GPT-2 `Conv1D` `in_dim → out_dim`, whose weight is stored `[in, out]` (the transpose
+/// of a Linear's); the layer holds a transposed view, so a trained weight still gets its gradient.
+pub fn conv1d(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    Ok(Linear {
+        weight: vb.get((in_dim, out_dim), "weight")?.t()?,
+        bias: Some(vb.get(out_dim, "bias")?),
+        lora: None,
+    })
 }
 
 /// Loads a [`Linear`] `in_dim → out_dim`.
@@ -150,57 +189,142 @@ impl RmsNorm {
 
 impl Module for RmsNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let scale = if self.plus_one {
-            (&self.weight + 1.0)?
-        } else {
-            self.weight.clone()
-        };
-        if !(x.track_op() || self.weight.track_op()) && x.dtype() == DType::F32 {
+        let dtype = x.dtype();
+        if !(x.track_op() || self.weight.track_op()) && dtype == DType::F32 {
+            let scale = if self.plus_one {
+                (&self.weight + 1.0)?
+            } else {
+                self.weight.clone()
+            };
             return candle_nn::ops::rms_norm(x, &scale, self.eps as f32);
         }
-        let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
-        x.broadcast_div(&(ms + self.eps)?.sqrt()?)?
-            .broadcast_mul(&scale)
-    }
-}
-
-/// Rotary position embedding tables `(cos, sin)`, each `[t, dim]`, in the "rotate half" layout of
-/// Hugging Face Llama/Qwen2/Gemma (frequency i pairs dimension i with i + dim/2).
-pub fn rope_tables(
-    t: usize,
-    dim: usize,
-    theta: f64,
-    device: &candle_core::Device,
-) -> Result<(Tensor, Tensor)> {
-    let half = dim / 2;
-    let inv: Vec<f32> = (0..half)
-        .map(|i| (1.0 / theta.powf(2.0 * i as f64 / dim as f64)) as f32)
-        .collect();
-    let mut angles = Vec::with_capacity(t * dim);
-    for pos in 0..t {
-        for _ in 0..2 {
-            angles.extend(inv.iter().map(|f| pos as f32 * f));
+        // Statistics in f32, as Hugging Face computes them for every dtype; Llama scales after
+        // casting back, Gemma before (the two round differently in bf16).
+        let xf = x.to_dtype(DType::F32)?;
+        let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = xf.broadcast_div(&(ms + self.eps)?.sqrt()?)?;
+        if self.plus_one {
+            let scale = (self.weight.to_dtype(DType::F32)? + 1.0)?;
+            normed.broadcast_mul(&scale)?.to_dtype(dtype)
+        } else {
+            normed
+                .to_dtype(dtype)?
+                .broadcast_mul(&cast(&self.weight, dtype)?)
         }
     }
-    let angles = Tensor::from_vec(angles, (t, dim), device)?;
-    Ok((angles.cos()?, angles.sin()?))
 }
 
-/// Applies rotary embeddings to `x [b, heads, t, dim]` with tables from [`rope_tables`].
-pub fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    let dim = x.dim(D::Minus1)?;
-    let x1 = x.narrow(D::Minus1, 0, dim / 2)?;
-    let x2 = x.narrow(D::Minus1, dim / 2, dim / 2)?;
-    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-    x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?
+/// The additive bias that hides a key: large enough to zero it after softmax, finite (so a sum
+/// of two stays finite and no row becomes NaN), and representable in `dtype`.
+pub fn mask_value(dtype: DType) -> f64 {
+    match dtype {
+        DType::F16 => -3.0e4,
+        _ => -1.0e9,
+    }
 }
 
 /// Turns a `[batch, seq]` 0/1 mask into an additive `[batch, 1, 1, seq]` attention bias.
 pub fn attention_bias(mask: &Tensor, dtype: DType) -> Result<Tensor> {
     let (b, t) = mask.dims2()?;
-    // (1 - mask) * -1e9: large enough to zero padded keys after softmax, finite to avoid NaN.
-    let bias = ((mask.to_dtype(dtype)? - 1.0)? * 1e9)?;
-    bias.reshape((b, 1, 1, t))
+    let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * -mask_value(dtype))?;
+    bias.to_dtype(dtype)?.reshape((b, 1, 1, t))
+}
+
+/// Which keys a query may see in a decoder: `causal` hides later keys; `window` hides keys `w`
+/// or more positions away (before the query; on both sides when not causal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Visibility {
+    /// Keys after the query are hidden.
+    pub causal: bool,
+    /// Sliding-window width, if any.
+    pub window: Option<usize>,
+}
+
+/// Additive attention bias `[b, 1, t, t]`: the key mask of [`attention_bias`] plus the pattern
+/// of `vis` (the `[t, t]` pattern is built on the host, the per-row mask stays on the device).
+pub fn decoder_bias(mask: &Tensor, vis: Visibility, dtype: DType) -> Result<Tensor> {
+    let (_, t) = mask.dims2()?;
+    let hidden = mask_value(dtype) as f32;
+    let mut pattern = Vec::with_capacity(t * t);
+    for i in 0..t {
+        for j in 0..t {
+            let visible = (!vis.causal || j <= i) && vis.window.is_none_or(|w| i.abs_diff(j) < w);
+            pattern.push(if visible { 0f32 } else { hidden });
+        }
+    }
+    let pattern = Tensor::from_vec(pattern, (1, 1, t, t), mask.device())?.to_dtype(dtype)?;
+    attention_bias(mask, dtype)?.broadcast_add(&pattern)
+}
+
+/// Scaled dot-product attention over `[b, heads, t, d]` queries, keys and values with an additive
+/// bias broadcastable to `[b, heads, t, t]`: `softmax(q·kᵀ·scale + bias)·v`.
+pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, scale: f64) -> Result<Tensor> {
+    let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(bias)?;
+    softmax_last_dim(&scores)?.matmul(v)
+}
+
+/// Positions of RoBERTa-style models: `pad + 1, pad + 2, …` over the real tokens of each row,
+/// `pad` on padding (Hugging Face's `create_position_ids_from_input_ids`, read off the mask).
+pub fn positions_after_padding(mask: &Tensor, pad: u32) -> Result<Tensor> {
+    let (b, t) = mask.dims2()?;
+    let rows = mask.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    let mut positions = Vec::with_capacity(b * t);
+    for row in rows {
+        let mut count = 0;
+        for m in row {
+            if m > 0.5 {
+                count += 1;
+                positions.push(pad + count);
+            } else {
+                positions.push(pad);
+            }
+        }
+    }
+    Tensor::from_vec(positions, (b, t), mask.device())
+}
+
+/// A feed-forward activation, named as in Hugging Face configs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Exact GELU with erf (`gelu`).
+    GeluErf,
+    /// GELU's tanh approximation (`gelu_new`, `gelu_pytorch_tanh`, `gelu_fast`).
+    GeluTanh,
+    /// `x·σ(1.702x)` (`quick_gelu`).
+    QuickGelu,
+    /// `x·σ(x)` (`silu`, `swish`).
+    Silu,
+    /// `max(x, 0)`.
+    Relu,
+}
+
+impl Activation {
+    /// The activation called `name` in a config, or an error listing the known names.
+    pub fn from_hf(name: &str) -> std::result::Result<Activation, String> {
+        Ok(match name {
+            "gelu" | "gelu_python" => Activation::GeluErf,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
+            "quick_gelu" => Activation::QuickGelu,
+            "silu" | "swish" => Activation::Silu,
+            "relu" => Activation::Relu,
+            other => {
+                return Err(format!(
+                "unsupported activation {other:?}; supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, quick_gelu, silu, swish, relu"
+            ))
+            }
+        })
+    }
+
+    /// Applies the activation.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::GeluErf => x.gelu_erf(),
+            Activation::GeluTanh => x.gelu(),
+            Activation::QuickGelu => x.broadcast_mul(&candle_nn::ops::sigmoid(&(x * 1.702)?)?),
+            Activation::Silu => x.silu(),
+            Activation::Relu => x.relu(),
+        }
+    }
 }
 
 /// Splits `[b, t, heads*d]` into `[b, heads, t, d]`.
@@ -244,6 +368,7 @@ pub struct EncoderLayer {
     output: Linear,
     out_norm: LayerNorm,
     heads: usize,
+    act: Activation,
 }
 
 impl EncoderLayer {
@@ -253,6 +378,7 @@ impl EncoderLayer {
         ffn: usize,
         heads: usize,
         eps: f64,
+        act: Activation,
         names: &AttentionNames,
         vb: VarBuilder,
     ) -> Result<Self> {
@@ -266,6 +392,7 @@ impl EncoderLayer {
             output: linear(ffn, hidden, vb.pp("output.dense"))?,
             out_norm: LayerNorm::load(hidden, eps, vb.pp("output.LayerNorm"))?,
             heads,
+            act,
         })
     }
 
@@ -288,12 +415,11 @@ impl EncoderLayer {
         let k = split_heads(&self.k.forward(x)?, self.heads)?;
         let v = split_heads(&self.v.forward(x)?, self.heads)?;
         let scale = 1.0 / (q.dim(D::Minus1)? as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(bias)?;
-        let ctx = merge_heads(&softmax_last_dim(&scores)?.matmul(&v)?)?;
+        let ctx = merge_heads(&attend(&q, &k, &v, bias, scale)?)?;
         let a = self.attn_norm.forward(&(self.o.forward(&ctx)? + x)?)?;
         let f = self
             .output
-            .forward(&gelu(&self.intermediate.forward(&a)?)?)?;
+            .forward(&self.act.forward(&self.intermediate.forward(&a)?)?)?;
         self.out_norm.forward(&(f + a)?)
     }
 }

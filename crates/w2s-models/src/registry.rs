@@ -1,17 +1,16 @@
 //! Which models exist: the built-in ladder (fetched as assets) and user folders.
+use crate::arch::{architecture, Architecture, ConfigFile, Pooling};
 use crate::error::{ModelError, Result};
 use std::path::{Path, PathBuf};
 use w2s_assets::Store;
 
-/// Encoder architectures we have trainable code for.
+/// How a model's weights are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arch {
-    /// BERT and its relatives (MiniLM, e5).
-    Bert,
-    /// MPNet.
-    MpNet,
-    /// A decoder (Llama, Qwen2, Gemma3) in a GGUF file holding weights, config and tokenizer.
-    Decoder,
+pub enum WeightFormat {
+    /// A Hugging Face folder: config.json, safetensors (one file or shards), tokenizer.json.
+    Safetensors,
+    /// One llama.cpp GGUF file holding weights, config and tokenizer (Llama, Qwen2, Gemma3).
+    Gguf,
 }
 
 /// A built-in model of the ladder.
@@ -19,8 +18,8 @@ pub enum Arch {
 pub struct BuiltinModel {
     /// Command-line name (also the asset name).
     pub name: &'static str,
-    /// Architecture.
-    pub arch: Arch,
+    /// How the weights are stored.
+    pub format: WeightFormat,
     /// Text put before every input, as the model card prescribes.
     pub prefix: &'static str,
     /// Parameters, for display and plots.
@@ -31,49 +30,49 @@ pub struct BuiltinModel {
 pub const BUILTIN: [BuiltinModel; 8] = [
     BuiltinModel {
         name: "minilm-l3",
-        arch: Arch::Bert,
+        format: WeightFormat::Safetensors,
         prefix: "",
         params_millions: 17.4,
     },
     BuiltinModel {
         name: "minilm-l6",
-        arch: Arch::Bert,
+        format: WeightFormat::Safetensors,
         prefix: "",
         params_millions: 22.7,
     },
     BuiltinModel {
         name: "e5-small",
-        arch: Arch::Bert,
+        format: WeightFormat::Safetensors,
         prefix: "query: ",
         params_millions: 117.7,
     },
     BuiltinModel {
         name: "mpnet-base",
-        arch: Arch::MpNet,
+        format: WeightFormat::Safetensors,
         prefix: "",
         params_millions: 109.5,
     },
     BuiltinModel {
         name: "smollm2-135m",
-        arch: Arch::Decoder,
+        format: WeightFormat::Gguf,
         prefix: "",
         params_millions: 134.5,
     },
     BuiltinModel {
         name: "gemma3-270m",
-        arch: Arch::Decoder,
+        format: WeightFormat::Gguf,
         prefix: "",
         params_millions: 268.1,
     },
     BuiltinModel {
         name: "qwen2.5-coder-0.5b",
-        arch: Arch::Decoder,
+        format: WeightFormat::Gguf,
         prefix: "",
         params_millions: 494.0,
     },
     BuiltinModel {
         name: "qwen2.5-coder-1.5b",
-        arch: Arch::Decoder,
+        format: WeightFormat::Gguf,
         prefix: "",
         params_millions: 1543.7,
     },
@@ -82,55 +81,80 @@ pub const BUILTIN: [BuiltinModel; 8] = [
 /// Where a model's files are and how to read them.
 #[derive(Debug, Clone)]
 pub struct ModelSource {
-    /// Name used in cache keys and reports (built-in name, or the folder path).
+    /// Name used in cache keys and reports (built-in name, `hf:ORG/NAME`, or the path).
     pub name: String,
-    /// Architecture from config.json.
-    pub arch: Arch,
+    /// How the weights are stored.
+    pub format: WeightFormat,
+    /// `config.json`'s `model_type` (for GGUF files: the matching HF type).
+    pub model_type: String,
+    /// How sentences are pooled.
+    pub pooling: Pooling,
     /// Input prefix.
     pub prefix: String,
-    /// config.json (the GGUF file itself for decoders).
+    /// The model folder, or the GGUF file itself.
+    pub location: PathBuf,
+    /// config.json (the GGUF file itself for GGUF decoders).
     pub config: PathBuf,
-    /// model.safetensors or model.gguf (checksum-verified for built-in models).
-    pub weights: PathBuf,
-    /// tokenizer.json (the GGUF file itself for decoders).
+    /// model.safetensors, its shards, or model.gguf (checksum-verified for built-in models).
+    pub weights: Vec<PathBuf>,
+    /// tokenizer.json (the GGUF file itself for GGUF decoders).
     pub tokenizer: PathBuf,
-    /// Identity of the weights for cache keys: the pinned sha256, or size+mtime for user folders.
+    /// Identity of the weights for cache keys: the pinned sha256 for built-in models; for user
+    /// models a hash of config.json and of each weight file's Hugging Face blob name (its
+    /// sha256) or, outside the HF cache, its size and modification time.
     pub fingerprint: String,
 }
 
 impl ModelSource {
     /// A decoder in one GGUF file, which holds its weights, config and tokenizer alike.
-    fn gguf(name: String, file: PathBuf, fingerprint: String) -> ModelSource {
-        ModelSource {
+    fn gguf(name: String, file: PathBuf, fingerprint: String) -> Result<ModelSource> {
+        let model_type = crate::gguf::hf_model_type(&file)?.to_string();
+        Ok(ModelSource {
             name,
-            arch: Arch::Decoder,
+            format: WeightFormat::Gguf,
+            model_type,
+            pooling: Pooling::LastToken,
             prefix: String::new(),
+            location: file.clone(),
             config: file.clone(),
             tokenizer: file.clone(),
-            weights: file,
+            weights: vec![file],
             fingerprint,
-        }
+        })
+    }
+
+    /// The architecture that reads this model.
+    pub fn architecture(&self) -> Result<&'static dyn Architecture> {
+        architecture(&self.model_type, &self.config)
     }
 }
 
-/// Resolves a built-in name (fetching it if needed) or a model folder.
+/// Resolves a built-in name (fetching it if needed), `hf:ORG/NAME` from the local Hugging Face
+/// cache, a model folder, or a `.gguf` file.
 pub fn resolve(name_or_path: &str, store: &Store) -> Result<ModelSource> {
     if let Some(b) = BUILTIN.iter().find(|b| b.name == name_or_path) {
         store.ensure(b.name)?;
         let asset = store.manifest().asset(b.name)?;
-        if b.arch == Arch::Decoder {
+        if b.format == WeightFormat::Gguf {
             let weights = store.verified_file(b.name, "model.gguf")?;
             let fingerprint = asset.files.get("model.gguf").cloned().unwrap_or_default();
-            return Ok(ModelSource::gguf(b.name.to_string(), weights, fingerprint));
+            return ModelSource::gguf(b.name.to_string(), weights, fingerprint);
         }
         let weights = store.verified_file(b.name, "model.safetensors")?;
+        let config = store.verified_file(b.name, "config.json")?;
+        let tokenizer = store.verified_file(b.name, "tokenizer.json")?;
+        let model_type = ConfigFile::read(&config)?.model_type()?.to_string();
+        let arch = architecture(&model_type, &config)?;
         return Ok(ModelSource {
             name: b.name.to_string(),
-            arch: b.arch,
+            format: b.format,
+            model_type,
+            pooling: arch.pooling(),
             prefix: b.prefix.to_string(),
-            config: store.verified_file(b.name, "config.json")?,
-            tokenizer: store.verified_file(b.name, "tokenizer.json")?,
-            weights,
+            location: weights.parent().map(Path::to_path_buf).unwrap_or_default(),
+            config,
+            tokenizer,
+            weights: vec![weights],
             fingerprint: asset
                 .files
                 .get("model.safetensors")
@@ -138,55 +162,104 @@ pub fn resolve(name_or_path: &str, store: &Store) -> Result<ModelSource> {
                 .unwrap_or_default(),
         });
     }
-    let dir = Path::new(name_or_path);
-    if dir.is_file() && dir.extension().is_some_and(|e| e == "gguf") {
-        let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-        return Ok(ModelSource::gguf(
-            canonical.display().to_string(),
-            dir.to_path_buf(),
-            size_and_mtime(dir)?,
-        ));
+    if let Some(reference) = name_or_path.strip_prefix(crate::hub::PREFIX) {
+        let dir = crate::hub::snapshot(reference, &crate::hub::cache_dir())?;
+        return folder(&dir, name_or_path.to_string());
     }
-    if !dir.is_dir() {
+    let path = Path::new(name_or_path);
+    if path.is_file() && path.extension().is_some_and(|e| e == "gguf") {
+        let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        return ModelSource::gguf(
+            canonical.display().to_string(),
+            path.to_path_buf(),
+            size_and_mtime(path)?,
+        );
+    }
+    if !path.is_dir() {
         return Err(ModelError::UnknownModel(name_or_path.to_string()));
     }
+    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    folder(path, canonical.display().to_string())
+}
+
+/// A Hugging Face model folder (a snapshot of the HF cache or any `save_pretrained` output).
+fn folder(dir: &Path, name: String) -> Result<ModelSource> {
     let config = dir.join("config.json");
-    let weights = dir.join("model.safetensors");
     let tokenizer = dir.join("tokenizer.json");
-    for f in [&config, &weights, &tokenizer] {
+    let single = dir.join("model.safetensors");
+    let index = dir.join("model.safetensors.index.json");
+    let weights = if single.is_file() {
+        vec![single]
+    } else if index.is_file() {
+        crate::weights::shards_of_index(&index)?
+    } else {
+        let pickles: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".bin") || n.ends_with(".pt") || n.ends_with(".pth"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !pickles.is_empty() {
+            return Err(ModelError::NeedsSafetensors {
+                dir: dir.to_path_buf(),
+                found: pickles.join(", "),
+            });
+        }
+        return Err(ModelError::Config {
+            path: single,
+            reason: "missing (and no model.safetensors.index.json for shards); a model folder needs config.json, safetensors weights and tokenizer.json".into(),
+        });
+    };
+    for f in [&config, &tokenizer] {
         if !f.is_file() {
-            return Err(ModelError::Config { path: f.clone(), reason: "missing; a model folder needs config.json, model.safetensors and tokenizer.json".into() });
+            return Err(ModelError::Config {
+                path: f.clone(),
+                reason: "missing; a model folder needs config.json, safetensors weights and tokenizer.json (a slow tokenizer can be converted once with transformers: AutoTokenizer.from_pretrained(dir).save_pretrained(dir))".into(),
+            });
         }
     }
-    let text = std::fs::read_to_string(&config).map_err(|e| ModelError::Config {
-        path: config.clone(),
-        reason: e.to_string(),
-    })?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Config {
-        path: config.clone(),
-        reason: e.to_string(),
-    })?;
-    let arch = match value.get("model_type").and_then(|v| v.as_str()) {
-        Some("bert") => Arch::Bert,
-        Some("mpnet") => Arch::MpNet,
-        other => {
-            return Err(ModelError::Config {
-                path: config.clone(),
-                reason: format!("unsupported model_type {other:?}; BERT and MPNet are supported"),
-            })
-        }
-    };
-    let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let fingerprint = size_and_mtime(&weights)?;
+    let cfg = ConfigFile::read(&config)?;
+    let model_type = cfg.model_type()?.to_string();
+    let arch = architecture(&model_type, &config)?;
+    let fingerprint = fingerprint(&config, &weights)?;
     Ok(ModelSource {
-        name: canonical.display().to_string(),
-        arch,
+        name,
+        format: WeightFormat::Safetensors,
+        model_type,
+        pooling: arch.pooling(),
         prefix: String::new(),
+        location: dir.to_path_buf(),
         config,
         weights,
         tokenizer,
         fingerprint,
     })
+}
+
+/// Identity of a user model: config.json's bytes and each weight file's identity (the HF blob
+/// name, which is the file's sha256, when the file links into an HF cache; else size + mtime).
+fn fingerprint(config: &Path, weights: &[PathBuf]) -> Result<String> {
+    let mut desc = String::new();
+    let bytes = std::fs::read(config).map_err(|e| ModelError::Config {
+        path: config.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    desc.push_str(&w2s_assets::cache::sha256_bytes(&bytes));
+    for w in weights {
+        desc.push('|');
+        match std::fs::read_link(w)
+            .ok()
+            .filter(|t| t.components().any(|c| c.as_os_str() == "blobs"))
+        {
+            Some(target) => {
+                desc.push_str(&target.file_name().unwrap_or_default().to_string_lossy())
+            }
+            None => desc.push_str(&size_and_mtime(w)?),
+        }
+    }
+    Ok(w2s_assets::cache::sha256_bytes(desc.as_bytes())[..32].to_string())
 }
 
 /// Identity of a user's weights file for cache keys: its size and modification time.

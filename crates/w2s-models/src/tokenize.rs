@@ -1,13 +1,40 @@
 //! Tokenization with the `tokenizers` crate, truncating from the left.
 //!
-//! Encoders wrap a text in `[CLS] … [SEP]`; decoders put their BOS in front when the model was
-//! trained with one (Gemma) and nothing after.
+//! The special tokens around a text are exactly those of the tokenizer's post-processor
+//! (`tokenizer.json`): `[CLS] … [SEP]` for BERT, `<s> … </s>` for RoBERTa, `<|begin_of_text|>`
+//! before a text for Llama 3, nothing for GPT-2, Pythia and Qwen. GGUF decoders put their BOS in
+//! front when the model was trained with one (Gemma) and nothing after.
 //!
 //! Truncation keeps the *end* of a text: for question answering rows the question and candidate
 //! answer come last, and cutting them off would make the task unanswerable. A model prefix (e5's
 //! `query: `) is kept in front whatever the length.
 use crate::error::{ModelError, Result};
 use std::path::{Path, PathBuf};
+
+/// The ids the post-processor puts before and after a text: found by encoding a probe text with
+/// and without special tokens and locating the plain ids inside the other.
+fn specials_around(
+    tk: &tokenizers::Tokenizer,
+) -> std::result::Result<(Vec<u32>, Vec<u32>), String> {
+    for probe in ["a", "the", "hello", "1", "x y"] {
+        let plain = tk.encode(probe, false).map_err(|e| e.to_string())?;
+        let plain = plain.get_ids();
+        if plain.is_empty() {
+            continue;
+        }
+        let with = tk.encode(probe, true).map_err(|e| e.to_string())?;
+        let with = with.get_ids();
+        if let Some(p) = with.windows(plain.len()).position(|w| w == plain) {
+            return Ok((with[..p].to_vec(), with[p + plain.len()..].to_vec()));
+        }
+        return Err(format!(
+            "the post-processor changes the text's own ids ({plain:?} inside {with:?})"
+        ));
+    }
+    // Nothing tokenizes (an empty vocabulary): whatever wraps the empty text goes in front.
+    let empty = tk.encode("", true).map_err(|e| e.to_string())?;
+    Ok((empty.get_ids().to_vec(), Vec::new()))
+}
 
 /// A loaded tokenizer plus the special ids the encoders need.
 pub struct TextTokenizer {
@@ -22,7 +49,8 @@ pub struct TextTokenizer {
 }
 
 impl TextTokenizer {
-    /// Loads `tokenizer.json`, with `prefix` put before every text and `pad` as padding id.
+    /// Loads `tokenizer.json`, with `prefix` put before every text and `pad` as padding id (never
+    /// read back: pooling and attention use the mask).
     pub fn load(path: &Path, prefix: &str, pad: u32) -> Result<Self> {
         let err = |reason: String| ModelError::Tokenizer {
             path: path.to_path_buf(),
@@ -34,19 +62,7 @@ impl TextTokenizer {
         inner
             .with_truncation(None)
             .map_err(|e| err(e.to_string()))?;
-        let specials = inner
-            .encode("", true)
-            .map_err(|e| err(e.to_string()))?
-            .get_ids()
-            .to_vec();
-        let (cls, sep) = match specials[..] {
-            [cls, sep] => (cls, sep),
-            _ => {
-                return Err(err(format!(
-                    "expected [CLS] [SEP] around an empty text, got ids {specials:?}"
-                )))
-            }
-        };
+        let (head, tail) = specials_around(&inner).map_err(err)?;
         let prefix_len = if prefix.is_empty() {
             0
         } else {
@@ -61,8 +77,8 @@ impl TextTokenizer {
             path: path.to_path_buf(),
             prefix: prefix.to_string(),
             prefix_len,
-            head: vec![cls],
-            tail: vec![sep],
+            head,
+            tail,
             pad,
         })
     }

@@ -34,6 +34,7 @@ fn second_call_reads_the_cache_and_matches() {
         dataset: &ds,
         max_len: 128,
         batch_size: 2,
+        dtype: w2s_models::WeightDtype::F32,
     };
     let mut calls = 0;
     let first = cached_features(root.path(), &req, &Device::Cpu, &mut |_, _| calls += 1).unwrap();

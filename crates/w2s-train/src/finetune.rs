@@ -1,15 +1,15 @@
-//! Fine-tuning: a trainable encoder with a zero-initialised linear head on its mean-pooled output.
+//! Fine-tuning: a trainable backbone with a zero-initialised linear head on its pooled output.
 //!
 //! What trains is an [`Adapt`]: every backbone parameter, the top k transformer layers, or LoRA
-//! adapters on every projection of every layer (base weights frozen and memory-mapped). The head
-//! always trains. The backbone is our own BERT / MPNet code, so every parameter gets a gradient
+//! adapters on every projection of every layer (base weights frozen). The head always trains.
+//! Frozen weights are plain tensors in the requested dtype (outside the autograd graph); trained
+//! weights are f32 variables. The backbones are our own code, so every parameter gets a gradient
 //! (fused LayerNorm / softmax are used only when nothing is tracked).
 use crate::trainer::Trainable;
 use candle_core::{DType, Device, Result, Tensor, Var};
-use candle_nn::{VarBuilder, VarMap};
-use std::collections::HashMap;
+use candle_nn::VarMap;
 use w2s_models::nn::Lora;
-use w2s_models::{Encoder, ModelSource};
+use w2s_models::{Encoder, LoadRequest, ModelSource, Train, WeightDtype};
 
 /// Rows per forward pass when predicting (no gradient is kept).
 const PREDICT_BATCH: usize = 64;
@@ -35,6 +35,23 @@ pub enum Adapt {
 /// One adapter's variables: layer, projection, A, B, scale.
 type Adapter = (usize, &'static str, Var, Var, f64);
 
+/// What a classifier is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct ClassifierRequest<'a> {
+    /// The pretrained model.
+    pub source: &'a ModelSource,
+    /// Tokens per row at most (the end of a text is kept).
+    pub max_len: usize,
+    /// What trains besides the head.
+    pub adapt: Adapt,
+    /// The head's learning rate is the base rate times this.
+    pub head_lr_scale: f64,
+    /// Precision of frozen weights and of the forward pass.
+    pub dtype: WeightDtype,
+    /// Where to compute.
+    pub device: &'a Device,
+}
+
 /// An encoder plus a `[hidden → 2]` head, over pre-tokenized rows of one dataset.
 pub struct EncoderClassifier {
     encoder: Encoder,
@@ -48,64 +65,52 @@ pub struct EncoderClassifier {
 }
 
 impl EncoderClassifier {
-    /// Loads `source` and tokenizes `texts` (at most `max_len` tokens each, the end kept); `adapt`
-    /// says what trains besides the head, whose learning rate is the base rate × `head_lr_scale`.
+    /// Loads the model of `req` and tokenizes `texts`.
     pub fn new(
-        source: &ModelSource,
+        req: &ClassifierRequest,
         texts: &[&str],
-        max_len: usize,
-        adapt: Adapt,
-        head_lr_scale: f64,
-        device: &Device,
     ) -> std::result::Result<EncoderClassifier, w2s_models::ModelError> {
+        let (source, device) = (req.source, req.device);
         let to_candle = |e: candle_core::Error| w2s_models::ModelError::Candle {
             context: format!("setting up {} for fine-tuning", source.name),
             source: e,
         };
         let varmap = VarMap::new();
-        let (encoder, backbone_vars, adapters) = match adapt {
+        let train = match req.adapt {
+            Adapt::Lora { .. } => Train::Nothing,
+            Adapt::All => Train::All(&varmap),
+            Adapt::TopLayers(k) => Train::TopLayers(k, &varmap),
+        };
+        let load = LoadRequest {
+            device,
+            dtype: req.dtype.candle(),
+            train,
+        };
+        let mut encoder = Encoder::load_with(source, &load)?;
+        let (backbone_vars, adapters) = match req.adapt {
             Adapt::Lora { rank, alpha } => {
-                let mut encoder = Encoder::load(source, device)?;
                 let adapters = attach_lora(&mut encoder, rank, alpha, device).map_err(to_candle)?;
                 let vars = adapters
                     .iter()
                     .flat_map(|(_, _, a, b, _)| [a.clone(), b.clone()])
                     .collect();
-                (encoder, vars, adapters)
+                (vars, adapters)
             }
+            // Frozen layers of `TopLayers` were loaded as plain tensors: backward stops at the
+            // lowest trained layer and the frozen layers run the fused kernels.
             Adapt::All | Adapt::TopLayers(_) => {
-                let encoder = Encoder::load_trainable(source, &varmap, device)?;
                 let vars = varmap.data().lock().expect("var map lock").clone();
-                let layers = vars
-                    .keys()
-                    .filter_map(|k| layer_of(k))
-                    .max()
-                    .map_or(0, |m| m + 1);
                 let mut names: Vec<&String> = vars.keys().collect();
                 names.sort();
-                let is_trained = |name: &str| match adapt {
-                    Adapt::TopLayers(k) => layer_of(name).is_some_and(|l| l + k >= layers),
-                    _ => true,
-                };
-                let trained = names
-                    .into_iter()
-                    .filter(|name| is_trained(name))
-                    .map(|name| vars[name].clone())
-                    .collect();
-                // The frozen layers get plain (detached) tensors that share the variables' memory:
-                // backward then stops at the lowest trained layer instead of differentiating
-                // through the whole backbone, and the frozen layers run the fused kernels.
-                let encoder = if matches!(adapt, Adapt::TopLayers(_)) {
-                    rebuild(&encoder, &vars, is_trained, device)?
-                } else {
-                    encoder
-                };
-                (encoder, trained, Vec::new())
+                (
+                    names.into_iter().map(|n| vars[n].clone()).collect(),
+                    Vec::new(),
+                )
             }
         };
         let ids = texts
             .iter()
-            .map(|t| encoder.tokenizer.encode(t, max_len))
+            .map(|t| encoder.tokenizer.encode(t, req.max_len))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let hidden = encoder.hidden;
         Ok(EncoderClassifier {
@@ -116,13 +121,30 @@ impl EncoderClassifier {
             adapters,
             ids,
             backbone_vars,
-            head_lr_scale,
+            head_lr_scale: req.head_lr_scale,
         })
+    }
+
+    /// The layer of each trained backbone tensor (`None` for embeddings and final norms), by
+    /// variable name.
+    pub fn trained_layers(&self) -> Vec<(String, Option<usize>)> {
+        let vars = self.varmap.data().lock().expect("var map lock");
+        let mut out: Vec<(String, Option<usize>)> = vars
+            .keys()
+            .map(|n| (n.clone(), self.encoder.layer_of(n)))
+            .collect();
+        out.sort();
+        out
     }
 
     /// Replaces the tokenized rows (benchmarks feed exact lengths).
     pub fn set_ids(&mut self, ids: Vec<Vec<u32>>) {
         self.ids = ids;
+    }
+
+    /// Rows of the backbone's token embedding.
+    pub fn vocab_size(&self) -> usize {
+        self.encoder.vocab_size()
     }
 
     /// Number of backbone tensors that train.
@@ -142,10 +164,8 @@ impl EncoderClassifier {
     /// A frozen copy of the current weights: inference through it builds no graph and takes the
     /// fused kernels.
     fn frozen(&self) -> Result<(Encoder, Tensor, Tensor)> {
-        let device = self.weight.device().clone();
         let encoder = if self.adapters.is_empty() {
-            let vars = self.varmap.data().lock().expect("var map lock").clone();
-            rebuild(&self.encoder, &vars, |_| false, &device).map_err(model_to_candle)?
+            self.encoder.detached().map_err(model_to_candle)?
         } else {
             // The frozen base weights are shared; only the adapters are swapped for detached copies.
             let mut encoder = self.encoder.clone();
@@ -169,29 +189,6 @@ impl EncoderClassifier {
             self.bias.as_tensor().detach(),
         ))
     }
-}
-
-/// `encoder` rebuilt on the current values of `vars`: the tensors named by `tracked` stay the
-/// variables themselves (gradients flow into them), the others are detached views of the same
-/// memory (no graph is built through them).
-fn rebuild(
-    encoder: &Encoder,
-    vars: &HashMap<String, Var>,
-    tracked: impl Fn(&str) -> bool,
-    device: &Device,
-) -> std::result::Result<Encoder, w2s_models::ModelError> {
-    let tensors: HashMap<String, Tensor> = vars
-        .iter()
-        .map(|(name, var)| {
-            let t = if tracked(name) {
-                var.as_tensor().clone()
-            } else {
-                var.as_tensor().detach()
-            };
-            (name.clone(), t)
-        })
-        .collect();
-    encoder.with_weights(VarBuilder::from_tensors(tensors, DType::F32, device))
 }
 
 /// Attaches a LoRA adapter to every projection of every layer. A starts uniform in ±1/√in from a
@@ -228,15 +225,6 @@ fn attach_lora(
 
 fn model_to_candle(e: w2s_models::ModelError) -> candle_core::Error {
     candle_core::Error::Msg(e.to_string())
-}
-
-/// The layer index of a parameter named `encoder.layer.N.…` (encoders) or `model.layers.N.…`
-/// (decoders).
-fn layer_of(name: &str) -> Option<usize> {
-    let rest = name
-        .strip_prefix("encoder.layer.")
-        .or_else(|| name.strip_prefix("model.layers."))?;
-    rest.split('.').next()?.parse().ok()
 }
 
 impl Trainable for EncoderClassifier {
@@ -286,19 +274,5 @@ impl Trainable for EncoderClassifier {
             }
         }
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layer_names() {
-        assert_eq!(
-            layer_of("encoder.layer.11.attention.self.query.weight"),
-            Some(11)
-        );
-        assert_eq!(layer_of("embeddings.word_embeddings.weight"), None);
     }
 }

@@ -5,7 +5,7 @@ pub mod losses;
 pub mod probe;
 pub mod trainer;
 
-pub use finetune::{Adapt, EncoderClassifier};
+pub use finetune::{Adapt, ClassifierRequest, EncoderClassifier};
 pub use losses::{Loss, LossSchedule};
 pub use probe::LinearProbe;
 pub use trainer::{

@@ -2,7 +2,10 @@
 //! (SmolLM2, Gemma3), and `train_layers` / LoRA freeze the rest. Needs the asset cache
 //! (`w2s fetch minilm-l3 smollm2-135m gemma3-270m pang-lee`).
 use candle_core::Device;
-use w2s_train::{fit_plain, Adapt, EncoderClassifier, Loss, TrainConfig, Trainable};
+use w2s_models::WeightDtype;
+use w2s_train::{
+    fit_plain, Adapt, ClassifierRequest, EncoderClassifier, Loss, TrainConfig, Trainable,
+};
 
 /// Rows every test model is built on.
 const ROWS: usize = 16;
@@ -41,11 +44,31 @@ fn classifier(model: &str, adapt: Adapt) -> EncoderClassifier {
     let source = w2s_models::resolve(model, &store).unwrap();
     let texts = texts();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    EncoderClassifier::new(&source, &refs, 64, adapt, 20.0, &Device::Cpu).unwrap()
+    classifier_of(&source, &refs, adapt, WeightDtype::F32)
+}
+
+fn classifier_of(
+    source: &w2s_models::ModelSource,
+    texts: &[&str],
+    adapt: Adapt,
+    dtype: WeightDtype,
+) -> EncoderClassifier {
+    let req = ClassifierRequest {
+        source,
+        max_len: 64,
+        adapt,
+        head_lr_scale: 20.0,
+        dtype,
+        device: &Device::Cpu,
+    };
+    EncoderClassifier::new(&req, texts).unwrap()
 }
 
 fn train_model_steps(model: &str, adapt: Adapt, epochs: usize) -> (usize, usize, usize) {
-    let model = classifier(model, adapt);
+    train_classifier_steps(classifier(model, adapt), epochs)
+}
+
+fn train_classifier_steps(model: EncoderClassifier, epochs: usize) -> (usize, usize, usize) {
     let before = snapshot(&model);
     let rows: Vec<usize> = (0..ROWS).collect();
     let targets: Vec<[f32; 2]> = rows
@@ -175,4 +198,43 @@ fn lora_on_gemma3_trains_every_adapter() {
         "{} of {vars} parameters did not move",
         vars - changed
     );
+}
+
+#[test]
+fn lora_trains_every_adapter_of_every_hugging_face_architecture_in_f32_and_bf16() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/hf");
+    let texts = texts();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.join("reference.json").is_file() {
+            continue;
+        }
+        let source =
+            w2s_models::resolve(dir.to_str().unwrap(), &w2s_assets::Store::open()).unwrap();
+        for dtype in [WeightDtype::F32, WeightDtype::Bf16] {
+            let adapt = Adapt::Lora {
+                rank: 2,
+                alpha: 4.0,
+            };
+            let model = classifier_of(&source, &refs, adapt, dtype);
+            // The adapters and the head stay f32 whatever the base's dtype.
+            assert!(model
+                .vars()
+                .iter()
+                .all(|v| v.dtype() == candle_core::DType::F32));
+            let (vars, changed, backbone) = train_classifier_steps(model, 3);
+            assert!(backbone > 0, "{}", dir.display());
+            assert_eq!(
+                changed,
+                vars,
+                "{} {dtype:?}: {} of {vars} did not move",
+                dir.display(),
+                vars - changed
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 9, "only {checked} fixtures");
 }

@@ -1,0 +1,374 @@
+//! Hugging Face checkpoints of every architecture read from config.json, against `transformers`.
+//!
+//! The fixtures under tests/reference/hf/ are tiny random-initialised models written by
+//! tests/reference/make_hf_fixtures.py with `save_pretrained` (different model classes, so
+//! different root prefixes; one sharded, one stored in bf16), each with the pooled outputs
+//! transformers computes for a few texts. No download: they are committed.
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use w2s_assets::Store;
+use w2s_models::{resolve, Encoder, LoadRequest, Train, ARCHITECTURES};
+
+fn fixtures() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/hf");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("fixture folder")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("reference.json").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn reference(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn name(dir: &Path) -> String {
+    dir.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Largest |a - b| relative to the reference's largest magnitude (at least 1).
+fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    let scale = b.iter().fold(1f32, |m, x| m.max(x.abs()));
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+        / scale
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let n = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (n(a) * n(b))
+}
+
+fn load(dir: &Path, dtype: DType) -> Encoder {
+    let source = resolve(dir.to_str().unwrap(), &Store::open()).unwrap();
+    let req = LoadRequest {
+        device: &Device::Cpu,
+        dtype,
+        train: Train::Nothing,
+    };
+    Encoder::load_with(&source, &req).unwrap_or_else(|e| panic!("{}: {e}", name(dir)))
+}
+
+fn rows(enc: &Encoder, r: &Value) -> Vec<Vec<u32>> {
+    r["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| enc.tokenizer.encode(t.as_str().unwrap(), 128).unwrap())
+        .collect()
+}
+
+#[test]
+fn every_architecture_has_a_fixture() {
+    let have: Vec<String> = fixtures()
+        .iter()
+        .map(|d| reference(d)["model_type"].as_str().unwrap().to_string())
+        .collect();
+    for arch in ARCHITECTURES {
+        for t in arch.model_types() {
+            // BERT and MPNet are checked on their real pretrained weights (tests/parity.rs).
+            if *t == "bert" || *t == "mpnet" {
+                continue;
+            }
+            assert!(have.iter().any(|h| h == t), "no fixture of model_type {t}");
+        }
+    }
+}
+
+#[test]
+fn pooled_outputs_match_transformers() {
+    for dir in fixtures() {
+        let r = reference(&dir);
+        let enc = load(&dir, DType::F32);
+        assert_eq!(
+            enc.pooling().name(),
+            r["pooling"].as_str().unwrap(),
+            "{}",
+            name(&dir)
+        );
+        let ids = rows(&enc, &r);
+        for (i, (got, want)) in ids.iter().zip(r["ids"].as_array().unwrap()).enumerate() {
+            let want: Vec<u32> = want
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            assert_eq!(got, &want, "{}: token ids of text {i}", name(&dir));
+        }
+        // One padded batch: padding must change nothing.
+        let pooled = enc.embed_ids(&ids).unwrap().to_vec2::<f32>().unwrap();
+        let mut worst = 0f32;
+        for (got, want) in pooled.iter().zip(r["pooled"].as_array().unwrap()) {
+            worst = worst.max(max_rel_diff(got, &floats(want)));
+        }
+        eprintln!("{}: worst relative difference {worst:.2e}", name(&dir));
+        assert!(
+            worst < 1e-5,
+            "{}: pooled outputs differ by {worst}",
+            name(&dir)
+        );
+    }
+}
+
+#[test]
+fn bf16_checkpoint_and_bf16_compute() {
+    let dir = fixtures()
+        .into_iter()
+        .find(|d| name(d) == "llama-bf16")
+        .expect("bf16 fixture");
+    let r = reference(&dir);
+    let header = std::fs::read(dir.join("model.safetensors")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&header[..header.len().min(4096)]).contains("BF16"),
+        "the fixture is stored in bf16"
+    );
+    // In bf16 against transformers in bf16: the same rounding steps, so close but not equal.
+    let enc = load(&dir, DType::BF16);
+    let pooled = enc
+        .embed_ids(&rows(&enc, &r))
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    for (i, (got, want)) in pooled
+        .iter()
+        .zip(r["pooled_bf16"].as_array().unwrap())
+        .enumerate()
+    {
+        let c = cosine(got, &floats(want));
+        eprintln!("llama-bf16 text {i}: cosine to transformers-bf16 {c:.6}");
+        assert!(c > 0.999, "text {i}: cosine {c}");
+    }
+}
+
+/// Tensors of a checkpoint that a classifier backbone does not use: language-model heads,
+/// poolers and classification heads.
+fn unused(name: &str) -> bool {
+    ["lm_head.", "embed_out.", "pooler.", "classifier.", "score."]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
+#[test]
+fn every_parameter_trains_and_every_tensor_is_used() {
+    let dev = Device::Cpu;
+    for dir in fixtures() {
+        let source = resolve(dir.to_str().unwrap(), &Store::open()).unwrap();
+        let varmap = VarMap::new();
+        let enc = Encoder::load_trainable(&source, &varmap, &dev).unwrap();
+        // Every stored tensor below the root (but the heads) became a trainable variable.
+        let mut stored: Vec<String> = Vec::new();
+        for f in &source.weights {
+            let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(f) }.unwrap();
+            stored.extend(st.tensors().into_iter().map(|(n, _)| n));
+        }
+        let vars: Vec<String> = {
+            let mut v: Vec<String> = varmap.data().lock().unwrap().keys().cloned().collect();
+            v.sort();
+            v
+        };
+        let root = ["model.", "transformer.", "gpt_neox.", "roberta.", ""]
+            .into_iter()
+            .find(|p| {
+                stored
+                    .iter()
+                    .any(|s| s.starts_with(p) && vars.contains(&s[p.len()..].to_string()))
+            })
+            .unwrap();
+        let mut expected: Vec<String> = stored
+            .iter()
+            .filter_map(|s| s.strip_prefix(root))
+            .filter(|s| !unused(s))
+            .map(str::to_string)
+            .collect();
+        expected.sort();
+        assert_eq!(vars, expected, "{}: trainable tensors", name(&dir));
+
+        let head = candle_nn::linear(
+            enc.hidden,
+            2,
+            VarBuilder::from_varmap(&varmap, DType::F32, &dev).pp("head"),
+        )
+        .unwrap();
+        let r = reference(&dir);
+        let (ids, mask) = enc.pad_batch(&rows(&enc, &r)).unwrap();
+        let pooled = enc
+            .pool(&enc.hidden_states(&ids, &mask).unwrap(), &mask)
+            .unwrap();
+        let labels = Tensor::new(&[1u32, 0, 1, 0], &dev).unwrap();
+        let loss =
+            candle_nn::loss::cross_entropy(&head.forward(&pooled).unwrap(), &labels).unwrap();
+        let grads = loss.backward().unwrap();
+        let data = varmap.data().lock().unwrap();
+        let mut missing: Vec<String> = data
+            .iter()
+            .filter(|(_, v)| {
+                let g = grads
+                    .get(v.as_tensor())
+                    .map(|g| {
+                        g.abs()
+                            .unwrap()
+                            .sum_all()
+                            .unwrap()
+                            .to_scalar::<f32>()
+                            .unwrap()
+                    })
+                    .unwrap_or(0.0);
+                !(g > 0.0 && g.is_finite())
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        missing.sort();
+        assert!(
+            missing.is_empty(),
+            "{}: no gradient for {missing:?}",
+            name(&dir)
+        );
+    }
+}
+
+#[test]
+fn top_layers_train_only_the_top_layers() {
+    let dev = Device::Cpu;
+    for dir in fixtures() {
+        let source = resolve(dir.to_str().unwrap(), &Store::open()).unwrap();
+        let varmap = VarMap::new();
+        let req = LoadRequest {
+            device: &dev,
+            dtype: DType::F32,
+            train: Train::TopLayers(1, &varmap),
+        };
+        let enc = Encoder::load_with(&source, &req).unwrap();
+        let names: Vec<String> = varmap.data().lock().unwrap().keys().cloned().collect();
+        assert!(!names.is_empty(), "{}", name(&dir));
+        for n in &names {
+            assert_eq!(enc.layer_of(n), Some(enc.layers - 1), "{}: {n}", name(&dir));
+        }
+        // The frozen rest still computes the same outputs.
+        let r = reference(&dir);
+        let pooled = enc
+            .embed_ids(&rows(&enc, &r))
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let want = floats(&r["pooled"][0]);
+        assert!(max_rel_diff(&pooled[0], &want) < 1e-5, "{}", name(&dir));
+    }
+}
+
+#[test]
+fn bad_folders_give_errors_that_say_what_and_where() {
+    let src = fixtures().into_iter().find(|d| name(d) == "gpt2").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = |to: &Path| {
+        std::fs::create_dir_all(to).unwrap();
+        for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+            std::fs::copy(src.join(f), to.join(f)).unwrap();
+        }
+    };
+    let store = Store::open();
+    let err_of = |p: &Path| {
+        resolve(p.to_str().unwrap(), &store)
+            .and_then(|s| Encoder::load(&s, &Device::Cpu))
+            .err()
+            .expect("must fail")
+            .to_string()
+    };
+
+    // Only a PyTorch pickle: refused, never unpickled.
+    let pickle = dir.path().join("pickle");
+    copy(&pickle);
+    std::fs::rename(
+        pickle.join("model.safetensors"),
+        pickle.join("pytorch_model.bin"),
+    )
+    .unwrap();
+    let err = err_of(&pickle);
+    assert!(
+        err.contains("pytorch_model.bin")
+            && err.contains("safetensors")
+            && err.contains("never unpickles"),
+        "{err}"
+    );
+
+    // An architecture we do not have.
+    let t5 = dir.path().join("t5");
+    copy(&t5);
+    let cfg = std::fs::read_to_string(t5.join("config.json")).unwrap();
+    std::fs::write(t5.join("config.json"), cfg.replace("\"gpt2\"", "\"t5\"")).unwrap();
+    let err = err_of(&t5);
+    assert!(
+        err.contains("\"t5\"") && err.contains("gpt_neox") && err.contains("config.json"),
+        "{err}"
+    );
+
+    // Weights of another architecture than config.json says.
+    let wrong = dir.path().join("wrong");
+    copy(&wrong);
+    let cfg = std::fs::read_to_string(wrong.join("config.json")).unwrap();
+    std::fs::write(
+        wrong.join("config.json"),
+        cfg.replace("\"gpt2\"", "\"gpt_neox\""),
+    )
+    .unwrap();
+    let err = err_of(&wrong);
+    assert!(
+        err.contains("embed_in.weight") && err.contains("model.safetensors"),
+        "{err}"
+    );
+
+    // A truncated weights file.
+    let cut = dir.path().join("cut");
+    copy(&cut);
+    let bytes = std::fs::read(cut.join("model.safetensors")).unwrap();
+    std::fs::write(cut.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    let err = err_of(&cut);
+    assert!(
+        err.contains("truncated") && err.contains("cut/model.safetensors"),
+        "{err}"
+    );
+
+    // A shard listed in the index but missing.
+    let sharded = fixtures()
+        .into_iter()
+        .find(|d| name(d) == "qwen3-sharded")
+        .unwrap();
+    let partial = dir.path().join("partial");
+    std::fs::create_dir_all(&partial).unwrap();
+    for e in std::fs::read_dir(&sharded).unwrap() {
+        let p = e.unwrap().path();
+        if !p.to_string_lossy().ends_with("00003-of-00005.safetensors") {
+            std::fs::copy(&p, partial.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let err = err_of(&partial);
+    assert!(
+        err.contains("model-00003-of-00005.safetensors") && err.contains("missing"),
+        "{err}"
+    );
+
+    // No tokenizer.json.
+    let notok = dir.path().join("notok");
+    copy(&notok);
+    std::fs::remove_file(notok.join("tokenizer.json")).unwrap();
+    let err = err_of(&notok);
+    assert!(
+        err.contains("tokenizer.json") && err.contains("missing"),
+        "{err}"
+    );
+}
