@@ -104,6 +104,10 @@ pub trait Architecture: Sync {
     fn padding_idx(&self, _config: &ConfigFile) -> Option<u32> {
         None
     }
+    /// The longest input the model's position table allows, if it has one (learned positions).
+    fn max_tokens(&self, _config: &ConfigFile) -> Option<usize> {
+        None
+    }
     /// Builds the backbone from its config and weights (`vb` is rooted at the model root; its
     /// dtype is the compute dtype).
     fn load(&self, config: &ConfigFile, vb: VarBuilder) -> Result<Box<dyn Backbone>>;

@@ -201,6 +201,12 @@ impl Architecture for BertArch {
     fn hidden_size(&self, config: &ConfigFile) -> Result<usize> {
         Ok(config.parse::<Config>()?.hidden_size)
     }
+    fn max_tokens(&self, config: &ConfigFile) -> Option<usize> {
+        config
+            .parse::<Config>()
+            .ok()
+            .map(|c| c.max_position_embeddings)
+    }
     fn load(&self, config: &ConfigFile, vb: VarBuilder) -> Result<Box<dyn Backbone>> {
         let cfg: Config = config.parse()?;
         Ok(Box::new(Bert::load(&cfg, Positions::FromZero, config, vb)?))

@@ -178,6 +178,17 @@ impl Encoder {
             other => other,
         })?;
         let tensors = handed_out.lock().expect("tensor record lock").clone();
+        let mut tokenizer = tokenizer;
+        tokenizer.limit(arch.max_tokens(&config));
+        // Configs made from small vocabularies keep the defaults' ids (GPT-2's eos 50256): a pad
+        // id outside the embedding would fail the lookup; under the mask any id will do.
+        let vocab = tensors
+            .get(arch.embedding_name())
+            .and_then(|t| t.dims().first().copied())
+            .unwrap_or(0);
+        if tokenizer.pad as usize >= vocab {
+            tokenizer.pad = 0;
+        }
         Ok(Encoder {
             backbone,
             arch,

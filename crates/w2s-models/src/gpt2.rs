@@ -173,6 +173,9 @@ impl Architecture for Gpt2Arch {
     fn hidden_size(&self, config: &ConfigFile) -> Result<usize> {
         Ok(config.parse::<Config>()?.n_embd)
     }
+    fn max_tokens(&self, config: &ConfigFile) -> Option<usize> {
+        config.parse::<Config>().ok().map(|c| c.n_positions)
+    }
     fn load(&self, config: &ConfigFile, vb: VarBuilder) -> Result<Box<dyn Backbone>> {
         let cfg: Config = config.parse()?;
         let act = Activation::from_hf(&cfg.activation_function).map_err(|e| config.error(e))?;

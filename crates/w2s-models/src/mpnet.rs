@@ -192,6 +192,14 @@ impl Architecture for MpNetArch {
     fn padding_idx(&self, config: &ConfigFile) -> Option<u32> {
         config.parse::<Config>().ok().map(|c| c.pad_token_id)
     }
+    /// Positions start after the padding index, so the table holds `pad + 1` fewer tokens.
+    fn max_tokens(&self, config: &ConfigFile) -> Option<usize> {
+        let cfg = config.parse::<Config>().ok()?;
+        Some(
+            cfg.max_position_embeddings
+                .saturating_sub(cfg.pad_token_id as usize + 1),
+        )
+    }
     fn load(&self, config: &ConfigFile, vb: VarBuilder) -> Result<Box<dyn Backbone>> {
         let cfg: Config = config.parse()?;
         Ok(Box::new(MpNet::load(&cfg, config, vb)?))

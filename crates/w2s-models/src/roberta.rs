@@ -38,6 +38,14 @@ impl Architecture for RobertaArch {
     fn padding_idx(&self, config: &ConfigFile) -> Option<u32> {
         Self::pad(config).ok()
     }
+    /// Positions start after the padding index, so the table holds `pad + 1` fewer tokens.
+    fn max_tokens(&self, config: &ConfigFile) -> Option<usize> {
+        let cfg = config.parse::<Config>().ok()?;
+        Some(
+            cfg.max_position_embeddings
+                .saturating_sub(Self::pad(config).ok()? as usize + 1),
+        )
+    }
     fn load(&self, config: &ConfigFile, vb: VarBuilder) -> Result<Box<dyn Backbone>> {
         let cfg: Config = config.parse()?;
         let positions = Positions::AfterPadding(Self::pad(config)?);

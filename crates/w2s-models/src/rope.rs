@@ -37,7 +37,9 @@ pub struct RopeSpec {
     pub theta: f64,
     /// Frequency rescaling.
     pub scaling: RopeScaling,
-    /// Rotated dimensions of a head (the first `rotary_dim`; the rest pass through).
+    /// `int(head_dim × partial_rotary_factor)`: the denominator of the frequency exponents.
+    /// The first `2·⌈rotary_dim/2⌉` dimensions of a head rotate (as in transformers, which makes
+    /// one pair per frequency even when this is odd); the rest pass through.
     pub rotary_dim: usize,
 }
 
@@ -116,9 +118,9 @@ impl RopeSpec {
             }
         };
         let rotary_dim = (head_dim as f64 * partial) as usize;
-        if !rotary_dim.is_multiple_of(2) || rotary_dim > head_dim {
+        if rotary_dim.div_ceil(2) * 2 > head_dim || rotary_dim == 0 {
             return Err(format!(
-                "rotary dimension {rotary_dim} (head_dim {head_dim} × {partial}) must be even and at most head_dim"
+                "rotary dimension {rotary_dim} (head_dim {head_dim} × {partial}) does not fit the head"
             ));
         }
         Ok(RopeSpec {
@@ -141,7 +143,7 @@ impl RopeSpec {
     /// as transformers does (`1 / θ^(arange(0, d, 2).float() / d)`), so tables agree to the ulp.
     pub fn inv_freq(&self) -> Vec<f32> {
         let d = self.rotary_dim;
-        (0..d / 2)
+        (0..d.div_ceil(2))
             .map(|i| {
                 let inv = 1.0f32 / (self.theta as f32).powf((2 * i) as f32 / d as f32);
                 match self.scaling {
@@ -174,16 +176,18 @@ impl RopeSpec {
             .collect()
     }
 
-    /// `(cos, sin)` tables `[t, rotary_dim]` in `dtype` (computed in f32, as transformers does).
+    /// `(cos, sin)` tables `[t, 2·⌈rotary_dim/2⌉]` in `dtype` (computed in f32, as transformers
+    /// does).
     pub fn tables(&self, t: usize, dtype: DType, device: &Device) -> Result<(Tensor, Tensor)> {
         let inv = self.inv_freq();
-        let mut angles = Vec::with_capacity(t * self.rotary_dim);
+        let width = 2 * inv.len();
+        let mut angles = Vec::with_capacity(t * width);
         for pos in 0..t {
             for _ in 0..2 {
                 angles.extend(inv.iter().map(|f| pos as f32 * f));
             }
         }
-        let angles = Tensor::from_vec(angles, (t, self.rotary_dim), device)?;
+        let angles = Tensor::from_vec(angles, (t, width), device)?;
         Ok((
             angles.cos()?.to_dtype(dtype)?,
             angles.sin()?.to_dtype(dtype)?,

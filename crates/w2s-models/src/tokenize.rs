@@ -44,6 +44,8 @@ pub struct TextTokenizer {
     prefix_len: usize,
     head: Vec<u32>,
     tail: Vec<u32>,
+    /// The model's longest input (its position table), if it has one.
+    max_tokens: Option<usize>,
     /// Id used to pad batches.
     pub pad: u32,
 }
@@ -79,8 +81,14 @@ impl TextTokenizer {
             prefix_len,
             head,
             tail,
+            max_tokens: None,
             pad,
         })
+    }
+
+    /// Caps every encoding at `max_tokens` (the model's position table), whatever `max_len` asks.
+    pub fn limit(&mut self, max_tokens: Option<usize>) {
+        self.max_tokens = max_tokens;
     }
 
     /// Wraps a decoder's tokenizer rebuilt from GGUF metadata (`path` names the file in errors).
@@ -92,6 +100,7 @@ impl TextTokenizer {
             prefix_len: 0,
             head: dt.bos.into_iter().collect(),
             tail: Vec::new(),
+            max_tokens: None,
             pad: dt.pad,
         }
     }
@@ -113,6 +122,7 @@ impl TextTokenizer {
     /// A text with no tokens at all (empty, for a decoder without BOS) becomes one padding token,
     /// so every row has a last token to pool.
     pub fn encode(&self, text: &str, max_len: usize) -> Result<Vec<u32>> {
+        let max_len = self.max_tokens.map_or(max_len, |m| max_len.min(m));
         let full = format!("{}{text}", self.prefix);
         let ids = self.raw_ids(&full)?;
         let specials = self.head.len() + self.tail.len();

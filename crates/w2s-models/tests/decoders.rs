@@ -191,3 +191,52 @@ fn corrupt_gguf_files_give_errors_that_name_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn smollm2_written_as_a_hugging_face_llama_folder_loads_through_safetensors() {
+    // The real SmolLM2 weights, dequantised and written the way `save_pretrained` lays out a
+    // LlamaForCausalLM (model.* names, config.json, tokenizer.json): the safetensors path must
+    // give the GGUF path's hidden states.
+    let gguf_source = resolve("smollm2-135m", &Store::open()).unwrap();
+    let gguf = w2s_models::gguf::Gguf::open(&gguf_source.weights[0]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tensors = gguf.tensors(&Device::Cpu).unwrap();
+    candle_core::safetensors::save(&tensors, dir.path().join("model.safetensors")).unwrap();
+    drop(tensors);
+    let mut config = gguf.config.value.clone();
+    assert_eq!(config["model_type"], "llama");
+    config["architectures"] = serde_json::json!(["LlamaForCausalLM"]);
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    gguf.tokenizer()
+        .unwrap()
+        .tokenizer
+        .save(dir.path().join("tokenizer.json"), false)
+        .unwrap();
+
+    let folder = resolve(dir.path().to_str().unwrap(), &Store::open()).unwrap();
+    assert_eq!(folder.format, w2s_models::WeightFormat::Safetensors);
+    let from_folder = Encoder::load(&folder, &Device::Cpu).unwrap();
+    let from_gguf = Encoder::load(&gguf_source, &Device::Cpu).unwrap();
+    let prompt = reference("smollm2-135m")["prompt"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ids = from_gguf.tokenizer.encode(&prompt, 128).unwrap();
+    assert_eq!(from_folder.tokenizer.encode(&prompt, 128).unwrap(), ids);
+    let states = |enc: &Encoder| {
+        let (t, m) = enc.pad_batch(std::slice::from_ref(&ids)).unwrap();
+        enc.hidden_states(&t, &m)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    let (a, b) = (states(&from_folder), states(&from_gguf));
+    let diff = max_abs_diff(&a, &b) / norm(&b) * (b.len() as f32).sqrt();
+    assert!(diff < 1e-6, "safetensors and GGUF paths differ by {diff}");
+    // ... and both match transformers on the GGUF file (the reference fixture).
+    let last = &a[a.len() - 576..];
+    let want = floats(&reference("smollm2-135m")["hidden_last"]);
+    assert!(max_abs_diff(last, &want) / norm(&want) < 1e-5);
+}
