@@ -1,8 +1,13 @@
 """PyTorch reference for `w2s bench`: the same model, batch and step as w2s, timed the same way.
 
 Usage: python3 bench/torch_reference.py {embed,train} MODEL --batch 16 --seq 128 --steps 5
-MODEL is the w2s asset folder (config.json, model.safetensors) or a decoder's .gguf file (which
+         [--pooling mean|last] [--device cpu|cuda] [--dtype f32|bf16|f16]
+         [--lora R | --train-layers K]
+MODEL is a Hugging Face folder (config.json, safetensors) or a decoder's .gguf file (which
 transformers dequantizes to float32 with the `gguf` package), loaded with transformers.
+--dtype is the dtype of the frozen weights and of the forward pass, as in w2s: with --lora the
+base is in that dtype and the adapters in f32; otherwise trained weights stay f32 and the forward
+runs under autocast (mixed precision), the way w2s computes in that dtype with f32 master weights.
 Prints one JSON line: {"tokens_per_second": ..., "peak_rss_mb": ..., "torch": version, "threads": n}.
 Needs `pip install torch transformers` (not installed by w2s; the bench skips PyTorch without it).
 """
@@ -33,33 +38,51 @@ def main():
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--pooling", choices=["mean", "last"], default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", choices=["f32", "bf16", "f16"], default="f32")
+    p.add_argument("--lora", type=int, default=0)
+    p.add_argument("--train-layers", type=int, default=0)
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    decoder = a.model.endswith(".gguf")
-    if decoder:
+    dev = torch.device(a.device)
+    low = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[a.dtype]
+    is_gguf = a.model.endswith(".gguf")
+    if is_gguf:
         folder, file = os.path.split(os.path.abspath(a.model))
         model = AutoModel.from_pretrained(
             folder, gguf_file=file, dtype=torch.float32, attn_implementation="eager"
         )
     else:
-        model = AutoModel.from_pretrained(a.model, attn_implementation="eager")
+        model = AutoModel.from_pretrained(a.model, dtype=torch.float32, attn_implementation="eager")
+    decoder = a.pooling == "last" if a.pooling else is_gguf
+    frozen_low = a.mode == "embed" or a.lora > 0
+    model = model.to(dev, dtype=low if frozen_low else torch.float32)
     hidden = model.config.hidden_size
     vocab = model.config.vocab_size
     # Real-looking ids: avoid the special tokens at the start of the vocabulary.
-    ids = torch.randint(1000, vocab - 1, (a.batch, a.seq))
-    mask = torch.ones(a.batch, a.seq, dtype=torch.long)
-    head = torch.nn.Linear(hidden, 2)
+    low_id = min(1000, vocab // 10)
+    ids = torch.randint(low_id, vocab - 1, (a.batch, a.seq), device=dev)
+    mask = torch.ones(a.batch, a.seq, dtype=torch.long, device=dev)
+    head = torch.nn.Linear(hidden, 2).to(dev)
     torch.nn.init.zeros_(head.weight)
     torch.nn.init.zeros_(head.bias)
+    autocast = torch.autocast(dev.type, dtype=low, enabled=a.dtype != "f32" and not frozen_low)
 
     def pooled():
-        h = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        with autocast:
+            h = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        h = h.float()
         if decoder:  # last-token pooling, as w2s pools decoders (no padding here)
             return h[:, -1]
         m = mask.unsqueeze(-1).float()
         return (h * m).sum(1) / m.sum(1)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
 
     if a.mode == "embed":
         model.eval()
@@ -69,7 +92,13 @@ def main():
                 pooled()
     else:
         model.eval()  # no dropout, as in w2s
-        params = list(model.parameters()) + list(head.parameters())
+        if a.lora:
+            params = add_lora(model, a.lora, dev)
+        elif a.train_layers:
+            params = top_layers(model, a.train_layers)
+        else:
+            params = list(model.parameters())
+        params += list(head.parameters())
         opt = torch.optim.AdamW(params, lr=5e-5, weight_decay=0.0)
         target = torch.tensor([[0.3, 0.7]] * a.batch)
 
@@ -81,9 +110,11 @@ def main():
             opt.step()
 
     step()  # warm-up
+    sync()
     start = time.perf_counter()
     for _ in range(a.steps):
         step()
+    sync()
     seconds = time.perf_counter() - start
     print(json.dumps({
         "tokens_per_second": a.batch * a.seq * a.steps / seconds,
@@ -91,7 +122,54 @@ def main():
         "peak_rss_mb": peak_rss_mb(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "device": str(dev),
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None,
     }))
+
+
+def layer_index(name):
+    """The transformer layer of a parameter name (`layers.N.`, `layer.N.`, `h.N.`), or None."""
+    parts = name.split(".")
+    for i, p in enumerate(parts[:-1]):
+        if p in ("layers", "layer", "h") and parts[i + 1].isdigit():
+            return int(parts[i + 1])
+    return None
+
+
+def top_layers(model, k):
+    """Freezes everything but the top k layers (w2s --train-layers)."""
+    n = 1 + max(layer_index(n) or 0 for n, _ in model.named_parameters())
+    trained = []
+    for name, p in model.named_parameters():
+        li = layer_index(name)
+        p.requires_grad_(li is not None and li >= n - k)
+        if p.requires_grad:
+            trained.append(p)
+    return trained
+
+
+def add_lora(model, rank, dev):
+    """Rank-r adapters (alpha = 2r, f32) on every linear projection inside the layers, base
+    frozen: what w2s --lora adapts (GPT-2's Conv1D included)."""
+    from transformers.pytorch_utils import Conv1D
+
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = []
+    for name, mod in model.named_modules():
+        if layer_index(name + ".x") is None or not isinstance(mod, (torch.nn.Linear, Conv1D)):
+            continue
+        inp, out = (mod.in_features, mod.out_features) if isinstance(mod, torch.nn.Linear) else mod.weight.shape
+        A = torch.nn.Parameter((torch.rand(rank, inp, device=dev) * 2 - 1) / inp**0.5)
+        B = torch.nn.Parameter(torch.zeros(out, rank, device=dev))
+        params += [A, B]
+
+        def hook(m, args, y, A=A, B=B):
+            x = args[0]
+            return y + ((x.to(A.dtype) @ A.t() @ B.t()) * 2.0).to(y.dtype)
+
+        mod.register_forward_hook(hook)
+    return params
 
 
 if __name__ == "__main__":

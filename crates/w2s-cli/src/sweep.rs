@@ -21,8 +21,11 @@ optional bootstrapping chains, losses and a seed count, plus [experiment] settin
   [experiment.train]
   epochs = 20
 
+Models are built-in names, hf:ORG/NAME from the local Hugging Face cache, model folders or .gguf
+files (docs/models.md), e.g. models = [\"hf:EleutherAI/pythia-70m\", \"hf:EleutherAI/pythia-410m\"];
+[experiment] dtype = \"bf16\" sets the precision of frozen weights.
 Stages already in OUT/store are reused: a killed sweep restarts where it stopped.
-See configs/paper-probe.toml.")]
+See configs/paper-probe.toml and configs/gpt2-ladder.toml.")]
 pub struct SweepArgs {
     /// The sweep file (TOML).
     file: PathBuf,
@@ -226,6 +229,30 @@ mod tests {
         let pairs: std::collections::BTreeSet<_> = specs.iter().map(|s| s.chain.clone()).collect();
         assert!(pairs.contains(&vec!["minilm-l3".to_string(), "mpnet-base".to_string()]));
         assert!(!pairs.contains(&vec!["mpnet-base".to_string(), "minilm-l3".to_string()]));
+    }
+
+    #[test]
+    fn gpt2_ladder_config_reads_hf_models() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/gpt2-ladder.toml");
+        let sweep = SweepFile::read(&path).unwrap();
+        let specs = sweep.specs().unwrap();
+        // 3 datasets × 3 seeds × (6 ladder pairs + 2 pairs + 1 chain) × 2 losses
+        assert_eq!(specs.len(), 3 * 3 * 9 * 2);
+        assert!(specs
+            .iter()
+            .all(|s| s.chain.iter().all(|m| m.starts_with("hf:"))));
+    }
+
+    #[test]
+    fn dtype_is_an_experiment_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("bf16.toml");
+        let body = "datasets = [\"tweets\"]\nmodels = [\"a\", \"b\"]\nlosses = [\"xent\"]\n";
+        std::fs::write(&f, format!("{body}[experiment]\ndtype = \"bf16\"\n")).unwrap();
+        let cfg = SweepFile::read(&f).unwrap().config().unwrap();
+        assert_eq!(cfg.dtype, w2s_models::WeightDtype::Bf16);
+        std::fs::write(&f, format!("{body}[experiment]\ndtype = \"f8\"\n")).unwrap();
+        assert!(SweepFile::read(&f).and_then(|s| s.config()).is_err());
     }
 
     #[test]
