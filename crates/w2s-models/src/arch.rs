@@ -77,14 +77,24 @@ impl ConfigFile {
 }
 
 /// A loaded backbone: token ids in, last hidden states out.
-pub trait Backbone: Send + Sync {
+pub trait Backbone: BackboneClone + Send + Sync {
     /// `ids [b, t]` (u32) and `mask [b, t]` (1 = token, 0 = padding) → `[b, t, hidden]` in the
     /// compute dtype (after the final norm for pre-norm models).
     fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor>;
     /// The linear projections of each layer by short name: what LoRA adapts.
     fn layer_linears_mut(&mut self) -> Vec<Vec<(&'static str, &mut Linear)>>;
+}
+
+/// Copies of a boxed backbone, for every backbone that is `Clone`.
+pub trait BackboneClone {
     /// A copy sharing the same tensors (cheap: tensors are reference-counted).
     fn boxed_clone(&self) -> Box<dyn Backbone>;
+}
+
+impl<T: Backbone + Clone + 'static> BackboneClone for T {
+    fn boxed_clone(&self) -> Box<dyn Backbone> {
+        Box::new(self.clone())
+    }
 }
 
 /// One architecture family: how to read its config and build its backbone.

@@ -155,7 +155,7 @@ impl Backbone for Bert {
             Positions::FromZero => Tensor::arange(0u32, t as u32, ids.device())?.unsqueeze(0)?,
             Positions::AfterPadding(pad) => positions_after_padding(mask, pad)?,
         };
-        let types = ids.zeros_like()?;
+        let types = Tensor::zeros((1, t), DType::U32, ids.device())?;
         let (e, dt) = (&self.embeddings, self.dtype);
         let x = e
             .word
@@ -175,10 +175,6 @@ impl Backbone for Bert {
             .iter_mut()
             .map(|l| l.linears_mut().into_iter().collect())
             .collect()
-    }
-
-    fn boxed_clone(&self) -> Box<dyn Backbone> {
-        Box::new(self.clone())
     }
 }
 

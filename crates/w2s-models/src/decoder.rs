@@ -8,7 +8,7 @@
 //! scale, the MLP activation, and sliding-window layers with their own rotary base. GGUF files
 //! reach the same code through an HF-style config derived from their metadata (`gguf.rs`).
 //! Everything here is differentiable (see `nn.rs`).
-use crate::arch::{Backbone, ConfigFile};
+use crate::arch::{Architecture, Backbone, ConfigFile, Pooling};
 use crate::error::{CandleContext, Result};
 use crate::nn::{
     attend, decoder_bias, linear_b, Activation, Embedding, Linear, RmsNorm, Visibility,
@@ -130,6 +130,36 @@ impl DecoderSpec {
             act,
             layers,
         })
+    }
+}
+
+/// A rotary decoder family: its `model_type`s and how its config sets the switches. Every
+/// family is an [`Architecture`] through this (same pooling, names and loading).
+pub trait RotaryFamily: Sync {
+    /// The `model_type` values of `config.json` this family reads.
+    fn model_types(&self) -> &'static [&'static str];
+    /// The switches of this family, from its config.
+    fn spec(&self, config: &ConfigFile) -> Result<DecoderSpec>;
+}
+
+impl<F: RotaryFamily> Architecture for F {
+    fn model_types(&self) -> &'static [&'static str] {
+        RotaryFamily::model_types(self)
+    }
+    fn pooling(&self) -> Pooling {
+        Pooling::LastToken
+    }
+    fn embedding_name(&self) -> &'static str {
+        "embed_tokens.weight"
+    }
+    fn layer_prefix(&self) -> &'static str {
+        "layers"
+    }
+    fn hidden_size(&self, config: &ConfigFile) -> Result<usize> {
+        Ok(config.parse::<BaseConfig>()?.hidden_size)
+    }
+    fn load(&self, config: &ConfigFile, vb: VarBuilder) -> Result<Box<dyn Backbone>> {
+        Ok(Box::new(Decoder::load(&self.spec(config)?, config, vb)?))
     }
 }
 
@@ -445,10 +475,6 @@ impl Backbone for Decoder {
             .iter_mut()
             .map(DecoderLayer::linears_mut)
             .collect()
-    }
-
-    fn boxed_clone(&self) -> Box<dyn Backbone> {
-        Box::new(self.clone())
     }
 }
 

@@ -3,12 +3,11 @@
 //! GELU (tanh), scores scaled by `query_pre_attn_scalar^-½`, and sliding-window layers with their
 //! own rotary base (`layer_types`, or every `sliding_window_pattern`-th layer global in older
 //! configs).
-use crate::arch::{Architecture, Backbone, ConfigFile, Pooling};
-use crate::decoder::{activation, BaseConfig, Decoder, DecoderSpec, LayerAttention};
+use crate::arch::ConfigFile;
+use crate::decoder::{activation, BaseConfig, DecoderSpec, LayerAttention, RotaryFamily};
 use crate::error::Result;
 use crate::nn::Visibility;
 use crate::rope::RopeSpec;
-use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 /// The Gemma3 `config.json` fields beyond the shared ones.
@@ -44,23 +43,11 @@ fn default_pattern() -> usize {
 /// The `gemma3_text` architecture.
 pub struct Gemma3Arch;
 
-impl Architecture for Gemma3Arch {
+impl RotaryFamily for Gemma3Arch {
     fn model_types(&self) -> &'static [&'static str] {
         &["gemma3_text"]
     }
-    fn pooling(&self) -> Pooling {
-        Pooling::LastToken
-    }
-    fn embedding_name(&self) -> &'static str {
-        "embed_tokens.weight"
-    }
-    fn layer_prefix(&self) -> &'static str {
-        "layers"
-    }
-    fn hidden_size(&self, config: &ConfigFile) -> Result<usize> {
-        Ok(config.parse::<BaseConfig>()?.hidden_size)
-    }
-    fn load(&self, config: &ConfigFile, vb: VarBuilder) -> Result<Box<dyn Backbone>> {
+    fn spec(&self, config: &ConfigFile) -> Result<DecoderSpec> {
         let cfg: Config = config.parse()?;
         if cfg.attn_logit_softcapping.is_some() {
             return Err(config.error("attn_logit_softcapping is not supported"));
@@ -100,6 +87,6 @@ impl Architecture for Gemma3Arch {
         spec.sandwich_norms = true;
         spec.embed_scale = Some((cfg.base.hidden_size as f64).sqrt());
         spec.attn_scale = cfg.query_pre_attn_scalar.powf(-0.5);
-        Ok(Box::new(Decoder::load(&spec, config, vb)?))
+        Ok(spec)
     }
 }

@@ -148,10 +148,6 @@ impl Backbone for Gpt2 {
             })
             .collect()
     }
-
-    fn boxed_clone(&self) -> Box<dyn Backbone> {
-        Box::new(self.clone())
-    }
 }
 
 /// The `gpt2` architecture.

@@ -164,10 +164,6 @@ impl Backbone for GptNeoX {
             })
             .collect()
     }
-
-    fn boxed_clone(&self) -> Box<dyn Backbone> {
-        Box::new(self.clone())
-    }
 }
 
 /// The `gpt_neox` architecture.

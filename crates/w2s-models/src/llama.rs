@@ -1,9 +1,8 @@
 //! Llama (Llama 2/3, SmolLM, TinyLlama): the plain rotary decoder of `decoder.rs`, with
 //! `attention_bias` and `mlp_bias` as the config says and Llama 3's rope rescaling.
-use crate::arch::{Architecture, Backbone, ConfigFile, Pooling};
-use crate::decoder::{activation, BaseConfig, Decoder, DecoderSpec};
+use crate::arch::ConfigFile;
+use crate::decoder::{activation, BaseConfig, DecoderSpec, RotaryFamily};
 use crate::error::Result;
-use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 /// The Llama `config.json` fields beyond the shared ones.
@@ -23,29 +22,17 @@ pub struct Config {
 /// The `llama` architecture.
 pub struct LlamaArch;
 
-impl Architecture for LlamaArch {
+impl RotaryFamily for LlamaArch {
     fn model_types(&self) -> &'static [&'static str] {
         &["llama"]
     }
-    fn pooling(&self) -> Pooling {
-        Pooling::LastToken
-    }
-    fn embedding_name(&self) -> &'static str {
-        "embed_tokens.weight"
-    }
-    fn layer_prefix(&self) -> &'static str {
-        "layers"
-    }
-    fn hidden_size(&self, config: &ConfigFile) -> Result<usize> {
-        Ok(config.parse::<BaseConfig>()?.hidden_size)
-    }
-    fn load(&self, config: &ConfigFile, vb: VarBuilder) -> Result<Box<dyn Backbone>> {
+    fn spec(&self, config: &ConfigFile) -> Result<DecoderSpec> {
         let cfg: Config = config.parse()?;
         let act = activation(config, "hidden_act", "silu")?;
         let mut spec = DecoderSpec::llama_like(cfg.base, act, config)?;
         spec.qkv_bias = cfg.attention_bias;
         spec.o_bias = cfg.attention_bias;
         spec.mlp_bias = cfg.mlp_bias;
-        Ok(Box::new(Decoder::load(&spec, config, vb)?))
+        Ok(spec)
     }
 }

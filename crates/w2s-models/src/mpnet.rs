@@ -164,10 +164,6 @@ impl Backbone for MpNet {
             .map(|l| l.linears_mut().into_iter().collect())
             .collect()
     }
-
-    fn boxed_clone(&self) -> Box<dyn Backbone> {
-        Box::new(self.clone())
-    }
 }
 
 /// The `mpnet` architecture.

@@ -1,9 +1,8 @@
 //! Qwen3: the rotary decoder of `decoder.rs` with a per-head RMSNorm of q and k before rotation,
 //! an explicit `head_dim` (often not `hidden / heads`), and biases only if `attention_bias`.
-use crate::arch::{Architecture, Backbone, ConfigFile, Pooling};
-use crate::decoder::{activation, BaseConfig, Decoder, DecoderSpec};
+use crate::arch::ConfigFile;
+use crate::decoder::{activation, BaseConfig, DecoderSpec, RotaryFamily};
 use crate::error::Result;
-use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 /// The Qwen3 `config.json` fields beyond the shared ones.
@@ -20,29 +19,17 @@ pub struct Config {
 /// The `qwen3` architecture.
 pub struct Qwen3Arch;
 
-impl Architecture for Qwen3Arch {
+impl RotaryFamily for Qwen3Arch {
     fn model_types(&self) -> &'static [&'static str] {
         &["qwen3"]
     }
-    fn pooling(&self) -> Pooling {
-        Pooling::LastToken
-    }
-    fn embedding_name(&self) -> &'static str {
-        "embed_tokens.weight"
-    }
-    fn layer_prefix(&self) -> &'static str {
-        "layers"
-    }
-    fn hidden_size(&self, config: &ConfigFile) -> Result<usize> {
-        Ok(config.parse::<BaseConfig>()?.hidden_size)
-    }
-    fn load(&self, config: &ConfigFile, vb: VarBuilder) -> Result<Box<dyn Backbone>> {
+    fn spec(&self, config: &ConfigFile) -> Result<DecoderSpec> {
         let cfg: Config = config.parse()?;
         let act = activation(config, "hidden_act", "silu")?;
         let mut spec = DecoderSpec::llama_like(cfg.base, act, config)?;
         spec.qkv_bias = cfg.attention_bias;
         spec.o_bias = cfg.attention_bias;
         spec.qk_norm = true;
-        Ok(Box::new(Decoder::load(&spec, config, vb)?))
+        Ok(spec)
     }
 }

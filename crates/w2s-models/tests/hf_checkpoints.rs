@@ -156,6 +156,36 @@ fn bf16_checkpoint_and_bf16_compute() {
     }
 }
 
+#[test]
+fn f16_checkpoint_loads_in_f32_and_computes_in_f16() {
+    // The GPT-2 fixture rewritten in f16, as `model.half().save_pretrained()` would store it.
+    let src = fixtures().into_iter().find(|d| name(d) == "gpt2").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    let tensors =
+        candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
+    let half: std::collections::HashMap<String, Tensor> = tensors
+        .into_iter()
+        .map(|(n, t)| (n, t.to_dtype(DType::F16).unwrap()))
+        .collect();
+    candle_core::safetensors::save(&half, dir.path().join("model.safetensors")).unwrap();
+    let r = reference(&src);
+    for dtype in [DType::F32, DType::F16] {
+        let enc = load(dir.path(), dtype);
+        let pooled = enc
+            .embed_ids(&rows(&enc, &r))
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        for (got, want) in pooled.iter().zip(r["pooled"].as_array().unwrap()) {
+            let c = cosine(got, &floats(want));
+            assert!(c > 0.999, "{dtype:?}: cosine {c} to the f32 reference");
+        }
+    }
+}
+
 /// Tensors of a checkpoint that a classifier backbone does not use: language-model heads,
 /// poolers and classification heads.
 fn unused(name: &str) -> bool {
