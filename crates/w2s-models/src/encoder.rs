@@ -253,7 +253,19 @@ impl Encoder {
     }
 
     /// Pads token-id rows to one length (on the right): `(ids [b, t] u32, mask [b, t] f32)`.
+    /// An id outside the embedding (a tokenizer.json larger than the model's vocabulary) is an
+    /// error that says so, not an index failure deep in the forward pass.
     pub fn pad_batch(&self, rows: &[Vec<u32>]) -> Result<(Tensor, Tensor)> {
+        let vocab = self.vocab_size();
+        if let Some(&bad) = rows.iter().flatten().find(|&&id| id as usize >= vocab) {
+            return Err(ModelError::Tokenizer {
+                path: self.source.tokenizer.clone(),
+                reason: format!(
+                    "token id {bad} is outside the model's vocabulary of {vocab} embeddings ({}): the tokenizer does not belong to this model",
+                    self.source.config.display()
+                ),
+            });
+        }
         let t = rows.iter().map(Vec::len).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(rows.len() * t);
         let mut mask = Vec::with_capacity(rows.len() * t);

@@ -392,6 +392,25 @@ fn bad_folders_give_errors_that_say_what_and_where() {
         "{err}"
     );
 
+    // A tokenizer with more ids than the model has embeddings.
+    let big = dir.path().join("big-tokenizer");
+    copy(&big);
+    let gemma = fixtures()
+        .into_iter()
+        .find(|d| name(d) == "gemma3")
+        .unwrap();
+    std::fs::copy(gemma.join("tokenizer.json"), big.join("tokenizer.json")).unwrap();
+    let source = resolve(big.to_str().unwrap(), &store).unwrap();
+    let enc = Encoder::load(&source, &Device::Cpu).unwrap();
+    let err = enc
+        .embed(&["naïve café, 1234 apples & 56 pears"], 64)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("outside the model's vocabulary") && err.contains("tokenizer.json"),
+        "{err}"
+    );
+
     // No tokenizer.json.
     let notok = dir.path().join("notok");
     copy(&notok);
