@@ -33,12 +33,8 @@ pub struct RunArgs {
     /// Repeat for several.
     #[arg(long = "data", value_name = "NAME|PATH")]
     data: Vec<String>,
-    /// Weak supervisor model: minilm-l3, minilm-l6, e5-small, mpnet-base, smollm2-135m,
-    /// gemma3-270m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b; or bring your own: hf:ORG/NAME from
-    /// the local Hugging Face cache, a Hugging Face model folder (config.json, safetensors,
-    /// tokenizer.json; GPT-2, GPT-NeoX/Pythia, Llama, Qwen2/3, Gemma3, BERT, RoBERTa, XLM-R,
-    /// MPNet), or a .gguf file.
-    #[arg(long, conflicts_with = "chain")]
+    /// Weak supervisor model (see the list below the options).
+    #[arg(long, conflicts_with = "chain", help = model_help())]
     weak: Option<String>,
     /// Strong student model (same choices as --weak).
     #[arg(long, conflicts_with = "chain")]
@@ -111,6 +107,18 @@ pub struct RunArgs {
     /// Print one JSON object {"runs": [...], "summary": [...]} instead of tables.
     #[arg(long)]
     json: bool,
+}
+
+/// The help of `--weak`: built-in names and supported `model_type`s, from the registries.
+pub fn model_help() -> String {
+    let builtin: Vec<&str> = w2s_models::BUILTIN.iter().map(|b| b.name).collect();
+    format!(
+        "Weak supervisor model: {}; or bring your own: hf:ORG/NAME from the local Hugging Face \
+         cache, a Hugging Face model folder (config.json, safetensors, tokenizer.json) whose \
+         model_type is one of {}, or a .gguf file (Llama, Qwen2, Gemma3)",
+        builtin.join(", "),
+        w2s_models::arch::supported_model_types()
+    )
 }
 
 /// Parses loss names ("all" expands to every loss).
