@@ -1,5 +1,6 @@
 //! Training for weak-to-strong experiments: the losses (one file, each checked by hand), the
 //! shared training loop (AdamW, schedules, early stopping) and the probe head.
+pub mod adamw;
 pub mod finetune;
 pub mod losses;
 pub mod probe;

@@ -4,10 +4,11 @@
 //!
 //! Read top to bottom like nanoGPT's loop: for each epoch, shuffle, step over minibatches, then
 //! score the validation rows and keep the parameters of the best epoch.
+use crate::adamw::AdamW;
 use crate::losses::{Loss, LossSchedule};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::ParamsAdamW;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
