@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::time::Instant;
 use w2s_assets::Store;
-use w2s_models::WeightDtype;
+use w2s_models::{Device, ModelSource, WeightDtype};
 use w2s_train::{
     fit_plain, Adapt, ClassifierRequest, EncoderClassifier, Loss, LrSchedule, TrainConfig,
 };
@@ -119,20 +119,18 @@ fn adapt_of(args: &BenchArgs) -> Adapt {
     }
 }
 
-fn w2s_side(args: &BenchArgs, store: &Store) -> Result<W2sSide> {
-    let source = w2s_models::resolve(&args.model, store)?;
-    let device = w2s_models::default_device();
+fn w2s_side(args: &BenchArgs, source: &ModelSource, device: &Device) -> Result<W2sSide> {
     let dtype = dtype_of(args)?;
     let tokens = (args.batch * args.seq * args.steps) as f64;
     let device_name = format!("{:?}", device.location());
     match args.kind {
         BenchKind::Embed => {
             let req = w2s_models::LoadRequest {
-                device: &device,
+                device,
                 dtype: dtype.candle(),
                 train: w2s_models::Train::Nothing,
             };
-            let encoder = w2s_models::Encoder::load_with(&source, &req)?;
+            let encoder = w2s_models::Encoder::load_with(source, &req)?;
             let rows = ids(args.batch, args.seq, encoder.vocab_size() as u32);
             let first = encoder.embed_ids(&rows)?; // warm-up
             let start = Instant::now();
@@ -153,12 +151,12 @@ fn w2s_side(args: &BenchArgs, store: &Store) -> Result<W2sSide> {
             let texts: Vec<String> = (0..args.batch).map(|_| "x".to_string()).collect();
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let req = ClassifierRequest {
-                source: &source,
+                source,
                 max_len: args.seq,
                 adapt: adapt_of(args),
                 head_lr_scale: 1.0,
                 dtype,
-                device: &device,
+                device,
             };
             let mut model = EncoderClassifier::new(&req, &refs)?;
             let vocab = model.vocab_size() as u32;
@@ -195,7 +193,8 @@ fn w2s_side(args: &BenchArgs, store: &Store) -> Result<W2sSide> {
 /// Runs the PyTorch reference; `Ok(None)` with a reason when PyTorch is not installed.
 fn torch_side(
     args: &BenchArgs,
-    store: &Store,
+    source: &ModelSource,
+    device: &Device,
 ) -> Result<std::result::Result<serde_json::Value, String>> {
     let check = std::process::Command::new(&args.python)
         .args(["-c", "import torch, transformers"])
@@ -209,10 +208,8 @@ fn torch_side(
             )))
         }
     }
-    let source = w2s_models::resolve(&args.model, store)?;
     // transformers reads a GGUF file itself, anything else from its folder.
     let dir: PathBuf = source.location.clone();
-    let device = w2s_models::default_device();
     let torch_device = if device.is_cuda() { "cuda" } else { "cpu" };
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/torch_reference.py");
     let kind = match args.kind {
@@ -255,12 +252,14 @@ fn torch_side(
 /// Runs `w2s bench`.
 pub fn run(args: BenchArgs, _quiet: bool) -> Result<()> {
     let store = Store::open();
-    let w2s = w2s_side(&args, &store)?;
+    let source = w2s_models::resolve(&args.model, &store)?;
+    let device = w2s_models::default_device();
+    let w2s = w2s_side(&args, &source, &device)?;
     let (w2s_tps, w2s_mb) = (w2s.tokens_per_second, w2s.peak_rss_mb);
     let torch = if args.no_torch {
         Err("PyTorch reference skipped (--no-torch)".to_string())
     } else {
-        torch_side(&args, &store)?
+        torch_side(&args, &source, &device)?
     };
     let torch_tps = torch
         .as_ref()

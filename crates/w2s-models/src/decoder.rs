@@ -400,7 +400,6 @@ pub struct Decoder {
     /// The distinct (rope, visibility) pairs; layers index into this.
     kinds: Vec<LayerAttention>,
     embed_scale: Option<f64>,
-    hidden: usize,
     dtype: DType,
 }
 
@@ -439,7 +438,6 @@ impl Decoder {
             .context(&what)?,
             kinds,
             embed_scale: spec.embed_scale,
-            hidden: b.hidden_size,
             dtype: vb.dtype(),
         })
     }
@@ -462,7 +460,6 @@ impl Backbone for Decoder {
             let bias = decoder_bias(mask, k.visibility, self.dtype)?;
             tables.push((rope, bias));
         }
-        debug_assert_eq!(x.dims3()?.2, self.hidden);
         for layer in &self.layers {
             let (rope, bias) = &tables[layer.kind];
             x = layer.forward(&x, rope, bias)?;

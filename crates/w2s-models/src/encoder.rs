@@ -87,16 +87,28 @@ impl Clone for Encoder {
 }
 
 /// The padding id of a Hugging Face model: the one its positions depend on (RoBERTa, MPNet),
-/// else `pad_token_id`, else the end-of-text id (GPT-2 and Pythia have no pad token; padding
-/// sits under the mask, so any id the embedding holds would do), else 0.
-fn pad_id(arch: &dyn Architecture, cfg: &ConfigFile) -> u32 {
+/// else `pad_token_id`, else the end-of-text id (GPT-2 and Pythia have no pad token), else 0.
+/// Padding sits under the mask, so any id the embedding holds will do: candidates at or above
+/// `vocab` (configs made for small vocabularies keep the defaults' ids, GPT-2's eos 50256) are
+/// passed over.
+fn pad_id(arch: &dyn Architecture, cfg: &ConfigFile, vocab: usize) -> u32 {
     let id = |key: &str| {
         let v = cfg.value.get(key)?;
         v.as_u64().or_else(|| v.as_array()?.first()?.as_u64())
     };
+    let fits = |id: &u32| (*id as usize) < vocab;
     arch.padding_idx(cfg)
-        .or_else(|| id("pad_token_id").map(|v| v as u32))
-        .or_else(|| id("eos_token_id").map(|v| v as u32))
+        .filter(fits)
+        .or_else(|| id("pad_token_id").map(|v| v as u32).filter(fits))
+        .or_else(|| id("eos_token_id").map(|v| v as u32).filter(fits))
+        .unwrap_or(0)
+}
+
+/// Rows of the token embedding among the tensors a backbone was built from.
+fn embedding_rows(arch: &dyn Architecture, tensors: &HashMap<String, Tensor>) -> usize {
+    tensors
+        .get(arch.embedding_name())
+        .and_then(|t| t.dims().first().copied())
         .unwrap_or(0)
 }
 
@@ -121,7 +133,8 @@ impl Encoder {
     /// Loads `source` as `req` says.
     pub fn load_with(source: &ModelSource, req: &LoadRequest) -> Result<Self> {
         let device = req.device;
-        let (config, checkpoint, tokenizer) = match source.format {
+        // GGUF files carry their tokenizer; HF folders' is read once the vocabulary is known.
+        let (config, checkpoint, gguf_tokenizer) = match source.format {
             WeightFormat::Gguf => {
                 let path = source.weights.first().cloned().unwrap_or_default();
                 let gguf = Gguf::open(&path)?;
@@ -130,17 +143,14 @@ impl Encoder {
                 (
                     gguf.config.clone(),
                     Checkpoint::tensors(tensors, &path, device),
-                    tokenizer,
+                    Some(tokenizer),
                 )
             }
-            WeightFormat::Safetensors => {
-                let config = ConfigFile::read(&source.config)?;
-                let checkpoint = Checkpoint::safetensors(&source.weights, device)?;
-                let arch = source.architecture()?;
-                let tokenizer =
-                    TextTokenizer::load(&source.tokenizer, &source.prefix, pad_id(arch, &config))?;
-                (config, checkpoint, tokenizer)
-            }
+            WeightFormat::Safetensors => (
+                ConfigFile::read(&source.config)?,
+                Checkpoint::safetensors(&source.weights, device)?,
+                None,
+            ),
         };
         let arch = crate::arch::architecture(config.model_type()?, &config.path)?;
         let root = checkpoint.root(arch.embedding_name())?;
@@ -178,17 +188,14 @@ impl Encoder {
             other => other,
         })?;
         let tensors = handed_out.lock().expect("tensor record lock").clone();
-        let mut tokenizer = tokenizer;
+        let mut tokenizer = match gguf_tokenizer {
+            Some(t) => t,
+            None => {
+                let pad = pad_id(arch, &config, embedding_rows(arch, &tensors));
+                TextTokenizer::load(&source.tokenizer, &source.prefix, pad)?
+            }
+        };
         tokenizer.limit(arch.max_tokens(&config));
-        // Configs made from small vocabularies keep the defaults' ids (GPT-2's eos 50256): a pad
-        // id outside the embedding would fail the lookup; under the mask any id will do.
-        let vocab = tensors
-            .get(arch.embedding_name())
-            .and_then(|t| t.dims().first().copied())
-            .unwrap_or(0);
-        if tokenizer.pad as usize >= vocab {
-            tokenizer.pad = 0;
-        }
         Ok(Encoder {
             backbone,
             arch,
@@ -234,11 +241,6 @@ impl Encoder {
         &self.device
     }
 
-    /// The compute dtype.
-    pub fn dtype(&self) -> DType {
-        self.dtype
-    }
-
     /// How this model pools.
     pub fn pooling(&self) -> Pooling {
         self.arch.pooling()
@@ -246,10 +248,7 @@ impl Encoder {
 
     /// Rows of the token embedding (ids must stay below this).
     pub fn vocab_size(&self) -> usize {
-        self.tensors
-            .get(self.arch.embedding_name())
-            .and_then(|t| t.dims().first().copied())
-            .unwrap_or(0)
+        embedding_rows(self.arch, &self.tensors)
     }
 
     /// Pads token-id rows to one length (on the right): `(ids [b, t] u32, mask [b, t] f32)`.

@@ -28,6 +28,8 @@ pub mod tokenize;
 pub mod weights;
 
 pub use arch::{Architecture, Pooling, ARCHITECTURES};
+/// The compute device, re-exported so callers need not depend on candle.
+pub use candle_core::Device;
 pub use dtype::WeightDtype;
 pub use encoder::{mean_pool, Encoder, LoadRequest, Train};
 pub use error::{ModelError, Result};

@@ -159,10 +159,7 @@ impl Backbone for MpNet {
     }
 
     fn layer_linears_mut(&mut self) -> Vec<Vec<(&'static str, &mut Linear)>> {
-        self.layers
-            .iter_mut()
-            .map(|l| l.linears_mut().into_iter().collect())
-            .collect()
+        EncoderLayer::stack_linears_mut(&mut self.layers)
     }
 }
 

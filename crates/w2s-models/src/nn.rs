@@ -409,6 +409,14 @@ impl EncoderLayer {
         ]
     }
 
+    /// The linears of every layer of a stack, by name: an encoder backbone's `layer_linears_mut`.
+    pub fn stack_linears_mut(layers: &mut [EncoderLayer]) -> Vec<Vec<(&'static str, &mut Linear)>> {
+        layers
+            .iter_mut()
+            .map(|l| l.linears_mut().into_iter().collect())
+            .collect()
+    }
+
     /// `x [b, t, h]` → `[b, t, h]`; `bias` is added to the attention scores (mask, position bias).
     pub fn forward(&self, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
         let q = split_heads(&self.q.forward(x)?, self.heads)?;

@@ -1,5 +1,5 @@
 //! Which models exist: the built-in ladder (fetched as assets) and user folders.
-use crate::arch::{architecture, Architecture, ConfigFile, Pooling};
+use crate::arch::{architecture, ConfigFile, Pooling};
 use crate::error::{ModelError, Result};
 use std::path::{Path, PathBuf};
 use w2s_assets::Store;
@@ -122,11 +122,6 @@ impl ModelSource {
             fingerprint,
         })
     }
-
-    /// The architecture that reads this model.
-    pub fn architecture(&self) -> Result<&'static dyn Architecture> {
-        architecture(&self.model_type, &self.config)
-    }
 }
 
 /// Resolves a built-in name (fetching it if needed), `hf:ORG/NAME` from the local Hugging Face
@@ -140,27 +135,21 @@ pub fn resolve(name_or_path: &str, store: &Store) -> Result<ModelSource> {
             let fingerprint = asset.files.get("model.gguf").cloned().unwrap_or_default();
             return ModelSource::gguf(b.name.to_string(), weights, fingerprint);
         }
+        // Checksums first; then the asset folder reads like any HF folder, keeping the pinned
+        // identity and the model card's input prefix.
         let weights = store.verified_file(b.name, "model.safetensors")?;
-        let config = store.verified_file(b.name, "config.json")?;
-        let tokenizer = store.verified_file(b.name, "tokenizer.json")?;
-        let model_type = ConfigFile::read(&config)?.model_type()?.to_string();
-        let arch = architecture(&model_type, &config)?;
-        return Ok(ModelSource {
-            name: b.name.to_string(),
-            format: b.format,
-            model_type,
-            pooling: arch.pooling(),
-            prefix: b.prefix.to_string(),
-            location: weights.parent().map(Path::to_path_buf).unwrap_or_default(),
-            config,
-            tokenizer,
-            weights: vec![weights],
-            fingerprint: asset
-                .files
-                .get("model.safetensors")
-                .cloned()
-                .unwrap_or_default(),
-        });
+        for f in ["config.json", "tokenizer.json"] {
+            store.verified_file(b.name, f)?;
+        }
+        let dir = weights.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut source = folder(&dir, b.name.to_string())?;
+        source.prefix = b.prefix.to_string();
+        source.fingerprint = asset
+            .files
+            .get("model.safetensors")
+            .cloned()
+            .unwrap_or_default();
+        return Ok(source);
     }
     if let Some(reference) = name_or_path.strip_prefix(crate::hub::PREFIX) {
         let dir = crate::hub::snapshot(reference, &crate::hub::cache_dir())?;

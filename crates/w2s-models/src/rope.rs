@@ -130,15 +130,6 @@ impl RopeSpec {
         })
     }
 
-    /// A plain rotation of every dimension with base `theta` (GGUF decoders, tests).
-    pub fn plain(theta: f64, head_dim: usize) -> RopeSpec {
-        RopeSpec {
-            theta,
-            scaling: RopeScaling::Default,
-            rotary_dim: head_dim,
-        }
-    }
-
     /// The inverse frequency of each rotated pair, after rescaling, computed in f32 step by step
     /// as transformers does (`1 / θ^(arange(0, d, 2).float() / d)`), so tables agree to the ulp.
     pub fn inv_freq(&self) -> Vec<f32> {
@@ -227,9 +218,12 @@ mod tests {
     #[test]
     fn rope_rotates_pairs_half_apart() {
         let dev = Device::Cpu;
-        let (cos, sin) = RopeSpec::plain(10_000.0, 4)
-            .tables(2, DType::F32, &dev)
-            .unwrap();
+        let plain = RopeSpec {
+            theta: 10_000.0,
+            scaling: RopeScaling::Default,
+            rotary_dim: 4,
+        };
+        let (cos, sin) = plain.tables(2, DType::F32, &dev).unwrap();
         // x = e0 at position 1: frequency 0 is 1 rad, so (cos 1, 0, sin 1, 0).
         let x = Tensor::new(&[[[[1f32, 0., 0., 0.], [1., 0., 0., 0.]]]], &dev).unwrap();
         let y = apply_rope(&x, &cos, &sin)

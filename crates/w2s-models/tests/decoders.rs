@@ -3,7 +3,10 @@
 //! converters and modelling code): identical token ids on awkward strings, matching final hidden
 //! states on a prompt, and last-token pooling that does not care about padding or token id 0.
 //! The models are fetched into $W2S_HOME on first use.
+mod common;
+
 use candle_core::Device;
+use common::floats;
 use serde_json::Value;
 use w2s_assets::Store;
 use w2s_models::{resolve, Encoder};
@@ -24,14 +27,6 @@ fn ids(v: &Value) -> Vec<u32> {
         .unwrap()
         .iter()
         .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
         .collect()
 }
 

@@ -3,8 +3,11 @@
 //! candle's fused LayerNorm and softmax have no backward pass; a model that used them would train
 //! only its head, silently. This test loads real pretrained weights into trainable variables, runs
 //! a classification step and checks each variable's gradient is present and non-zero.
-use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+mod common;
+
+use candle_core::Device;
+use candle_nn::VarMap;
+use common::{classification_grads, without_gradient};
 use w2s_assets::Store;
 use w2s_models::{resolve, Encoder};
 
@@ -15,13 +18,6 @@ fn check(model: &str, expected_vars: usize) {
     let enc = Encoder::load_trainable(&source, &varmap, &dev).unwrap();
     let n_backbone = varmap.all_vars().len();
     assert_eq!(n_backbone, expected_vars, "{model}: trainable tensors");
-    // A randomly initialised head: with the paper's zero head the backbone's first gradient is 0.
-    let head = candle_nn::linear(
-        enc.hidden,
-        2,
-        VarBuilder::from_varmap(&varmap, DType::F32, &dev).pp("head"),
-    )
-    .unwrap();
     let texts = [
         "the film was a delight from start to finish",
         "a dull, lifeless and overlong mess",
@@ -30,38 +26,12 @@ fn check(model: &str, expected_vars: usize) {
         .iter()
         .map(|t| enc.tokenizer.encode(t, 64).unwrap())
         .collect();
-    let (ids, mask) = enc.pad_batch(&rows).unwrap();
-    let pooled = enc
-        .pool(&enc.hidden_states(&ids, &mask).unwrap(), &mask)
-        .unwrap();
-    let logits = head.forward(&pooled).unwrap();
-    let labels = Tensor::new(&[1u32, 0], &dev).unwrap();
-    let loss = candle_nn::loss::cross_entropy(&logits, &labels).unwrap();
-    let grads = loss.backward().unwrap();
-    let data = varmap.data().lock().unwrap();
-    let mut missing = Vec::new();
-    for (name, var) in data.iter() {
-        let norm = grads
-            .get(var.as_tensor())
-            .map(|g| {
-                g.abs()
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap()
-            })
-            .unwrap_or(0.0);
-        if !(norm > 0.0 && norm.is_finite()) {
-            missing.push(format!("{name} ({norm})"));
-        }
-    }
-    missing.sort();
+    let grads = classification_grads(&enc, &varmap, &rows, &[1, 0]);
+    let missing = without_gradient(&varmap, &grads);
     assert!(
         missing.is_empty(),
-        "{model}: {} of {} tensors got no gradient: {missing:?}",
-        missing.len(),
-        data.len()
+        "{model}: {} of {n_backbone} backbone tensors got no gradient: {missing:?}",
+        missing.len()
     );
 }
 

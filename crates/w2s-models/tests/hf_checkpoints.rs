@@ -4,11 +4,15 @@
 //! tests/reference/make_hf_fixtures.py with `save_pretrained` (different model classes, so
 //! different root prefixes; one sharded, one stored in bf16), each with the pooled outputs
 //! transformers computes for a few texts. No download: they are committed.
-use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+mod common;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use common::{classification_grads, floats, without_gradient};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use w2s_assets::Store;
+use w2s_models::weights::Checkpoint;
 use w2s_models::{resolve, Encoder, LoadRequest, Train, ARCHITECTURES};
 
 fn fixtures() -> Vec<PathBuf> {
@@ -24,14 +28,6 @@ fn fixtures() -> Vec<PathBuf> {
 
 fn reference(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap()
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
 }
 
 fn name(dir: &Path) -> String {
@@ -202,68 +198,30 @@ fn every_parameter_trains_and_every_tensor_is_used() {
         let varmap = VarMap::new();
         let enc = Encoder::load_trainable(&source, &varmap, &dev).unwrap();
         // Every stored tensor below the root (but the heads) became a trainable variable.
-        let mut stored: Vec<String> = Vec::new();
-        for f in &source.weights {
-            let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(f) }.unwrap();
-            stored.extend(st.tensors().into_iter().map(|(n, _)| n));
-        }
-        let vars: Vec<String> = {
-            let mut v: Vec<String> = varmap.data().lock().unwrap().keys().cloned().collect();
-            v.sort();
-            v
-        };
-        let root = ["model.", "transformer.", "gpt_neox.", "roberta.", ""]
-            .into_iter()
-            .find(|p| {
-                stored
-                    .iter()
-                    .any(|s| s.starts_with(p) && vars.contains(&s[p.len()..].to_string()))
-            })
-            .unwrap();
-        let mut expected: Vec<String> = stored
+        let checkpoint = Checkpoint::safetensors(&source.weights, &dev).unwrap();
+        let arch = w2s_models::arch::architecture(&source.model_type, &source.config).unwrap();
+        let root = checkpoint.root(arch.embedding_name()).unwrap();
+        let mut expected: Vec<String> = checkpoint
+            .names()
             .iter()
-            .filter_map(|s| s.strip_prefix(root))
+            .filter_map(|s| {
+                if root.is_empty() {
+                    Some(s.as_str())
+                } else {
+                    s.strip_prefix(&format!("{root}."))
+                }
+            })
             .filter(|s| !unused(s))
             .map(str::to_string)
             .collect();
         expected.sort();
+        let mut vars: Vec<String> = varmap.data().lock().unwrap().keys().cloned().collect();
+        vars.sort();
         assert_eq!(vars, expected, "{}: trainable tensors", name(&dir));
 
-        let head = candle_nn::linear(
-            enc.hidden,
-            2,
-            VarBuilder::from_varmap(&varmap, DType::F32, &dev).pp("head"),
-        )
-        .unwrap();
-        let r = reference(&dir);
-        let (ids, mask) = enc.pad_batch(&rows(&enc, &r)).unwrap();
-        let pooled = enc
-            .pool(&enc.hidden_states(&ids, &mask).unwrap(), &mask)
-            .unwrap();
-        let labels = Tensor::new(&[1u32, 0, 1, 0], &dev).unwrap();
-        let loss =
-            candle_nn::loss::cross_entropy(&head.forward(&pooled).unwrap(), &labels).unwrap();
-        let grads = loss.backward().unwrap();
-        let data = varmap.data().lock().unwrap();
-        let mut missing: Vec<String> = data
-            .iter()
-            .filter(|(_, v)| {
-                let g = grads
-                    .get(v.as_tensor())
-                    .map(|g| {
-                        g.abs()
-                            .unwrap()
-                            .sum_all()
-                            .unwrap()
-                            .to_scalar::<f32>()
-                            .unwrap()
-                    })
-                    .unwrap_or(0.0);
-                !(g > 0.0 && g.is_finite())
-            })
-            .map(|(n, _)| n.clone())
-            .collect();
-        missing.sort();
+        let labels = [1, 0, 1, 0];
+        let grads = classification_grads(&enc, &varmap, &rows(&enc, &reference(&dir)), &labels);
+        let missing = without_gradient(&varmap, &grads);
         assert!(
             missing.is_empty(),
             "{}: no gradient for {missing:?}",

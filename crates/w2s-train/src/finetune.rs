@@ -55,7 +55,6 @@ pub struct ClassifierRequest<'a> {
 /// An encoder plus a `[hidden → 2]` head, over pre-tokenized rows of one dataset.
 pub struct EncoderClassifier {
     encoder: Encoder,
-    varmap: VarMap,
     adapters: Vec<Adapter>,
     ids: Vec<Vec<u32>>,
     backbone_vars: Vec<Var>,
@@ -117,24 +116,11 @@ impl EncoderClassifier {
             weight: Var::zeros((2, hidden), DType::F32, device).map_err(to_candle)?,
             bias: Var::zeros(2, DType::F32, device).map_err(to_candle)?,
             encoder,
-            varmap,
             adapters,
             ids,
             backbone_vars,
             head_lr_scale: req.head_lr_scale,
         })
-    }
-
-    /// The layer of each trained backbone tensor (`None` for embeddings and final norms), by
-    /// variable name.
-    pub fn trained_layers(&self) -> Vec<(String, Option<usize>)> {
-        let vars = self.varmap.data().lock().expect("var map lock");
-        let mut out: Vec<(String, Option<usize>)> = vars
-            .keys()
-            .map(|n| (n.clone(), self.encoder.layer_of(n)))
-            .collect();
-        out.sort();
-        out
     }
 
     /// Replaces the tokenized rows (benchmarks feed exact lengths).

@@ -1,0 +1,67 @@
+//! Helpers shared by the integration tests of this crate (each test file includes the ones it
+//! uses; the rest are dead code there).
+#![allow(dead_code)]
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Module, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use serde_json::Value;
+use w2s_models::Encoder;
+
+/// A JSON array of numbers as f32.
+pub fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+/// Gradients of a two-class cross-entropy through a randomly initialised head (in `varmap`, as
+/// `head.*`) on the pooled outputs of `rows`. With the paper's zero head the backbone's first
+/// gradient would be 0.
+pub fn classification_grads(
+    enc: &Encoder,
+    varmap: &VarMap,
+    rows: &[Vec<u32>],
+    labels: &[u32],
+) -> GradStore {
+    let dev = enc.device().clone();
+    let head = candle_nn::linear(
+        enc.hidden,
+        2,
+        VarBuilder::from_varmap(varmap, DType::F32, &dev).pp("head"),
+    )
+    .unwrap();
+    let (ids, mask) = enc.pad_batch(rows).unwrap();
+    let pooled = enc
+        .pool(&enc.hidden_states(&ids, &mask).unwrap(), &mask)
+        .unwrap();
+    let labels = Tensor::new(labels, &dev).unwrap();
+    let loss = candle_nn::loss::cross_entropy(&head.forward(&pooled).unwrap(), &labels).unwrap();
+    loss.backward().unwrap()
+}
+
+/// The variables of `varmap` whose gradient is missing, zero or not finite, as `name (|g|₁)`,
+/// sorted.
+pub fn without_gradient(varmap: &VarMap, grads: &GradStore) -> Vec<String> {
+    let data = varmap.data().lock().unwrap();
+    let mut missing: Vec<String> = data
+        .iter()
+        .filter_map(|(name, var)| {
+            let norm = grads
+                .get(var.as_tensor())
+                .map(|g| {
+                    g.abs()
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap()
+                })
+                .unwrap_or(0.0);
+            (!(norm > 0.0 && norm.is_finite())).then(|| format!("{name} ({norm})"))
+        })
+        .collect();
+    missing.sort();
+    missing
+}
