@@ -1,14 +1,19 @@
 """PyTorch reference for `w2s bench`: the same model, batch and step as w2s, timed the same way.
 
-Usage: python3 bench/torch_reference.py {embed,train} MODEL --batch 16 --seq 128 --steps 5
+Usage: python3 bench/torch_reference.py {embed,train} MODEL --batch 16 --seq 128 --steps 10
          [--pooling mean|last] [--device cpu|cuda] [--dtype f32|bf16|f16]
-         [--lora R | --train-layers K]
+         [--lora R | --train-layers K] [--attn sdpa|eager]
+       python3 bench/torch_reference.py gemm - --shapes M,N,K;M,N,K... [--steps 5]
 MODEL is a Hugging Face folder (config.json, safetensors) or a decoder's .gguf file (which
 transformers dequantizes to float32 with the `gguf` package), loaded with transformers.
 --dtype is the dtype of the frozen weights and of the forward pass, as in w2s: with --lora the
 base is in that dtype and the adapters in f32; otherwise trained weights stay f32 and the forward
 runs under autocast (mixed precision), the way w2s computes in that dtype with f32 master weights.
+--attn is transformers' attention implementation: sdpa (its default, what a user gets) or eager.
+Each step is timed alone and the median counts.
 Prints one JSON line: {"tokens_per_second": ..., "peak_rss_mb": ..., "torch": version, "threads": n}.
+`gemm` times torch.matmul(a [M,K], w [N,K].t()) at each shape (median of --steps after a warm-up)
+and prints {"gflops": [...], "shapes": [...]}.
 Needs `pip install torch transformers` (not installed by w2s; the bench skips PyTorch without it).
 """
 import argparse
@@ -32,7 +37,7 @@ def peak_rss_mb():
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["embed", "train"])
+    p.add_argument("mode", choices=["embed", "train", "gemm"])
     p.add_argument("model")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seq", type=int, default=128)
@@ -43,9 +48,13 @@ def main():
     p.add_argument("--dtype", choices=["f32", "bf16", "f16"], default="f32")
     p.add_argument("--lora", type=int, default=0)
     p.add_argument("--train-layers", type=int, default=0)
+    p.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa")
+    p.add_argument("--shapes", default="")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.mode == "gemm":
+        return gemm(a)
     torch.manual_seed(0)
     dev = torch.device(a.device)
     low = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[a.dtype]
@@ -53,10 +62,10 @@ def main():
     if is_gguf:
         folder, file = os.path.split(os.path.abspath(a.model))
         model = AutoModel.from_pretrained(
-            folder, gguf_file=file, dtype=torch.float32, attn_implementation="eager"
+            folder, gguf_file=file, dtype=torch.float32, attn_implementation=a.attn
         )
     else:
-        model = AutoModel.from_pretrained(a.model, dtype=torch.float32, attn_implementation="eager")
+        model = AutoModel.from_pretrained(a.model, dtype=torch.float32, attn_implementation=a.attn)
     decoder = a.pooling == "last" if a.pooling else is_gguf
     frozen_low = a.mode == "embed" or a.lora > 0
     model = model.to(dev, dtype=low if frozen_low else torch.float32)
@@ -111,20 +120,41 @@ def main():
 
     step()  # warm-up
     sync()
-    start = time.perf_counter()
+    times = []
     for _ in range(a.steps):
+        start = time.perf_counter()
         step()
-    sync()
-    seconds = time.perf_counter() - start
+        sync()
+        times.append(time.perf_counter() - start)
+    seconds = sorted(times)[len(times) // 2]
     print(json.dumps({
-        "tokens_per_second": a.batch * a.seq * a.steps / seconds,
-        "seconds_per_step": seconds / a.steps,
+        "tokens_per_second": a.batch * a.seq / seconds,
+        "seconds_per_step": seconds,
+        "attn": a.attn,
         "peak_rss_mb": peak_rss_mb(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "device": str(dev),
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None,
     }))
+
+
+def gemm(a):
+    """torch.matmul's f32 rate at each M,N,K, in GFLOP/s (median of a.steps after a warm-up)."""
+    shapes = [tuple(int(v) for v in s.split(",")) for s in a.shapes.split(";") if s]
+    rates = []
+    for m, n, k in shapes:
+        x = torch.randn(m, k)
+        w = torch.randn(n, k)
+        torch.matmul(x, w.t())
+        times = []
+        for _ in range(max(a.steps, 1)):
+            start = time.perf_counter()
+            torch.matmul(x, w.t())
+            times.append(time.perf_counter() - start)
+        rates.append(2 * m * n * k / sorted(times)[len(times) // 2] / 1e9)
+    print(json.dumps({"gflops": rates, "shapes": shapes, "torch": torch.__version__,
+                      "threads": torch.get_num_threads()}))
 
 
 def layer_index(name):

@@ -16,21 +16,33 @@ pub enum BenchKind {
     Embed,
     /// One fine-tuning step: forward, backward, AdamW on every parameter.
     Train,
+    /// The f32 matrix-product rate of w2s's gemm and of torch.matmul at the model's shapes and at
+    /// 2048³: the peak that MFU is measured against.
+    Gemm,
 }
 
 /// Arguments of `w2s bench`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Both sides use the same weights (the w2s asset folder, the Hugging Face folder, or the GGUF
-file), a batch of BATCH x SEQ token ids with no padding, one warm-up step and then STEPS timed
-steps, on the same device (W2S_DEVICE, else the GPU when built with cuda and one is present) and
-in the same dtype. The PyTorch side is bench/torch_reference.py (transformers' model classes,
-eager attention); it runs when `python3 -c 'import torch, transformers'` works (`pip install
-torch transformers`), and is skipped with a note otherwise. `loss` is the mean training loss of
-the timed steps: the same ids and weights give the same number on any device, up to rounding.
+file), a batch of BATCH x SEQ token ids with no padding, one warm-up step and then STEPS steps,
+each timed alone (the median counts), on the same device (W2S_DEVICE, else the GPU when built
+with cuda and one is present) and in the same dtype. The PyTorch side is bench/torch_reference.py
+(transformers' model classes) with its default SDPA attention, and again with eager attention; it
+runs when `python3 -c 'import torch, transformers'` works (`pip install torch transformers`), and
+is skipped with a note otherwise. The ratio is w2s against PyTorch's default (SDPA).
+
+MFU is the step's model FLOPs per second over the f32 matmul peak measured in the same
+invocation (the higher of w2s's gemm and torch.matmul, at the step's shapes and at 2048^3). Model
+FLOPs: 2 per multiply-add of every linear projection of the layers for each token, plus 4·t²·width
+per layer and row for attention; a training step counts three times the forward (full training;
+no MFU is printed for --lora or --train-layers). --composed also times w2s with its fused CPU
+kernels off (W2S_FUSED=0): the composed candle path they replace. `loss` is the mean training
+loss of the timed steps: the same ids and weights give the same number on any device.
 
 Examples:
-  w2s bench embed --model minilm-l6
+  w2s bench gemm --model minilm-l6
+  w2s bench embed --model minilm-l6 --composed
   w2s bench train --model mpnet-base --batch 16 --seq 128
   w2s bench train --model hf:Qwen/Qwen2-0.5B --lora 8 --dtype bf16")]
 pub struct BenchArgs {
@@ -54,9 +66,12 @@ pub struct BenchArgs {
     /// Tokens per row.
     #[arg(long, default_value_t = 128)]
     seq: usize,
-    /// Timed steps after one warm-up step.
-    #[arg(long, default_value_t = 5)]
+    /// Timed steps after one warm-up step (the median counts).
+    #[arg(long, default_value_t = 10)]
     steps: usize,
+    /// Also time w2s with its fused CPU kernels off (the composed path they replace).
+    #[arg(long)]
+    composed: bool,
     /// Python interpreter for the PyTorch reference.
     #[arg(long, default_value = "python3")]
     python: String,
@@ -66,6 +81,38 @@ pub struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+/// Resets this process's peak resident memory to its current size (Linux's `clear_refs` 5), so
+/// that each side of the bench reports its own peak.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Median of some timings.
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The CPU's model name and the vector/matrix extensions that matter for f32/bf16 products.
+fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let name = info
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown CPU".to_string(), |s| s.trim().to_string());
+    let flags: Vec<&str> = info
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    let has: Vec<&str> = ["avx2", "fma", "avx512f", "avx512_bf16", "amx_tile"]
+        .into_iter()
+        .filter(|f| flags.contains(f))
+        .collect();
+    format!("{name} ({})", has.join(" "))
 }
 
 /// Peak resident memory of this process so far, in MB (Linux; 0 elsewhere).
@@ -121,10 +168,11 @@ fn adapt_of(args: &BenchArgs) -> Adapt {
 
 fn w2s_side(args: &BenchArgs, source: &ModelSource, device: &Device) -> Result<W2sSide> {
     let dtype = dtype_of(args)?;
-    let tokens = (args.batch * args.seq * args.steps) as f64;
+    let tokens = (args.batch * args.seq) as f64;
     let device_name = format!("{:?}", device.location());
+    reset_peak_rss();
     match args.kind {
-        BenchKind::Embed => {
+        BenchKind::Embed | BenchKind::Gemm => {
             let req = w2s_models::LoadRequest {
                 device,
                 dtype: dtype.candle(),
@@ -133,14 +181,15 @@ fn w2s_side(args: &BenchArgs, source: &ModelSource, device: &Device) -> Result<W
             let encoder = w2s_models::Encoder::load_with(source, &req)?;
             let rows = ids(args.batch, args.seq, encoder.vocab_size() as u32);
             let first = encoder.embed_ids(&rows)?; // warm-up
-            let start = Instant::now();
-            for _ in 0..args.steps {
+            let mut times = Vec::with_capacity(args.steps);
+            for _ in 0..args.steps.max(1) {
+                let start = Instant::now();
                 encoder.embed_ids(&rows)?;
+                times.push(start.elapsed().as_secs_f64());
             }
-            let seconds = start.elapsed().as_secs_f64();
             let check = first.mean_all()?.to_scalar::<f32>()? as f64;
             Ok(W2sSide {
-                tokens_per_second: tokens / seconds,
+                tokens_per_second: tokens / median(times),
                 peak_rss_mb: peak_rss_mb(),
                 check,
                 device: device_name,
@@ -163,7 +212,8 @@ fn w2s_side(args: &BenchArgs, source: &ModelSource, device: &Device) -> Result<W
             model.set_ids(ids(args.batch, args.seq, vocab));
             let rows: Vec<usize> = (0..args.batch).collect();
             let targets = vec![[0.3f32, 0.7]; args.batch];
-            let step = |epochs: usize| -> Result<(f64, f64)> {
+            // One epoch is one step (the batch is the whole training set).
+            let steps = |epochs: usize| -> Result<(Vec<f64>, f64)> {
                 let cfg = TrainConfig {
                     epochs,
                     batch_size: args.batch,
@@ -173,15 +223,15 @@ fn w2s_side(args: &BenchArgs, source: &ModelSource, device: &Device) -> Result<W
                     ..TrainConfig::default()
                 };
                 let report = fit_plain("bench", &model, &rows, &targets, Loss::Xent, &cfg, 0)?;
-                let seconds = report.epochs.iter().map(|e| e.train_seconds).sum();
+                let seconds = report.epochs.iter().map(|e| e.train_seconds).collect();
                 let loss = report.epochs.iter().map(|e| e.train_loss).sum::<f64>()
                     / report.epochs.len().max(1) as f64;
                 Ok((seconds, loss))
             };
-            step(1)?; // warm-up
-            let (seconds, loss) = step(args.steps)?;
+            steps(1)?; // warm-up
+            let (seconds, loss) = steps(args.steps.max(1))?;
             Ok(W2sSide {
-                tokens_per_second: tokens / seconds,
+                tokens_per_second: tokens / median(seconds),
                 peak_rss_mb: peak_rss_mb(),
                 check: loss,
                 device: device_name,
@@ -190,50 +240,29 @@ fn w2s_side(args: &BenchArgs, source: &ModelSource, device: &Device) -> Result<W
     }
 }
 
-/// Runs the PyTorch reference; `Ok(None)` with a reason when PyTorch is not installed.
-fn torch_side(
-    args: &BenchArgs,
-    source: &ModelSource,
-    device: &Device,
-) -> Result<std::result::Result<serde_json::Value, String>> {
+/// Whether `python -c 'import torch, transformers'` works; the reason to skip PyTorch otherwise.
+fn torch_available(args: &BenchArgs) -> std::result::Result<(), String> {
+    if args.no_torch {
+        return Err("PyTorch reference skipped (--no-torch)".to_string());
+    }
     let check = std::process::Command::new(&args.python)
         .args(["-c", "import torch, transformers"])
         .output();
     match check {
-        Ok(o) if o.status.success() => {}
-        _ => {
-            return Ok(Err(format!(
-                "PyTorch reference skipped: `{} -c 'import torch, transformers'` failed (pip install torch transformers)",
-                args.python
-            )))
-        }
+        Ok(o) if o.status.success() => Ok(()),
+        _ => Err(format!(
+            "PyTorch reference skipped: `{} -c 'import torch, transformers'` failed (pip install torch transformers)",
+            args.python
+        )),
     }
-    // transformers reads a GGUF file itself, anything else from its folder.
-    let dir: PathBuf = source.location.clone();
-    let torch_device = if device.is_cuda() { "cuda" } else { "cpu" };
+}
+
+/// Runs bench/torch_reference.py with `extra` arguments and reads its JSON line.
+fn torch_script(args: &BenchArgs, extra: &[String]) -> Result<serde_json::Value> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/torch_reference.py");
-    let kind = match args.kind {
-        BenchKind::Embed => "embed",
-        BenchKind::Train => "train",
-    };
     let out = std::process::Command::new(&args.python)
         .arg(&script)
-        .arg(kind)
-        .arg(&dir)
-        .args([
-            "--batch",
-            &args.batch.to_string(),
-            "--seq",
-            &args.seq.to_string(),
-        ])
-        .args(["--steps", &args.steps.to_string()])
-        .args(["--pooling", source.pooling.name()])
-        .args(["--device", torch_device, "--dtype", &args.dtype])
-        .args(match (args.lora, args.train_layers) {
-            (Some(r), _) => vec!["--lora".to_string(), r.to_string()],
-            (None, Some(k)) => vec!["--train-layers".to_string(), k.to_string()],
-            (None, None) => vec![],
-        })
+        .args(extra)
         .output()
         .with_context(|| format!("running {}", script.display()))?;
     if !out.status.success() {
@@ -244,9 +273,118 @@ fn torch_side(
         );
     }
     let line = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = serde_json::from_str(line.trim().lines().last().unwrap_or(""))
-        .with_context(|| format!("reading the output of {}: {line}", script.display()))?;
-    Ok(Ok(v))
+    serde_json::from_str(line.trim().lines().last().unwrap_or(""))
+        .with_context(|| format!("reading the output of {}: {line}", script.display()))
+}
+
+/// The PyTorch step with transformers' attention `attn` (sdpa or eager).
+fn torch_side(
+    args: &BenchArgs,
+    source: &ModelSource,
+    device: &Device,
+    attn: &str,
+) -> Result<serde_json::Value> {
+    let torch_device = if device.is_cuda() { "cuda" } else { "cpu" };
+    let kind = match args.kind {
+        BenchKind::Train => "train",
+        _ => "embed",
+    };
+    let mut extra: Vec<String> = vec![kind.into(), source.location.display().to_string()];
+    for (flag, value) in [
+        ("--batch", args.batch.to_string()),
+        ("--seq", args.seq.to_string()),
+        ("--steps", args.steps.to_string()),
+        ("--pooling", source.pooling.name().to_string()),
+        ("--device", torch_device.to_string()),
+        ("--dtype", args.dtype.clone()),
+        ("--attn", attn.to_string()),
+    ] {
+        extra.push(flag.into());
+        extra.push(value);
+    }
+    match (args.lora, args.train_layers) {
+        (Some(r), _) => extra.extend(["--lora".to_string(), r.to_string()]),
+        (None, Some(k)) => extra.extend(["--train-layers".to_string(), k.to_string()]),
+        (None, None) => {}
+    }
+    torch_script(args, &extra)
+}
+
+/// The matrix products of one forward pass, and its model FLOPs.
+struct StepShapes {
+    /// Distinct `(rows, out, in)` of the layers' linear projections.
+    products: Vec<Mnk>,
+    /// Model FLOPs of one forward pass over the batch.
+    forward_flops: f64,
+}
+
+fn step_shapes(args: &BenchArgs, source: &ModelSource, device: &Device) -> Result<StepShapes> {
+    let encoder = w2s_models::Encoder::load(source, device)?;
+    let layers = encoder.linear_shapes();
+    let rows = args.batch * args.seq;
+    let mut products: Vec<Mnk> = Vec::new();
+    let mut flops = 0.0;
+    for layer in &layers {
+        for &(inp, out) in layer {
+            flops += 2.0 * (rows * inp * out) as f64;
+            if !products.contains(&(rows, out, inp)) {
+                products.push((rows, out, inp));
+            }
+        }
+        // q·kᵀ and p·v: 2 · t² · width multiply-adds per row, width the layer's input width.
+        let width = layer.first().map_or(0, |l| l.0);
+        flops += 4.0 * (args.batch * args.seq * args.seq * width) as f64;
+    }
+    Ok(StepShapes {
+        products,
+        forward_flops: flops,
+    })
+}
+
+/// A product's `(m, n, k)`.
+type Mnk = (usize, usize, usize);
+
+/// What `w2s bench gemm` (and every bench, for MFU) measured.
+struct GemmPeak {
+    /// `(shape, w2s GFLOP/s, PyTorch GFLOP/s)`.
+    rows: Vec<(Mnk, f64, Option<f64>)>,
+    peak: f64,
+}
+
+fn gemm_peak(args: &BenchArgs, shapes: &StepShapes) -> Result<GemmPeak> {
+    let mut all = shapes.products.clone();
+    all.push((2048, 2048, 2048));
+    let w2s: Vec<f64> = all
+        .iter()
+        .map(|&(m, n, k)| w2s_kernels::gemm_rate(m, n, k, 5))
+        .collect();
+    let torch: Vec<Option<f64>> = match torch_available(args) {
+        Ok(()) => {
+            let spec: Vec<String> = all.iter().map(|(m, n, k)| format!("{m},{n},{k}")).collect();
+            let extra = [
+                "gemm".to_string(),
+                "-".to_string(),
+                "--shapes".to_string(),
+                spec.join(";"),
+            ];
+            let v = torch_script(args, &extra)?;
+            (0..all.len()).map(|i| v["gflops"][i].as_f64()).collect()
+        }
+        Err(_) => vec![None; all.len()],
+    };
+    let peak = w2s
+        .iter()
+        .chain(torch.iter().flatten())
+        .fold(0f64, |m, &v| m.max(v));
+    Ok(GemmPeak {
+        rows: all
+            .into_iter()
+            .zip(w2s)
+            .zip(torch)
+            .map(|((s, w), t)| (s, w, t))
+            .collect(),
+        peak,
+    })
 }
 
 /// Runs `w2s bench`.
@@ -254,57 +392,153 @@ pub fn run(args: BenchArgs, _quiet: bool) -> Result<()> {
     let store = Store::open();
     let source = w2s_models::resolve(&args.model, &store)?;
     let device = w2s_models::default_device();
-    let w2s = w2s_side(&args, &source, &device)?;
-    let (w2s_tps, w2s_mb) = (w2s.tokens_per_second, w2s.peak_rss_mb);
-    let torch = if args.no_torch {
-        Err("PyTorch reference skipped (--no-torch)".to_string())
+    let cpu = cpu_model();
+    let shapes = step_shapes(&args, &source, &device)?;
+    let gemm = if device.is_cuda() {
+        None
     } else {
-        torch_side(&args, &source, &device)?
+        Some(gemm_peak(&args, &shapes)?)
+    };
+    if args.kind == BenchKind::Gemm {
+        return print_gemm(&args, &cpu, gemm.as_ref());
+    }
+    let full = args.lora.is_none() && args.train_layers.is_none();
+    let flops = match args.kind {
+        BenchKind::Train => 3.0 * shapes.forward_flops,
+        _ => shapes.forward_flops,
+    };
+    let tokens = (args.batch * args.seq) as f64;
+    let mfu = |tps: f64| -> Option<f64> {
+        let peak = gemm.as_ref()?.peak;
+        (full && peak > 0.0).then(|| flops * tps / tokens / (peak * 1e9))
+    };
+    let w2s = w2s_side(&args, &source, &device)?;
+    let composed = if args.composed {
+        w2s_kernels::set_enabled(false);
+        let side = w2s_side(&args, &source, &device)?;
+        w2s_kernels::set_enabled(true);
+        Some(side)
+    } else {
+        None
+    };
+    let (torch, torch_eager) = match torch_available(&args) {
+        Ok(()) => (
+            Ok(torch_side(&args, &source, &device, "sdpa")?),
+            Some(torch_side(&args, &source, &device, "eager")?),
+        ),
+        Err(note) => (Err(note), None),
     };
     let torch_tps = torch
         .as_ref()
         .ok()
         .and_then(|v| v["tokens_per_second"].as_f64());
-    let ratio = torch_tps.map(|t| w2s_tps / t);
+    let ratio = torch_tps.map(|t| w2s.tokens_per_second / t);
+    let side_json = |s: &W2sSide| {
+        serde_json::json!({"tokens_per_second": s.tokens_per_second, "peak_rss_mb": s.peak_rss_mb,
+            "check": s.check, "mfu": mfu(s.tokens_per_second)})
+    };
     if args.json {
         println!(
             "{}",
             serde_json::json!({
                 "kind": format!("{:?}", args.kind).to_lowercase(), "model": args.model,
                 "batch": args.batch, "seq": args.seq, "steps": args.steps, "dtype": args.dtype,
-                "adapt": format!("{:?}", adapt_of(&args)), "device": w2s.device,
-                "w2s": {"tokens_per_second": w2s_tps, "peak_rss_mb": w2s_mb, "check": w2s.check},
-                "pytorch": torch.as_ref().ok(), "ratio_w2s_over_pytorch": ratio,
-                "note": torch.as_ref().err(),
+                "adapt": format!("{:?}", adapt_of(&args)), "device": w2s.device, "cpu": cpu,
+                "model_flops_per_step": flops, "matmul_peak_gflops": gemm.as_ref().map(|g| g.peak),
+                "w2s": side_json(&w2s), "w2s_composed": composed.as_ref().map(side_json),
+                "pytorch": torch.as_ref().ok(), "pytorch_eager": torch_eager,
+                "ratio_w2s_over_pytorch": ratio, "note": torch.as_ref().err(),
             })
         );
         return Ok(());
     }
     println!(
-        "{:?} {} batch {} x {} tokens, {} timed steps, {} on {}",
+        "{:?} {} batch {} x {} tokens, median of {} steps, {} on {}",
         args.kind, args.model, args.batch, args.seq, args.steps, args.dtype, w2s.device
     );
-    println!(
-        "  w2s      {w2s_tps:>9.0} tokens/s   peak RSS {w2s_mb:>6.0} MB   {} {:.6}",
-        if args.kind == BenchKind::Train {
-            "loss"
-        } else {
-            "mean feature"
-        },
-        w2s.check
-    );
-    match &torch {
-        Ok(v) => println!(
-            "  pytorch  {:>9.0} tokens/s   peak RSS {:>6.0} MB   (torch {}, {} threads)",
-            v["tokens_per_second"].as_f64().unwrap_or(f64::NAN),
+    println!("  cpu      {cpu}");
+    if let Some(g) = &gemm {
+        println!(
+            "  matmul peak {:.0} GFLOP/s (the highest rate of `w2s bench gemm`); step {:.1} GFLOP",
+            g.peak,
+            flops / 1e9
+        );
+    }
+    let what = if args.kind == BenchKind::Train {
+        "loss"
+    } else {
+        "mean feature"
+    };
+    let mfu_text =
+        |tps: f64| mfu(tps).map_or(String::new(), |m| format!("MFU {:>3.0}%", 100.0 * m));
+    let line = |name: &str, s: &W2sSide| {
+        println!(
+            "  {name:<14} {:>7.0} tokens/s   peak RSS {:>6.0} MB   {}   {what} {:.6}",
+            s.tokens_per_second,
+            s.peak_rss_mb,
+            mfu_text(s.tokens_per_second),
+            s.check
+        )
+    };
+    line("w2s", &w2s);
+    if let Some(c) = &composed {
+        line("w2s composed", c);
+    }
+    let torch_line = |name: &str, v: &serde_json::Value| {
+        let tps = v["tokens_per_second"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "  {name:<14} {tps:>7.0} tokens/s   peak RSS {:>6.0} MB   {}   (torch {}, {} threads)",
             v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
+            mfu_text(tps),
             v["torch"].as_str().unwrap_or("?"),
             v["threads"]
-        ),
+        )
+    };
+    match &torch {
+        Ok(v) => torch_line("pytorch sdpa", v),
         Err(note) => println!("  {note}"),
     }
-    if let Some(r) = ratio {
-        println!("  ratio w2s / pytorch = {r:.2}");
+    if let Some(v) = &torch_eager {
+        torch_line("pytorch eager", v);
     }
+    if let Some(c) = &composed {
+        println!(
+            "  fused / composed = {:.2}",
+            w2s.tokens_per_second / c.tokens_per_second
+        );
+    }
+    if let Some(r) = ratio {
+        println!("  ratio w2s / pytorch (sdpa) = {r:.2}");
+    }
+    Ok(())
+}
+
+fn print_gemm(args: &BenchArgs, cpu: &str, gemm: Option<&GemmPeak>) -> Result<()> {
+    let Some(g) = gemm else {
+        bail!("w2s bench gemm times the CPU gemm; run it with W2S_DEVICE=cpu")
+    };
+    if args.json {
+        let rows: Vec<serde_json::Value> = g
+            .rows
+            .iter()
+            .map(|((m, n, k), w, t)| serde_json::json!({"m": m, "n": n, "k": k, "w2s_gflops": w, "pytorch_gflops": t}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"kind": "gemm", "model": args.model, "cpu": cpu, "shapes": rows, "peak_gflops": g.peak})
+        );
+        return Ok(());
+    }
+    println!("f32 matmul [m, k] x [n, k]^T, median of 5 after a warm-up, every thread");
+    println!("  cpu      {cpu}");
+    println!("  {:>18}   {:>10}   {:>10}", "m x n x k", "w2s", "pytorch");
+    for ((m, n, k), w, t) in &g.rows {
+        let t = t.map_or("-".to_string(), |t| format!("{t:.0}"));
+        println!(
+            "  {:>18}   {w:>10.0}   {t:>10}   GFLOP/s",
+            format!("{m}x{n}x{k}")
+        );
+    }
+    println!("  peak {:.0} GFLOP/s", g.peak);
     Ok(())
 }

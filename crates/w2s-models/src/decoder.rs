@@ -11,7 +11,8 @@
 use crate::arch::{Architecture, Backbone, ConfigFile, Pooling};
 use crate::error::{CandleContext, Result};
 use crate::nn::{
-    attend, decoder_bias, linear_b, Activation, Embedding, Linear, RmsNorm, Visibility,
+    attend, decoder_bias, linear_b, Activation, AttentionShape, Embedding, Linear, RmsNorm,
+    Visibility,
 };
 use crate::rope::{apply_rope, RopeSpec};
 use candle_core::{DType, Module, Tensor};
@@ -266,33 +267,19 @@ impl Attention {
         rope: &(Tensor, Tensor),
         bias: &Tensor,
     ) -> candle_core::Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
         let q = self.heads_of(&self.q.forward(x)?, self.heads, &self.q_norm)?;
         let k = self.heads_of(&self.k.forward(x)?, self.kv_heads, &self.k_norm)?;
-        let v = self.heads_of(&self.v.forward(x)?, self.kv_heads, &None)?;
         let q = apply_rope(&q, &rope.0, &rope.1)?;
-        let groups = self.heads / self.kv_heads;
-        let k = repeat_kv(&apply_rope(&k, &rope.0, &rope.1)?, groups)?;
-        let v = repeat_kv(&v, groups)?;
-        let ctx = attend(&q, &k.contiguous()?, &v, bias, self.scale)?;
-        let ctx = ctx
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, t, self.heads * self.head_dim))?;
+        let k = apply_rope(&k, &rope.0, &rope.1)?;
+        // v stays `[b, t, kv·d]` and shared key/value heads are read, not repeated.
+        let shape = AttentionShape {
+            heads: self.heads,
+            kv_heads: self.kv_heads,
+            scale: self.scale,
+        };
+        let ctx = attend(&q, &k, &self.v.forward(x)?, bias, shape)?;
         self.o.forward(&ctx)
     }
-}
-
-/// `[b, kv, t, d]` → `[b, kv·n, t, d]`, each key/value head serving `n` query heads.
-pub fn repeat_kv(x: &Tensor, n: usize) -> candle_core::Result<Tensor> {
-    if n == 1 {
-        return Ok(x.clone());
-    }
-    let (b, kv, t, d) = x.dims4()?;
-    x.unsqueeze(2)?
-        .broadcast_as((b, kv, n, t, d))?
-        .contiguous()?
-        .reshape((b, kv * n, t, d))
 }
 
 #[derive(Debug, Clone)]
@@ -305,7 +292,7 @@ struct Mlp {
 
 impl Mlp {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let g = self.act.forward(&self.gate.forward(x)?)?;
+        let g = self.gate.forward_act(x, self.act)?;
         self.down.forward(&(g * self.up.forward(x)?)?)
     }
 }

@@ -236,6 +236,21 @@ impl Encoder {
         self.backbone.layer_linears_mut()
     }
 
+    /// `(in, out)` of every linear projection inside the layers, layer by layer: what the matrix
+    /// products of a forward pass multiply (`w2s bench` counts FLOPs from it).
+    pub fn linear_shapes(&self) -> Vec<Vec<(usize, usize)>> {
+        let mut copy = self.backbone.boxed_clone();
+        copy.layer_linears_mut()
+            .into_iter()
+            .map(|layer| {
+                layer
+                    .into_iter()
+                    .filter_map(|(_, l)| l.dims().ok())
+                    .collect()
+            })
+            .collect()
+    }
+
     /// The device the weights live on.
     pub fn device(&self) -> &Device {
         &self.device

@@ -7,8 +7,8 @@
 use crate::arch::{Architecture, Backbone, ConfigFile, Pooling};
 use crate::error::{CandleContext, Result};
 use crate::nn::{
-    attend, conv1d, decoder_bias, merge_heads, split_heads, Activation, Embedding, LayerNorm,
-    Linear, Visibility,
+    attend, conv1d, decoder_bias, Activation, AttentionShape, Embedding, LayerNorm, Linear,
+    Visibility,
 };
 use candle_core::{DType, Module, Tensor, D};
 use candle_nn::VarBuilder;
@@ -94,14 +94,18 @@ impl Block {
     fn forward(&self, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
         let qkv = self.c_attn.forward(&self.ln_1.forward(x)?)?;
         let d = x.dim(D::Minus1)?;
-        let heads = |i: usize| split_heads(&qkv.narrow(D::Minus1, i * d, d)?, self.heads);
-        let ctx = attend(&heads(0)?, &heads(1)?, &heads(2)?, bias, self.scale)?;
-        let x = (x + self.c_proj.forward(&merge_heads(&ctx)?)?)?;
-        let m = self.mlp_proj.forward(
-            &self
-                .act
-                .forward(&self.c_fc.forward(&self.ln_2.forward(&x)?)?)?,
-        )?;
+        // Thirds of the fused projection, read in place by the attention.
+        let part = |i: usize| qkv.narrow(D::Minus1, i * d, d);
+        let shape = AttentionShape {
+            heads: self.heads,
+            kv_heads: self.heads,
+            scale: self.scale,
+        };
+        let ctx = attend(&part(0)?, &part(1)?, &part(2)?, bias, shape)?;
+        let x = (x + self.c_proj.forward(&ctx)?)?;
+        let m = self
+            .mlp_proj
+            .forward(&self.c_fc.forward_act(&self.ln_2.forward(&x)?, self.act)?)?;
         x + m
     }
 }

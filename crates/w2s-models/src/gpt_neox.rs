@@ -7,7 +7,7 @@
 use crate::arch::{Architecture, Backbone, ConfigFile, Pooling};
 use crate::error::{CandleContext, Result};
 use crate::nn::{
-    attend, decoder_bias, linear_b, merge_heads, Activation, Embedding, LayerNorm, Linear,
+    attend, decoder_bias, linear_b, Activation, AttentionShape, Embedding, LayerNorm, Linear,
     Visibility,
 };
 use crate::rope::{apply_rope, RopeSpec};
@@ -100,8 +100,13 @@ impl Layer {
         let part = |i: usize| qkv.narrow(D::Minus1, i * hd, hd)?.contiguous();
         let q = apply_rope(&part(0)?, &rope.0, &rope.1)?;
         let k = apply_rope(&part(1)?, &rope.0, &rope.1)?;
-        let ctx = attend(&q, &k, &part(2)?, bias, 1.0 / (hd as f64).sqrt())?;
-        self.dense.forward(&merge_heads(&ctx)?)
+        let shape = AttentionShape {
+            heads: self.heads,
+            kv_heads: self.heads,
+            scale: 1.0 / (hd as f64).sqrt(),
+        };
+        let ctx = attend(&q, &k, &part(2)?, bias, shape)?;
+        self.dense.forward(&ctx)
     }
 
     fn forward(
@@ -113,7 +118,7 @@ impl Layer {
         let mlp = |h: &Tensor| -> candle_core::Result<Tensor> {
             let h = self.post_attention_layernorm.forward(h)?;
             self.four_h_to_h
-                .forward(&self.act.forward(&self.h_to_4h.forward(&h)?)?)
+                .forward(&self.h_to_4h.forward_act(&h, self.act)?)
         };
         let a = self.attention(&self.input_layernorm.forward(x)?, rope, bias)?;
         if self.parallel {

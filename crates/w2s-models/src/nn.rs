@@ -1,18 +1,20 @@
 //! Building blocks that keep the autograd graph intact.
 //!
 //! candle's fused `layer_norm` and `softmax_last_dim` have no backward pass: a model built on them
-//! silently trains only the layers above the last norm. These blocks use the fused kernels only
-//! when nothing upstream needs a gradient (`Tensor::track_op` is false, as in feature extraction),
-//! and otherwise compose differentiable primitives.
+//! silently trains only the layers above the last norm. These blocks call `w2s-kernels`, whose
+//! fused CPU ops have a backward, and which composes differentiable candle ops on other devices
+//! and dtypes.
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
+pub use w2s_kernels::AttentionShape;
+use w2s_kernels::{Act, AttentionShape as Shape};
 
 /// LayerNorm over the last dimension with weight and bias (HF names `weight`, `bias`).
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
     weight: Tensor,
     bias: Tensor,
-    eps: f32,
+    eps: f64,
 }
 
 impl LayerNorm {
@@ -21,21 +23,14 @@ impl LayerNorm {
         Ok(LayerNorm {
             weight: vb.get(dim, "weight")?,
             bias: vb.get(dim, "bias")?,
-            eps: eps as f32,
+            eps,
         })
     }
 }
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let needs_grad = x.track_op() || self.weight.track_op() || self.bias.track_op();
-        let (w, b) = (cast(&self.weight, x.dtype())?, cast(&self.bias, x.dtype())?);
-        if needs_grad || x.dtype() != DType::F32 {
-            // Statistics in f32 whatever the compute dtype (layer_norm_slow upcasts).
-            candle_nn::ops::layer_norm_slow(x, &w, &b, self.eps)
-        } else {
-            candle_nn::ops::layer_norm(x, &w, &b, self.eps)
-        }
+        w2s_kernels::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
 }
 
@@ -43,15 +38,6 @@ impl Module for LayerNorm {
 /// so f32 trained weights used in a bf16 forward still receive their gradient.
 pub fn cast(t: &Tensor, dtype: DType) -> Result<Tensor> {
     t.to_dtype(dtype)
-}
-
-/// Softmax over the last dimension; differentiable whenever its input is part of a graph.
-pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    if x.track_op() {
-        candle_nn::ops::softmax(x, D::Minus1)
-    } else {
-        candle_nn::ops::softmax_last_dim(x)
-    }
 }
 
 /// A token or position embedding table (HF name `weight`, `[rows, dim]`).
@@ -77,11 +63,11 @@ impl Embedding {
     }
 }
 
-/// A Linear layer with HF names (`weight` as `[out, in]`, `bias`).
+/// A Linear layer with HF names (`weight` as `[out, in]`, `bias`), optionally with LoRA.
 ///
-/// Unlike `candle_nn::Linear`, inputs with leading batch dimensions are flattened to one 2-D
-/// matmul: candle's broadcast matmul materialises a `[batch, in, out]` weight gradient before
-/// summing it, which made a fine-tuning step several times slower.
+/// The product, bias and an activation run as one `w2s-kernels` op (one 2-D product over all
+/// leading dimensions either way: candle's broadcast matmul would materialise a
+/// `[batch, in, out]` weight gradient before summing it).
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Tensor,
@@ -111,30 +97,28 @@ impl Linear {
     pub fn set_lora(&mut self, lora: Option<Lora>) {
         self.lora = lora;
     }
+
+    /// `act(x·Wᵀ + b)`, the activation fused into the same op when there is no adapter.
+    pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+        let Some(l) = &self.lora else {
+            return w2s_kernels::linear(x, &self.weight, self.bias.as_ref(), act.kernel());
+        };
+        let y = w2s_kernels::linear(x, &self.weight, self.bias.as_ref(), Act::Identity)?;
+        let (rows, inner) = (x.elem_count() / x.dim(D::Minus1)?.max(1), x.dim(D::Minus1)?);
+        let dt = x.dtype();
+        let (a, b) = (cast(&l.a, dt)?, cast(&l.b, dt)?);
+        let update = x.reshape((rows, inner))?.matmul(&a.t()?)?.matmul(&b.t()?)?;
+        let update = (update.reshape(y.shape())? * l.scale)?;
+        act.forward(&(y + update)?)
+    }
 }
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims();
-        let (rows, inner) = match dims {
-            [] => return Err(candle_core::Error::Msg("linear on a scalar".into())),
-            [.., last] => (x.elem_count() / last.max(&1), *last),
-        };
-        let mut out_shape = dims.to_vec();
-        let out_dim = self.weight.dim(0)?;
-        *out_shape.last_mut().expect("non-empty") = out_dim;
-        let x2 = x.reshape((rows, inner))?;
-        let dt = x.dtype();
-        let mut y = x2.matmul(&cast(&self.weight, dt)?.t()?)?;
-        if let Some(bias) = &self.bias {
-            y = y.broadcast_add(&cast(bias, dt)?)?;
+        match &self.lora {
+            None => w2s_kernels::linear(x, &self.weight, self.bias.as_ref(), Act::Identity),
+            Some(_) => self.forward_act(x, Activation::Identity),
         }
-        if let Some(l) = &self.lora {
-            let a = cast(&l.a, dt)?;
-            let b = cast(&l.b, dt)?;
-            y = (y + (x2.matmul(&a.t()?)?.matmul(&b.t()?)? * l.scale)?)?;
-        }
-        y.reshape(out_shape)
     }
 }
 
@@ -189,28 +173,7 @@ impl RmsNorm {
 
 impl Module for RmsNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dtype = x.dtype();
-        if !(x.track_op() || self.weight.track_op()) && dtype == DType::F32 {
-            let scale = if self.plus_one {
-                (&self.weight + 1.0)?
-            } else {
-                self.weight.clone()
-            };
-            return candle_nn::ops::rms_norm(x, &scale, self.eps as f32);
-        }
-        // Statistics in f32, as Hugging Face computes them for every dtype; Llama scales after
-        // casting back, Gemma before (the two round differently in bf16).
-        let xf = x.to_dtype(DType::F32)?;
-        let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = xf.broadcast_div(&(ms + self.eps)?.sqrt()?)?;
-        if self.plus_one {
-            let scale = (self.weight.to_dtype(DType::F32)? + 1.0)?;
-            normed.broadcast_mul(&scale)?.to_dtype(dtype)
-        } else {
-            normed
-                .to_dtype(dtype)?
-                .broadcast_mul(&cast(&self.weight, dtype)?)
-        }
+        w2s_kernels::rms_norm(x, &self.weight, self.eps, self.plus_one)
     }
 }
 
@@ -256,11 +219,10 @@ pub fn decoder_bias(mask: &Tensor, vis: Visibility, dtype: DType) -> Result<Tens
     attention_bias(mask, dtype)?.broadcast_add(&pattern)
 }
 
-/// Scaled dot-product attention over `[b, heads, t, d]` queries, keys and values with an additive
-/// bias broadcastable to `[b, heads, t, t]`: `softmax(q·kᵀ·scale + bias)·v`.
-pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, scale: f64) -> Result<Tensor> {
-    let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(bias)?;
-    softmax_last_dim(&scores)?.matmul(v)
+/// Scaled dot-product attention `softmax(q·kᵀ·scale + bias)·v`, merged as `[b, t, heads·d]`;
+/// q, k, v are `[b, heads, t, d]` or `[b, t, heads·d]` (see [`w2s_kernels::attention`]).
+pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, shape: Shape) -> Result<Tensor> {
+    w2s_kernels::attention(q, k, v, bias, shape)
 }
 
 /// Positions of RoBERTa-style models: `pad + 1, pad + 2, …` over the real tokens of each row,
@@ -286,6 +248,8 @@ pub fn positions_after_padding(mask: &Tensor, pad: u32) -> Result<Tensor> {
 /// A feed-forward activation, named as in Hugging Face configs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
+    /// None (a plain Linear).
+    Identity,
     /// Exact GELU with erf (`gelu`).
     GeluErf,
     /// GELU's tanh approximation (`gelu_new`, `gelu_pytorch_tanh`, `gelu_fast`).
@@ -315,9 +279,22 @@ impl Activation {
         })
     }
 
-    /// Applies the activation.
+    /// The same activation in the fused kernels.
+    pub fn kernel(self) -> Act {
+        match self {
+            Activation::Identity => Act::Identity,
+            Activation::GeluErf => Act::GeluErf,
+            Activation::GeluTanh => Act::GeluTanh,
+            Activation::QuickGelu => Act::QuickGelu,
+            Activation::Silu => Act::Silu,
+            Activation::Relu => Act::Relu,
+        }
+    }
+
+    /// Applies the activation (composed candle ops).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
+            Activation::Identity => Ok(x.clone()),
             Activation::GeluErf => x.gelu_erf(),
             Activation::GeluTanh => x.gelu(),
             Activation::QuickGelu => x.broadcast_mul(&candle_nn::ops::sigmoid(&(x * 1.702)?)?),
@@ -325,20 +302,6 @@ impl Activation {
             Activation::Relu => x.relu(),
         }
     }
-}
-
-/// Splits `[b, t, heads*d]` into `[b, heads, t, d]`.
-pub fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
-    let (b, t, h) = x.dims3()?;
-    x.reshape((b, t, heads, h / heads))?
-        .transpose(1, 2)?
-        .contiguous()
-}
-
-/// Merges `[b, heads, t, d]` back into `[b, t, heads*d]`.
-pub fn merge_heads(x: &Tensor) -> Result<Tensor> {
-    let (b, heads, t, d) = x.dims4()?;
-    x.transpose(1, 2)?.contiguous()?.reshape((b, t, heads * d))
 }
 
 /// HF names of the attention sub-modules of one encoder layer (they differ between BERT and MPNet).
@@ -419,15 +382,19 @@ impl EncoderLayer {
 
     /// `x [b, t, h]` → `[b, t, h]`; `bias` is added to the attention scores (mask, position bias).
     pub fn forward(&self, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
-        let q = split_heads(&self.q.forward(x)?, self.heads)?;
-        let k = split_heads(&self.k.forward(x)?, self.heads)?;
-        let v = split_heads(&self.v.forward(x)?, self.heads)?;
-        let scale = 1.0 / (q.dim(D::Minus1)? as f64).sqrt();
-        let ctx = merge_heads(&attend(&q, &k, &v, bias, scale)?)?;
+        // q, k, v stay `[b, t, heads·d]`: the attention reads the heads in place.
+        let (q, k, v) = (self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?);
+        let scale = 1.0 / ((q.dim(D::Minus1)? / self.heads) as f64).sqrt();
+        let shape = Shape {
+            heads: self.heads,
+            kv_heads: self.heads,
+            scale,
+        };
+        let ctx = attend(&q, &k, &v, bias, shape)?;
         let a = self.attn_norm.forward(&(self.o.forward(&ctx)? + x)?)?;
         let f = self
             .output
-            .forward(&self.act.forward(&self.intermediate.forward(&a)?)?)?;
+            .forward(&self.intermediate.forward_act(&a, self.act)?)?;
         self.out_norm.forward(&(f + a)?)
     }
 }
@@ -477,20 +444,5 @@ mod tests {
                     > 0.0
             );
         }
-    }
-
-    #[test]
-    fn softmax_is_differentiable_and_normalised() {
-        let x = Var::new(&[[1f32, 2., 3.]], &Device::Cpu).unwrap();
-        let y = softmax_last_dim(x.as_tensor()).unwrap();
-        let v = y.to_vec2::<f32>().unwrap()[0].clone();
-        let z: f32 = [1f32, 2., 3.].iter().map(|a| a.exp()).sum();
-        assert!((v[2] - 3f32.exp() / z).abs() < 1e-6);
-        let w = Tensor::new(&[[1f32, 0., 0.]], &Device::Cpu).unwrap();
-        let grads = (y * w).unwrap().sum_all().unwrap().backward().unwrap();
-        let g = grads.get(x.as_tensor()).unwrap().to_vec2::<f32>().unwrap()[0].clone();
-        // d p0 / d x0 = p0 (1 - p0)
-        let p0 = 1f32.exp() / z;
-        assert!((g[0] - p0 * (1.0 - p0)).abs() < 1e-6, "{g:?}");
     }
 }

@@ -10,6 +10,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor, Var};
 use candle_nn::{AdamW as ComposedAdamW, Optimizer, ParamsAdamW};
+use rayon::prelude::*;
 use std::sync::Mutex;
 
 /// First and second moments of one parameter, flat, in its storage order.
@@ -63,23 +64,32 @@ impl candle_core::InplaceOp2 for Step<'_> {
                 m.len()
             );
         }
-        for (((w, &g), m), v) in theta
-            .iter_mut()
-            .zip(grad)
-            .zip(m.iter_mut())
-            .zip(v.iter_mut())
-        {
-            // candle: m·β₁ + g·(1-β₁); v·β₂ + g²·(1-β₂); each `x * c` is affine(c, 0).
-            let next_m = (*m * self.beta1 + 0.0) + (g * self.one_minus_beta1 + 0.0);
-            let next_v = (*v * self.beta2 + 0.0) + ((g * g) * self.one_minus_beta2 + 0.0);
-            let m_hat = next_m * self.scale_m + 0.0;
-            let v_hat = next_v * self.scale_v + 0.0;
-            let decayed = *w * self.decay + 0.0;
-            let adjusted = m_hat / (v_hat.sqrt() * 1.0 + self.eps);
-            *w = decayed - (adjusted * self.lr + 0.0);
-            *m = next_m;
-            *v = next_v;
-        }
+        // Element-wise, so chunks run in parallel and the result is the same bit for bit.
+        const CHUNK: usize = 1 << 15;
+        theta
+            .par_chunks_mut(CHUNK)
+            .zip(grad.par_chunks(CHUNK))
+            .zip(m.par_chunks_mut(CHUNK))
+            .zip(v.par_chunks_mut(CHUNK))
+            .for_each(|(((theta, grad), m), v)| {
+                for (((w, &g), m), v) in theta
+                    .iter_mut()
+                    .zip(grad)
+                    .zip(m.iter_mut())
+                    .zip(v.iter_mut())
+                {
+                    // candle: m·β₁ + g·(1-β₁); v·β₂ + g²·(1-β₂); each `x * c` is affine(c, 0).
+                    let next_m = (*m * self.beta1 + 0.0) + (g * self.one_minus_beta1 + 0.0);
+                    let next_v = (*v * self.beta2 + 0.0) + ((g * g) * self.one_minus_beta2 + 0.0);
+                    let m_hat = next_m * self.scale_m + 0.0;
+                    let v_hat = next_v * self.scale_v + 0.0;
+                    let decayed = *w * self.decay + 0.0;
+                    let adjusted = m_hat / (v_hat.sqrt() * 1.0 + self.eps);
+                    *w = decayed - (adjusted * self.lr + 0.0);
+                    *m = next_m;
+                    *v = next_v;
+                }
+            });
         Ok(())
     }
 }
@@ -163,6 +173,62 @@ impl AdamW {
             c.step(grads)?;
         }
         Ok(())
+    }
+}
+
+/// `acc += g` element by element, in place.
+struct AddAssign;
+
+impl candle_core::InplaceOp2 for AddAssign {
+    fn name(&self) -> &'static str {
+        "add-assign"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
+        let (CpuStorage::F32(acc), CpuStorage::F32(g)) = (s1, s2) else {
+            candle_core::bail!("add-assign: f32 only");
+        };
+        let (Some((a0, a1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("add-assign: contiguous tensors only");
+        };
+        if a1 - a0 != g1 - g0 {
+            candle_core::bail!("add-assign: {} against {} elements", a1 - a0, g1 - g0);
+        }
+        acc[a0..a1]
+            .par_chunks_mut(1 << 15)
+            .zip(g[g0..g1].par_chunks(1 << 15))
+            .for_each(|(acc, g)| {
+                for (a, &b) in acc.iter_mut().zip(g) {
+                    *a += b;
+                }
+            });
+        Ok(())
+    }
+}
+
+/// Adds gradient `g` into the accumulated gradient `acc` in place when both are contiguous f32
+/// on the CPU (accumulation across minibatches without a fresh buffer per parameter); returns
+/// `acc + g` as a new tensor otherwise. `acc` must be a gradient owned by the caller (a
+/// `GradStore` entry backward made), never a tensor shared with the model.
+pub fn accumulate(acc: Tensor, g: &Tensor) -> Result<Tensor> {
+    let fits = acc.device().is_cpu()
+        && acc.dtype() == DType::F32
+        && g.dtype() == DType::F32
+        && acc.shape() == g.shape()
+        && acc.is_contiguous()
+        && g.is_contiguous();
+    if fits {
+        acc.inplace_op2(g, &AddAssign)?;
+        Ok(acc)
+    } else {
+        acc + g
     }
 }
 

@@ -371,8 +371,8 @@ pub fn batch_gradients(
             Some(mut acc) => {
                 for var in vars {
                     if let Some(g) = grads.get(var) {
-                        let sum = match acc.get(var) {
-                            Some(a) => (a + g)?,
+                        let sum = match acc.remove(var) {
+                            Some(a) => crate::adamw::accumulate(a, g)?,
                             None => g.clone(),
                         };
                         acc.insert(var, sum);

@@ -1,0 +1,92 @@
+//! Fused CPU kernels with a backward pass, as candle custom ops.
+//!
+//! candle 0.11's CPU backend composes attention, norms and activations from many small ops, each
+//! allocating its output, several single-threaded, and has no backward for its own fused norms and
+//! softmax. Each op here computes forward in one or two parallel passes, keeps what its backward
+//! needs (softmax probabilities, a norm's per-row statistics, a pre-activation), and computes
+//! every input gradient directly. They run on the CPU in f32 (and f64, for the finite-difference
+//! tests); on CUDA and in bf16/f16 each entry point takes the composed path it replaces, which
+//! stays here too so that tests compare the two.
+//!
+//! `W2S_FUSED=0` (or [`set_enabled`]) switches every entry point to the composed path: `w2s
+//! bench` measures both in one invocation.
+pub mod attention;
+pub mod linear;
+mod matmul;
+pub mod norm;
+pub mod real;
+
+pub use attention::{attention, composed_attention, fused_attention, repeat_kv, AttentionShape};
+pub use linear::{composed_linear, fused_linear, linear, Act};
+pub use norm::{
+    composed_layer_norm, composed_rms_norm, fused_layer_norm, fused_rms_norm, layer_norm, rms_norm,
+};
+
+use candle_core::{DType, Tensor};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// 0: not read yet; 1: on; 2: off.
+static ENABLED: AtomicU8 = AtomicU8::new(0);
+
+/// Whether the entry points use the fused kernels (default on; `W2S_FUSED=0` turns them off).
+pub fn enabled() -> bool {
+    match ENABLED.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let on = std::env::var("W2S_FUSED").map_or(true, |v| v != "0");
+            ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+            on
+        }
+    }
+}
+
+/// Turns the fused kernels on or off for the whole process.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+/// True when the fused kernels are on and every tensor is on the CPU in the same f32/f64 dtype.
+pub(crate) fn use_fused(tensors: &[&Tensor]) -> bool {
+    let Some(first) = tensors.first() else {
+        return false;
+    };
+    let dtype = first.dtype();
+    enabled()
+        && matches!(dtype, DType::F32 | DType::F64)
+        && tensors
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == dtype)
+}
+
+/// Measured f32 matrix-product rate of the kernels' gemm, in GFLOP/s: the median of `reps` timed
+/// products `[m, k]·[n, k]ᵀ` (a Linear's forward) after one warm-up, on every thread of the pool.
+pub fn gemm_rate(m: usize, n: usize, k: usize, reps: usize) -> f64 {
+    let a: Vec<f32> = (0..m * k).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
+    let b: Vec<f32> = (0..n * k).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
+    let mut c = vec![0f32; m * n];
+    let mut times = Vec::with_capacity(reps);
+    for rep in 0..=reps.max(1) {
+        let start = std::time::Instant::now();
+        // SAFETY: the three buffers have exactly the sizes the strides address.
+        unsafe {
+            matmul::matmul(
+                m,
+                n,
+                k,
+                c.as_mut_ptr(),
+                n as isize,
+                false,
+                matmul::Mat::rows(a.as_ptr(), k),
+                matmul::Mat::rows(b.as_ptr(), k).t(),
+                1.0,
+                matmul::Threads::All,
+            );
+        }
+        if rep > 0 {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    2.0 * (m * n * k) as f64 / times[times.len() / 2] / 1e9
+}

@@ -1,0 +1,454 @@
+//! `act(x·Wᵀ + b)` as one op with a backward pass.
+//!
+//! Composed, candle's backward of `x.matmul(W.t())` comes back through the transpose as a strided
+//! copy, the bias gradient is a serial reduction over rows, and GELU's backward is about a dozen
+//! ops with a scalar erf. Here backward computes `dz = g ⊙ act′(z)` in one parallel pass,
+//! `dx = dz·W`, `dW = dzᵀ·x` directly as `[out, in]`, and `db` as per-thread column sums.
+use crate::matmul::{matmul, Mat, Threads};
+use crate::real::Real;
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// Rows a parallel element-wise task takes at a time.
+const ROWS_PER_TASK: usize = 32;
+
+/// The activation applied after the bias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    /// None: a plain Linear.
+    Identity,
+    /// Exact GELU, `z·Φ(z)`.
+    GeluErf,
+    /// GELU's tanh approximation.
+    GeluTanh,
+    /// `z·σ(1.702z)`.
+    QuickGelu,
+    /// `z·σ(z)`.
+    Silu,
+    /// `max(z, 0)`.
+    Relu,
+}
+
+/// Runs `$body` with `$f` bound to the activation's `z ↦ (act(z), act′(z))` as a plain
+/// function, so each element loop is compiled (and vectorised) for one activation.
+macro_rules! with_act {
+    ($act:expr, |$f:ident| $body:expr) => {
+        match $act {
+            Act::Identity => {
+                let $f = identity::<T>;
+                $body
+            }
+            Act::GeluErf => {
+                let $f = gelu_erf::<T>;
+                $body
+            }
+            Act::GeluTanh => {
+                let $f = gelu_tanh::<T>;
+                $body
+            }
+            Act::QuickGelu => {
+                let $f = quick_gelu::<T>;
+                $body
+            }
+            Act::Silu => {
+                let $f = silu::<T>;
+                $body
+            }
+            Act::Relu => {
+                let $f = relu::<T>;
+                $body
+            }
+        }
+    };
+}
+
+#[inline(always)]
+fn identity<T: Real>(z: T) -> (T, T) {
+    (z, T::ONE)
+}
+
+#[inline(always)]
+fn gelu_erf<T: Real>(z: T) -> (T, T) {
+    let half = T::of(0.5);
+    let cdf = half * (T::ONE + (z * T::of(std::f64::consts::FRAC_1_SQRT_2)).erf());
+    let pdf = (-half * z * z).exp() * T::of(0.398_942_280_401_432_7);
+    (z * cdf, cdf + z * pdf)
+}
+
+#[inline(always)]
+fn gelu_tanh<T: Real>(z: T) -> (T, T) {
+    let (half, c, a) = (T::of(0.5), T::of(0.797_884_560_802_865_4), T::of(0.044_715));
+    let th = (c * (z + a * z * z * z)).tanh();
+    let y = half * z * (T::ONE + th);
+    let dy = half * (T::ONE + th)
+        + half * z * (T::ONE - th * th) * c * (T::ONE + T::of(3.0) * a * z * z);
+    (y, dy)
+}
+
+#[inline(always)]
+fn sigmoid_gate<T: Real>(z: T, k: T) -> (T, T) {
+    let s = T::ONE / (T::ONE + (-(k * z)).exp());
+    (z * s, s + k * z * s * (T::ONE - s))
+}
+
+#[inline(always)]
+fn quick_gelu<T: Real>(z: T) -> (T, T) {
+    sigmoid_gate(z, T::of(1.702))
+}
+
+#[inline(always)]
+fn silu<T: Real>(z: T) -> (T, T) {
+    sigmoid_gate(z, T::ONE)
+}
+
+#[inline(always)]
+fn relu<T: Real>(z: T) -> (T, T) {
+    if z > T::ZERO {
+        (z, T::ONE)
+    } else {
+        (T::ZERO, T::ZERO)
+    }
+}
+
+struct Linear {
+    act: Act,
+    keep: bool,
+    /// The pre-activation `z` (kept only when there is an activation).
+    saved: Mutex<Option<CpuStorage>>,
+}
+
+/// A 2-D weight's strides and offset (frozen weights may be transposed views, as GPT-2's are).
+fn weight_mat<T>(base: *const T, l: &Layout, op: &str) -> Result<(Mat<T>, usize, usize)> {
+    let [out, inp] = l.dims() else {
+        candle_core::bail!("{op}: the weight must be [out, in], got {:?}", l.dims())
+    };
+    let s = l.stride();
+    Ok((
+        Mat {
+            ptr: base.wrapping_add(l.start_offset()),
+            rs: s[0] as isize,
+            cs: s[1] as isize,
+        },
+        *out,
+        *inp,
+    ))
+}
+
+impl Linear {
+    fn forward<T: Real>(
+        &self,
+        (sx, lx): (&CpuStorage, &Layout),
+        (sw, lw): (&CpuStorage, &Layout),
+        bias: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let n = "fused-linear";
+        let x = T::contiguous(sx, lx, n)?;
+        let (w, out_dim, in_dim) = weight_mat(T::all(sw, n)?.as_ptr(), lw, n)?;
+        let b = match bias {
+            Some((s, l)) => Some(T::contiguous(s, l, n)?),
+            None => None,
+        };
+        let dims = lx.dims();
+        if dims.last() != Some(&in_dim) || b.is_some_and(|b| b.len() != out_dim) {
+            candle_core::bail!("{n}: input {dims:?} against a weight [{out_dim}, {in_dim}]");
+        }
+        let rows = x.len() / in_dim.max(1);
+        let mut z = vec![T::ZERO; rows * out_dim];
+        // SAFETY: x and W are live for the call and z is ours.
+        unsafe {
+            matmul(
+                rows,
+                out_dim,
+                in_dim,
+                z.as_mut_ptr(),
+                out_dim as isize,
+                false,
+                Mat::rows(x.as_ptr(), in_dim),
+                w.t(),
+                T::ONE,
+                Threads::All,
+            );
+        }
+        if let Some(b) = b {
+            z.par_chunks_mut(out_dim * ROWS_PER_TASK).for_each(|c| {
+                for row in c.chunks_mut(out_dim) {
+                    for (v, &bb) in row.iter_mut().zip(b) {
+                        *v += bb;
+                    }
+                }
+            });
+        }
+        let mut shape = dims.to_vec();
+        *shape.last_mut().expect("rank ≥ 1") = out_dim;
+        if self.act == Act::Identity {
+            return Ok((T::wrap(z), Shape::from(shape)));
+        }
+        let mut y = vec![T::ZERO; z.len()];
+        let chunk = out_dim * ROWS_PER_TASK;
+        with_act!(self.act, |f| y
+            .par_chunks_mut(chunk)
+            .zip(z.par_chunks(chunk))
+            .for_each(|(y, z)| {
+                for (y, &z) in y.iter_mut().zip(z) {
+                    *y = f(z).0;
+                }
+            }));
+        if self.keep {
+            *self.saved.lock().expect("linear state") = Some(T::wrap(z));
+        }
+        Ok((T::wrap(y), Shape::from(shape)))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn backward<T: Real>(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let n = "fused-linear";
+        let grad = grad.contiguous()?;
+        let (gs, gl) = grad.storage_and_layout();
+        let g = cpu::<T>(&gs, Some(gl))?;
+        let (out_dim, in_dim) = w.dims2()?;
+        let rows = g.len() / out_dim.max(1);
+        // dz = g ⊙ act′(z), or g itself for a plain Linear.
+        let dz_owned;
+        let dz: &[T] = if self.act == Act::Identity {
+            g
+        } else {
+            let Some(z) = self.saved.lock().expect("linear state").take() else {
+                candle_core::bail!("{n}: backward without a saved forward (run twice?)")
+            };
+            let z = T::all(&z, n)?;
+            let mut d = vec![T::ZERO; g.len()];
+            let chunk = out_dim * ROWS_PER_TASK;
+            with_act!(self.act, |f| d
+                .par_chunks_mut(chunk)
+                .zip(g.par_chunks(chunk))
+                .zip(z.par_chunks(chunk))
+                .for_each(|((d, g), z)| {
+                    for ((d, &g), &z) in d.iter_mut().zip(g).zip(z) {
+                        *d = g * f(z).1;
+                    }
+                }));
+            dz_owned = d;
+            &dz_owned
+        };
+        let dev = x.device();
+        let dzm = Mat::rows(dz.as_ptr(), out_dim);
+        let dx = if x.track_op() {
+            let (ws, wl) = w.storage_and_layout();
+            let wall = cpu::<T>(&ws, None)?;
+            let (wm, _, _) = weight_mat(wall.as_ptr(), wl, n)?;
+            let mut dx = vec![T::ZERO; rows * in_dim];
+            // SAFETY: dz and W are live and read-only, dx is ours.
+            unsafe {
+                matmul(
+                    rows,
+                    in_dim,
+                    out_dim,
+                    dx.as_mut_ptr(),
+                    in_dim as isize,
+                    false,
+                    dzm,
+                    wm,
+                    T::ONE,
+                    Threads::All,
+                );
+            }
+            Some(Tensor::from_vec(dx, x.shape(), dev)?)
+        } else {
+            None
+        };
+        let dw = if w.track_op() {
+            let (xs, xl) = x.storage_and_layout();
+            let xv = cpu::<T>(&xs, Some(xl))?;
+            let mut dw = vec![T::ZERO; out_dim * in_dim];
+            // SAFETY: as above.
+            unsafe {
+                matmul(
+                    out_dim,
+                    in_dim,
+                    rows,
+                    dw.as_mut_ptr(),
+                    in_dim as isize,
+                    false,
+                    dzm.t(),
+                    Mat::rows(xv.as_ptr(), in_dim),
+                    T::ONE,
+                    Threads::All,
+                );
+            }
+            Some(Tensor::from_vec(dw, (out_dim, in_dim), dev)?)
+        } else {
+            None
+        };
+        let db = match b {
+            Some(b) if b.track_op() => {
+                Some(Tensor::from_vec(column_sums(dz, out_dim), b.shape(), dev)?)
+            }
+            _ => None,
+        };
+        Ok((dx, dw, db))
+    }
+}
+
+/// Σ over rows of a row-major `[rows, cols]` buffer, as per-task partial sums.
+pub(crate) fn column_sums<T: Real>(m: &[T], cols: usize) -> Vec<T> {
+    let chunk = cols * ROWS_PER_TASK * 4;
+    let partial: Vec<Vec<T>> = m
+        .par_chunks(chunk)
+        .map(|c| {
+            let mut acc = vec![T::ZERO; cols];
+            for row in c.chunks(cols) {
+                for (a, &v) in acc.iter_mut().zip(row) {
+                    *a += v;
+                }
+            }
+            acc
+        })
+        .collect();
+    let mut sum = vec![T::ZERO; cols];
+    for p in partial {
+        for (s, v) in sum.iter_mut().zip(p) {
+            *s += v;
+        }
+    }
+    sum
+}
+
+fn cpu<'a, T: Real>(s: &'a candle_core::StorageRef<'_>, l: Option<&Layout>) -> Result<&'a [T]> {
+    match (&**s, l) {
+        (candle_core::Storage::Cpu(c), Some(l)) => T::contiguous(c, l, "fused-linear"),
+        (candle_core::Storage::Cpu(c), None) => T::all(c, "fused-linear"),
+        _ => candle_core::bail!("fused-linear: the fused op runs on the CPU only"),
+    }
+}
+
+impl CustomOp3 for Linear {
+    fn name(&self) -> &'static str {
+        "fused-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        match s1.dtype() {
+            DType::F32 => self.forward::<f32>((s1, l1), (s2, l2), Some((s3, l3))),
+            DType::F64 => self.forward::<f64>((s1, l1), (s2, l2), Some((s3, l3))),
+            other => candle_core::bail!("fused-linear: no {other:?} kernel"),
+        }
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        match x.dtype() {
+            DType::F32 => self.backward::<f32>(x, w, Some(b), grad),
+            _ => self.backward::<f64>(x, w, Some(b), grad),
+        }
+    }
+}
+
+impl CustomOp2 for Linear {
+    fn name(&self) -> &'static str {
+        "fused-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        match s1.dtype() {
+            DType::F32 => self.forward::<f32>((s1, l1), (s2, l2), None),
+            DType::F64 => self.forward::<f64>((s1, l1), (s2, l2), None),
+            other => candle_core::bail!("fused-linear: no {other:?} kernel"),
+        }
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = match x.dtype() {
+            DType::F32 => self.backward::<f32>(x, w, None, grad)?,
+            _ => self.backward::<f64>(x, w, None, grad)?,
+        };
+        Ok((dx, dw))
+    }
+}
+
+/// `act(x·Wᵀ + b)` for `x [.., in]`, `W [out, in]`, `b [out]`. Fused on the CPU in f32/f64;
+/// composed elsewhere.
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Result<Tensor> {
+    let mut all = vec![x, w];
+    all.extend(b);
+    if !crate::use_fused(&all) {
+        return composed_linear(x, w, b, act);
+    }
+    fused_linear(x, w, b, act)
+}
+
+/// The fused op, whatever [`crate::enabled`] says (CPU, f32/f64 only).
+pub fn fused_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Result<Tensor> {
+    let x = x.contiguous()?;
+    let keep = x.track_op() || w.track_op() || b.is_some_and(|b| b.track_op());
+    let op = Linear {
+        act,
+        keep,
+        saved: Mutex::new(None),
+    };
+    match (b, keep) {
+        (Some(b), true) => x.apply_op3(w, b, op),
+        (Some(b), false) => x.apply_op3_no_bwd(w, b, &op),
+        (None, true) => x.apply_op2(w, op),
+        (None, false) => x.apply_op2_no_bwd(w, &op),
+    }
+}
+
+/// The composed path: one 2-D matmul (leading dimensions flattened: candle's broadcast matmul
+/// would materialise a `[batch, in, out]` weight gradient), a broadcast bias, candle's activation.
+pub fn composed_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Result<Tensor> {
+    let dims = x.dims();
+    let Some(&inner) = dims.last() else {
+        candle_core::bail!("linear on a scalar")
+    };
+    let rows = x.elem_count() / inner.max(1);
+    let mut out_shape = dims.to_vec();
+    *out_shape.last_mut().expect("non-empty") = w.dim(0)?;
+    let dt = x.dtype();
+    let mut y = x.reshape((rows, inner))?.matmul(&w.to_dtype(dt)?.t()?)?;
+    if let Some(b) = b {
+        y = y.broadcast_add(&b.to_dtype(dt)?)?;
+    }
+    let y = match act {
+        Act::Identity => y,
+        Act::GeluErf => y.gelu_erf()?,
+        Act::GeluTanh => y.gelu()?,
+        Act::QuickGelu => y.broadcast_mul(&candle_nn::ops::sigmoid(&(&y * 1.702)?)?)?,
+        Act::Silu => y.silu()?,
+        Act::Relu => y.relu()?,
+    };
+    y.reshape(out_shape)
+}

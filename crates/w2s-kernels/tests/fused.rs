@@ -1,0 +1,382 @@
+//! Each fused op against the composed autograd path it replaces (values and every input gradient,
+//! f32, within 1e-5 relative, on random shapes with padding masks) and against f64 central finite
+//! differences on tiny shapes.
+use candle_core::{DType, Device, Result, Shape, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use w2s_kernels::{
+    composed_attention, composed_layer_norm, composed_linear, composed_rms_norm, fused_attention,
+    fused_layer_norm, fused_linear, fused_rms_norm, Act, AttentionShape,
+};
+
+type Op = dyn Fn(&[Tensor]) -> Result<Tensor>;
+/// Each input's gradient (None for constants), flattened.
+type Gradients = Vec<Option<Vec<f64>>>;
+
+fn random(rng: &mut ChaCha8Rng, shape: &[usize], scale: f64) -> Vec<f64> {
+    let n: usize = shape.iter().product();
+    (0..n).map(|_| rng.gen_range(-1.0..1.0) * scale).collect()
+}
+
+/// An input of a check: its values, shape, and whether it is trained (gets a gradient).
+struct Input {
+    values: Vec<f64>,
+    shape: Vec<usize>,
+    trained: bool,
+}
+
+fn input(rng: &mut ChaCha8Rng, shape: &[usize], scale: f64) -> Input {
+    Input {
+        values: random(rng, shape, scale),
+        shape: shape.to_vec(),
+        trained: true,
+    }
+}
+
+fn constant(values: Vec<f64>, shape: &[usize]) -> Input {
+    Input {
+        values,
+        shape: shape.to_vec(),
+        trained: false,
+    }
+}
+
+fn tensors(inputs: &[Input], dtype: DType) -> Result<(Vec<Tensor>, Vec<Option<Var>>)> {
+    let mut ts = Vec::new();
+    let mut vars = Vec::new();
+    for i in inputs {
+        let t = Tensor::from_vec(i.values.clone(), Shape::from(i.shape.clone()), &Device::Cpu)?
+            .to_dtype(dtype)?;
+        if i.trained {
+            let v = Var::from_tensor(&t)?;
+            ts.push(v.as_tensor().clone());
+            vars.push(Some(v));
+        } else {
+            ts.push(t);
+            vars.push(None);
+        }
+    }
+    Ok((ts, vars))
+}
+
+/// Output and input gradients of `sum(op(inputs) ⊙ weights)`.
+fn run(op: &Op, inputs: &[Input], weights: &[f64], dtype: DType) -> Result<(Vec<f64>, Gradients)> {
+    let (ts, vars) = tensors(inputs, dtype)?;
+    let out = op(&ts)?;
+    let w = Tensor::from_vec(weights.to_vec(), out.shape(), &Device::Cpu)?.to_dtype(dtype)?;
+    let loss = (&out * &w)?.sum_all()?;
+    let grads = loss.backward()?;
+    let flat =
+        |t: &Tensor| -> Result<Vec<f64>> { t.to_dtype(DType::F64)?.flatten_all()?.to_vec1() };
+    let mut gs = Vec::new();
+    for (i, v) in vars.iter().enumerate() {
+        gs.push(match v {
+            Some(v) => {
+                Some(flat(grads.get(v.as_tensor()).unwrap_or_else(|| {
+                    panic!("trained input {i} got no gradient")
+                }))?)
+            }
+            None => None,
+        });
+    }
+    Ok((flat(&out)?, gs))
+}
+
+fn rel_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
+    a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+/// Fused and composed agree in f32 on values and every gradient.
+fn against_composed(what: &str, fused: &Op, composed: &Op, inputs: &[Input], seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (ts, _) = tensors(inputs, DType::F32).unwrap();
+    let n = composed(&ts).unwrap().elem_count();
+    let weights = random(&mut rng, &[n], 1.0);
+    let (fo, fg) = run(fused, inputs, &weights, DType::F32).unwrap();
+    let (co, cg) = run(composed, inputs, &weights, DType::F32).unwrap();
+    let d = rel_diff(&fo, &co);
+    assert!(d < 1e-5, "{what}: output differs by {d:e} (relative)");
+    for (i, (f, c)) in fg.iter().zip(&cg).enumerate() {
+        if let (Some(f), Some(c)) = (f, c) {
+            let d = rel_diff(f, c);
+            assert!(
+                d < 1e-5,
+                "{what}: gradient of input {i} differs by {d:e} (relative)"
+            );
+            assert!(
+                c.iter().any(|v| *v != 0.0),
+                "{what}: input {i} has an all-zero gradient"
+            );
+        }
+    }
+}
+
+/// The fused op's f64 gradients against central finite differences of its own forward pass.
+fn against_finite_differences(what: &str, fused: &Op, inputs: &mut [Input], seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (ts, _) = tensors(inputs, DType::F64).unwrap();
+    let n = fused(&ts).unwrap().elem_count();
+    let weights = random(&mut rng, &[n], 1.0);
+    let (_, grads) = run(fused, inputs, &weights, DType::F64).unwrap();
+    let loss = |inputs: &[Input]| -> f64 {
+        let (ts, _) = tensors(inputs, DType::F64).unwrap();
+        let out: Vec<f64> = fused(&ts)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        out.iter().zip(&weights).map(|(a, b)| a * b).sum()
+    };
+    let h = 1e-6;
+    for i in 0..inputs.len() {
+        let Some(analytic) = grads[i].clone() else {
+            continue;
+        };
+        let mut numeric = vec![0.0; analytic.len()];
+        for (j, num) in numeric.iter_mut().enumerate() {
+            let x = inputs[i].values[j];
+            inputs[i].values[j] = x + h;
+            let up = loss(inputs);
+            inputs[i].values[j] = x - h;
+            let down = loss(inputs);
+            inputs[i].values[j] = x;
+            *num = (up - down) / (2.0 * h);
+        }
+        let d = rel_diff(&analytic, &numeric);
+        assert!(
+            d < 1e-6,
+            "{what}: gradient of input {i} is {d:e} (relative) from finite differences"
+        );
+    }
+}
+
+/// `[b, 1, 1, t]` padding bias: the last `pad[i]` keys of row i hidden.
+fn padding_bias(b: usize, t: usize, pad: &[usize]) -> Input {
+    let mut v = Vec::new();
+    for &p in &pad[..b] {
+        for j in 0..t {
+            v.push(if j + p >= t { -1e9 } else { 0.0 });
+        }
+    }
+    constant(v, &[b, 1, 1, t])
+}
+
+/// `[b, 1, t, t]` causal + left-padding bias, `hidden` added to hidden keys.
+fn causal_bias(b: usize, t: usize, pad: &[usize], hidden: f64) -> Input {
+    let mut v = Vec::new();
+    for &p in &pad[..b] {
+        for i in 0..t {
+            for j in 0..t {
+                v.push(if j > i || j < p { hidden } else { 0.0 });
+            }
+        }
+    }
+    constant(v, &[b, 1, t, t])
+}
+
+fn attention_ops(
+    shape: AttentionShape,
+    bias_index: usize,
+    extra_bias: Option<usize>,
+) -> (Box<Op>, Box<Op>) {
+    let bias = move |ts: &[Tensor]| -> Result<Tensor> {
+        match extra_bias {
+            Some(i) => ts[bias_index].broadcast_add(&ts[i]),
+            None => Ok(ts[bias_index].clone()),
+        }
+    };
+    let fused: Box<Op> =
+        Box::new(move |ts: &[Tensor]| fused_attention(&ts[0], &ts[1], &ts[2], &bias(ts)?, shape));
+    let composed: Box<Op> = Box::new(move |ts: &[Tensor]| {
+        composed_attention(&ts[0], &ts[1], &ts[2], &bias(ts)?, shape)
+    });
+    (fused, composed)
+}
+
+#[test]
+fn attention_matches_composed_with_padding_causal_and_grouped_heads() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    // Encoder layout: q/k/v straight from the projections, [b, t, heads·d], padding mask.
+    let (b, t, h, d) = (3, 11, 4, 8);
+    let shape = AttentionShape {
+        heads: h,
+        kv_heads: h,
+        scale: 1.0 / (d as f64).sqrt(),
+    };
+    let inputs = [
+        input(&mut rng, &[b, t, h * d], 1.0),
+        input(&mut rng, &[b, t, h * d], 1.0),
+        input(&mut rng, &[b, t, h * d], 1.0),
+        padding_bias(b, t, &[0, 3, 7]),
+    ];
+    let (f, c) = attention_ops(shape, 3, None);
+    against_composed("attention [b,t,hd] + padding", &*f, &*c, &inputs, 2);
+    // Decoder layout: [b, heads, t, d], causal + left padding, 2 query heads per key/value head.
+    let (kv, t) = (2, 9);
+    let shape = AttentionShape {
+        heads: h,
+        kv_heads: kv,
+        scale: 0.3,
+    };
+    let inputs = [
+        input(&mut rng, &[b, h, t, d], 1.0),
+        input(&mut rng, &[b, kv, t, d], 1.0),
+        input(&mut rng, &[b, kv, t, d], 1.0),
+        causal_bias(b, t, &[0, 2, 5], -1e9),
+    ];
+    let (f, c) = attention_ops(shape, 3, None);
+    against_composed("attention GQA causal", &*f, &*c, &inputs, 3);
+    // A trained bias (MPNet's relative positions) [1, h, t, t] plus the padding mask.
+    let shape = AttentionShape {
+        heads: h,
+        kv_heads: h,
+        scale: 0.25,
+    };
+    let inputs = [
+        input(&mut rng, &[b, t, h * d], 1.0),
+        input(&mut rng, &[b, t, h * d], 1.0),
+        input(&mut rng, &[b, t, h * d], 1.0),
+        padding_bias(b, t, &[1, 0, 4]),
+        input(&mut rng, &[1, h, t, t], 1.0),
+    ];
+    let (f, c) = attention_ops(shape, 3, Some(4));
+    against_composed("attention trained bias", &*f, &*c, &inputs, 4);
+}
+
+#[test]
+fn attention_gradients_match_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let (b, t, h, kv, d) = (2, 4, 2, 1, 3);
+    let shape = AttentionShape {
+        heads: h,
+        kv_heads: kv,
+        scale: 0.5,
+    };
+    let mut inputs = [
+        input(&mut rng, &[b, h, t, d], 1.0),
+        input(&mut rng, &[b, t, kv * d], 1.0),
+        input(&mut rng, &[b, t, kv * d], 1.0),
+        // A finite hiding value: -1e9 would swamp f64's precision in the differences.
+        causal_bias(b, t, &[0, 1], -30.0),
+        input(&mut rng, &[1, h, t, t], 0.5),
+    ];
+    let (f, _) = attention_ops(shape, 3, Some(4));
+    against_finite_differences("attention", &*f, &mut inputs, 6);
+}
+
+#[test]
+fn layer_norm_and_rms_norm_match_composed_and_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let ln_f: Box<Op> = Box::new(|ts: &[Tensor]| fused_layer_norm(&ts[0], &ts[1], &ts[2], 1e-5));
+    let ln_c: Box<Op> = Box::new(|ts: &[Tensor]| composed_layer_norm(&ts[0], &ts[1], &ts[2], 1e-5));
+    let mut offset = input(&mut rng, &[3, 70, 48], 2.0);
+    for v in offset.values.iter_mut() {
+        *v += 3.0;
+    }
+    let inputs = [
+        offset,
+        input(&mut rng, &[48], 1.0),
+        input(&mut rng, &[48], 1.0),
+    ];
+    against_composed("layer norm", &*ln_f, &*ln_c, &inputs, 8);
+    let mut tiny = [
+        input(&mut rng, &[3, 5], 1.0),
+        input(&mut rng, &[5], 1.0),
+        input(&mut rng, &[5], 1.0),
+    ];
+    against_finite_differences("layer norm", &*ln_f, &mut tiny, 9);
+    for plus_one in [false, true] {
+        let f: Box<Op> =
+            Box::new(move |ts: &[Tensor]| fused_rms_norm(&ts[0], &ts[1], 1e-6, plus_one));
+        let c: Box<Op> =
+            Box::new(move |ts: &[Tensor]| composed_rms_norm(&ts[0], &ts[1], 1e-6, plus_one));
+        let inputs = [
+            input(&mut rng, &[2, 67, 40], 1.5),
+            input(&mut rng, &[40], 1.0),
+        ];
+        against_composed("rms norm", &*f, &*c, &inputs, 10);
+        let mut tiny = [input(&mut rng, &[4, 6], 1.0), input(&mut rng, &[6], 1.0)];
+        against_finite_differences("rms norm", &*f, &mut tiny, 11);
+    }
+}
+
+#[test]
+fn linear_with_each_activation_matches_composed_and_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    for act in [
+        Act::Identity,
+        Act::GeluErf,
+        Act::GeluTanh,
+        Act::QuickGelu,
+        Act::Silu,
+        Act::Relu,
+    ] {
+        for bias in [true, false] {
+            let f: Box<Op> = Box::new(move |ts: &[Tensor]| {
+                fused_linear(&ts[0], &ts[1], bias.then(|| &ts[2]), act)
+            });
+            let c: Box<Op> = Box::new(move |ts: &[Tensor]| {
+                composed_linear(&ts[0], &ts[1], bias.then(|| &ts[2]), act)
+            });
+            let mut inputs = [
+                input(&mut rng, &[3, 37, 24], 1.5),
+                input(&mut rng, &[40, 24], 0.5),
+                input(&mut rng, &[40], 0.5),
+            ];
+            inputs[2].trained = bias;
+            against_composed(
+                &format!("linear {act:?} bias {bias}"),
+                &*f,
+                &*c,
+                &inputs,
+                13,
+            );
+            let mut tiny = [
+                input(&mut rng, &[2, 3, 4], 1.5),
+                input(&mut rng, &[5, 4], 0.7),
+                input(&mut rng, &[5], 0.5),
+            ];
+            tiny[2].trained = bias;
+            against_finite_differences(&format!("linear {act:?}"), &*f, &mut tiny, 14);
+        }
+    }
+    // A weight held transposed (GPT-2's Conv1D stores [in, out]).
+    let f: Box<Op> =
+        Box::new(|ts: &[Tensor]| fused_linear(&ts[0], &ts[1].t()?, Some(&ts[2]), Act::GeluTanh));
+    let c: Box<Op> =
+        Box::new(|ts: &[Tensor]| composed_linear(&ts[0], &ts[1].t()?, Some(&ts[2]), Act::GeluTanh));
+    let inputs = [
+        input(&mut rng, &[2, 19, 16], 1.0),
+        input(&mut rng, &[16, 24], 0.5),
+        input(&mut rng, &[24], 0.5),
+    ];
+    against_composed("linear transposed weight", &*f, &*c, &inputs, 15);
+}
+
+#[test]
+fn frozen_inputs_get_no_gradient_and_inference_keeps_nothing() {
+    let mut rng = ChaCha8Rng::seed_from_u64(16);
+    // Frozen weight and bias, trained input: only x gets a gradient.
+    let x = Var::from_tensor(
+        &Tensor::from_vec(random(&mut rng, &[4, 6], 1.0), (4, 6), &Device::Cpu)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap(),
+    )
+    .unwrap();
+    let w = Tensor::from_vec(random(&mut rng, &[3, 6], 1.0), (3, 6), &Device::Cpu)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
+    let b = Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap();
+    let y = fused_linear(x.as_tensor(), &w, Some(&b), Act::Silu).unwrap();
+    let grads = y.sum_all().unwrap().backward().unwrap();
+    assert!(grads.get(x.as_tensor()).is_some());
+    assert!(grads.get(&w).is_none() && grads.get(&b).is_none());
+    // Nothing trained: the op is recorded without a backward.
+    let y = fused_linear(&w, &w, None, Act::Identity).unwrap();
+    assert!(!y.track_op());
+}
