@@ -59,13 +59,23 @@ def main():
     dev = torch.device(a.device)
     low = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[a.dtype]
     is_gguf = a.model.endswith(".gguf")
-    if is_gguf:
-        folder, file = os.path.split(os.path.abspath(a.model))
-        model = AutoModel.from_pretrained(
-            folder, gguf_file=file, dtype=torch.float32, attn_implementation=a.attn
-        )
-    else:
-        model = AutoModel.from_pretrained(a.model, dtype=torch.float32, attn_implementation=a.attn)
+
+    def load(attn):
+        if is_gguf:
+            folder, file = os.path.split(os.path.abspath(a.model))
+            return AutoModel.from_pretrained(
+                folder, gguf_file=file, dtype=torch.float32, attn_implementation=attn
+            )
+        return AutoModel.from_pretrained(a.model, dtype=torch.float32, attn_implementation=attn)
+
+    attn = a.attn
+    try:
+        model = load(attn)
+    except ValueError as e:  # some classes (MPNet) have no SDPA path: what a user gets is eager
+        if attn != "sdpa" or "scaled_dot_product_attention" not in str(e):
+            raise
+        attn = "eager (no sdpa for this model)"
+        model = load("eager")
     decoder = a.pooling == "last" if a.pooling else is_gguf
     frozen_low = a.mode == "embed" or a.lora > 0
     model = model.to(dev, dtype=low if frozen_low else torch.float32)
@@ -130,7 +140,7 @@ def main():
     print(json.dumps({
         "tokens_per_second": a.batch * a.seq / seconds,
         "seconds_per_step": seconds,
-        "attn": a.attn,
+        "attn": attn,
         "peak_rss_mb": peak_rss_mb(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

@@ -30,7 +30,8 @@ each timed alone (the median counts), on the same device (W2S_DEVICE, else the G
 with cuda and one is present) and in the same dtype. The PyTorch side is bench/torch_reference.py
 (transformers' model classes) with its default SDPA attention, and again with eager attention; it
 runs when `python3 -c 'import torch, transformers'` works (`pip install torch transformers`), and
-is skipped with a note otherwise. The ratio is w2s against PyTorch's default (SDPA).
+is skipped with a note otherwise. The ratio is w2s against PyTorch's default (SDPA; eager for the
+classes transformers has no SDPA path for, such as MPNet).
 
 MFU is the step's model FLOPs per second over the f32 matmul peak measured in the same
 invocation (the higher of w2s's gemm and torch.matmul, at the step's shapes and at 2048^3). Model
@@ -495,7 +496,12 @@ pub fn run(args: BenchArgs, _quiet: bool) -> Result<()> {
         )
     };
     match &torch {
-        Ok(v) => torch_line("pytorch sdpa", v),
+        Ok(v) => {
+            torch_line("pytorch sdpa", v);
+            if let Some(attn) = v["attn"].as_str().filter(|a| *a != "sdpa") {
+                println!("    (attention: {attn})");
+            }
+        }
         Err(note) => println!("  {note}"),
     }
     if let Some(v) = &torch_eager {

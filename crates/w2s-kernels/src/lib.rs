@@ -15,12 +15,14 @@ pub mod linear;
 mod matmul;
 pub mod norm;
 pub mod real;
+pub mod rope;
 
 pub use attention::{attention, composed_attention, fused_attention, repeat_kv, AttentionShape};
 pub use linear::{composed_linear, fused_linear, linear, Act};
 pub use norm::{
     composed_layer_norm, composed_rms_norm, fused_layer_norm, fused_rms_norm, layer_norm, rms_norm,
 };
+pub use rope::{composed_rotary, fused_rotary, rotary};
 
 use candle_core::{DType, Tensor};
 use std::sync::atomic::{AtomicU8, Ordering};

@@ -171,34 +171,45 @@ impl Linear {
                 Threads::All,
             );
         }
-        if let Some(b) = b {
-            z.par_chunks_mut(out_dim * ROWS_PER_TASK).for_each(|c| {
-                for row in c.chunks_mut(out_dim) {
-                    for (v, &bb) in row.iter_mut().zip(b) {
-                        *v += bb;
-                    }
-                }
-            });
-        }
         let mut shape = dims.to_vec();
         *shape.last_mut().expect("rank ≥ 1") = out_dim;
-        if self.act == Act::Identity {
-            return Ok((T::wrap(z), Shape::from(shape)));
+        let shape = Shape::from(shape);
+        let chunk = out_dim * ROWS_PER_TASK;
+        // Bias and activation in one pass over the rows; in place unless backward needs z.
+        let zeros;
+        let bias: &[T] = match b {
+            Some(b) => b,
+            None => {
+                zeros = vec![T::ZERO; out_dim];
+                &zeros
+            }
+        };
+        if self.act == Act::Identity || !self.keep {
+            if self.act != Act::Identity || b.is_some() {
+                with_act!(self.act, |f| z.par_chunks_mut(chunk).for_each(|z| {
+                    for row in z.chunks_mut(out_dim) {
+                        for (v, &bb) in row.iter_mut().zip(bias) {
+                            *v = f(*v + bb).0;
+                        }
+                    }
+                }));
+            }
+            return Ok((T::wrap(z), shape));
         }
         let mut y = vec![T::ZERO; z.len()];
-        let chunk = out_dim * ROWS_PER_TASK;
         with_act!(self.act, |f| y
             .par_chunks_mut(chunk)
-            .zip(z.par_chunks(chunk))
+            .zip(z.par_chunks_mut(chunk))
             .for_each(|(y, z)| {
-                for (y, &z) in y.iter_mut().zip(z) {
-                    *y = f(z).0;
+                for (yr, zr) in y.chunks_mut(out_dim).zip(z.chunks_mut(out_dim)) {
+                    for ((y, z), &bb) in yr.iter_mut().zip(zr.iter_mut()).zip(bias) {
+                        *z += bb;
+                        *y = f(*z).0;
+                    }
                 }
             }));
-        if self.keep {
-            *self.saved.lock().expect("linear state") = Some(T::wrap(z));
-        }
-        Ok((T::wrap(y), Shape::from(shape)))
+        *self.saved.lock().expect("linear state") = Some(T::wrap(z));
+        Ok((T::wrap(y), shape))
     }
 
     #[allow(clippy::type_complexity)]

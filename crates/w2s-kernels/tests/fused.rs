@@ -5,8 +5,9 @@ use candle_core::{DType, Device, Result, Shape, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use w2s_kernels::{
-    composed_attention, composed_layer_norm, composed_linear, composed_rms_norm, fused_attention,
-    fused_layer_norm, fused_linear, fused_rms_norm, Act, AttentionShape,
+    composed_attention, composed_layer_norm, composed_linear, composed_rms_norm, composed_rotary,
+    fused_attention, fused_layer_norm, fused_linear, fused_rms_norm, fused_rotary, Act,
+    AttentionShape,
 };
 
 type Op = dyn Fn(&[Tensor]) -> Result<Tensor>;
@@ -379,4 +380,24 @@ fn frozen_inputs_get_no_gradient_and_inference_keeps_nothing() {
     // Nothing trained: the op is recorded without a backward.
     let y = fused_linear(&w, &w, None, Act::Identity).unwrap();
     assert!(!y.track_op());
+}
+
+#[test]
+fn rotary_matches_composed_and_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    // Partial rotation (Pythia's rotary_pct): 6 of 10 dimensions rotate.
+    for (rot, d) in [(8, 8), (6, 10)] {
+        let (b, h, t) = (2, 3, 7);
+        let angles: Vec<f64> = (0..t * rot)
+            .map(|i| (i / rot) as f64 * 0.37 * (1.0 + (i % (rot / 2)) as f64))
+            .collect();
+        let cos = constant(angles.iter().map(|a| a.cos()).collect(), &[t, rot]);
+        let sin = constant(angles.iter().map(|a| a.sin()).collect(), &[t, rot]);
+        let f: Box<Op> = Box::new(|ts: &[Tensor]| fused_rotary(&ts[0], &ts[1], &ts[2]));
+        let c: Box<Op> = Box::new(|ts: &[Tensor]| composed_rotary(&ts[0], &ts[1], &ts[2]));
+        let inputs = [input(&mut rng, &[b, h, t, d], 1.0), cos, sin];
+        against_composed("rotary", &*f, &*c, &inputs, 18);
+        let mut inputs = inputs;
+        against_finite_differences("rotary", &*f, &mut inputs, 19);
+    }
 }

@@ -4,7 +4,7 @@
 //! Configs spell the same thing several ways across transformers versions: `rope_parameters`
 //! (transformers 5, possibly one dict per layer type), `rope_scaling` + `rope_theta` (4.x),
 //! `rotary_emb_base` + `rotary_pct` (GPT-NeoX). [`RopeSpec::from_config`] reads all of them.
-use candle_core::{DType, Device, Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor};
 use serde_json::Value;
 
 /// How the inverse frequencies are rescaled.
@@ -190,24 +190,7 @@ impl RopeSpec {
 /// `rotary_dim` dimensions rotate (frequency i pairs dimension i with i + rotary_dim/2), the rest
 /// pass through unchanged.
 pub fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    let dim = x.dim(D::Minus1)?;
-    let rot = cos.dim(D::Minus1)?;
-    let (x_rot, x_pass) = if rot < dim {
-        (
-            x.narrow(D::Minus1, 0, rot)?,
-            Some(x.narrow(D::Minus1, rot, dim - rot)?),
-        )
-    } else {
-        (x.clone(), None)
-    };
-    let x1 = x_rot.narrow(D::Minus1, 0, rot / 2)?;
-    let x2 = x_rot.narrow(D::Minus1, rot / 2, rot / 2)?;
-    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-    let y = (x_rot.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?)?;
-    match x_pass {
-        Some(p) => Tensor::cat(&[&y, &p], D::Minus1),
-        None => Ok(y),
-    }
+    w2s_kernels::rotary(x, cos, sin)
 }
 
 #[cfg(test)]
