@@ -14,7 +14,7 @@ use std::sync::Mutex;
 /// Rows a parallel element-wise task takes at a time.
 const ROWS_PER_TASK: usize = 32;
 
-/// The activation applied after the bias.
+/// The activation applied after the bias, named as in Hugging Face configs by [`Act::from_hf`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {
     /// None: a plain Linear.
@@ -29,6 +29,36 @@ pub enum Act {
     Silu,
     /// `max(z, 0)`.
     Relu,
+}
+
+impl Act {
+    /// The activation called `name` in a config, or an error listing the known names.
+    pub fn from_hf(name: &str) -> std::result::Result<Act, String> {
+        Ok(match name {
+            "gelu" | "gelu_python" => Act::GeluErf,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Act::GeluTanh,
+            "quick_gelu" => Act::QuickGelu,
+            "silu" | "swish" => Act::Silu,
+            "relu" => Act::Relu,
+            other => {
+                return Err(format!(
+                "unsupported activation {other:?}; supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, quick_gelu, silu, swish, relu"
+            ))
+            }
+        })
+    }
+
+    /// Applies the activation with composed candle ops.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Act::Identity => Ok(x.clone()),
+            Act::GeluErf => x.gelu_erf(),
+            Act::GeluTanh => x.gelu(),
+            Act::QuickGelu => x.broadcast_mul(&candle_nn::ops::sigmoid(&(x * 1.702)?)?),
+            Act::Silu => x.silu(),
+            Act::Relu => x.relu(),
+        }
+    }
 }
 
 /// Runs `$body` with `$f` bound to the activation's `z ↦ (act(z), act′(z))` as a plain
@@ -453,13 +483,5 @@ pub fn composed_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> 
     if let Some(b) = b {
         y = y.broadcast_add(&b.to_dtype(dt)?)?;
     }
-    let y = match act {
-        Act::Identity => y,
-        Act::GeluErf => y.gelu_erf()?,
-        Act::GeluTanh => y.gelu()?,
-        Act::QuickGelu => y.broadcast_mul(&candle_nn::ops::sigmoid(&(&y * 1.702)?)?)?,
-        Act::Silu => y.silu()?,
-        Act::Relu => y.relu()?,
-    };
-    y.reshape(out_shape)
+    act.forward(&y)?.reshape(out_shape)
 }

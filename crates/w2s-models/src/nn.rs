@@ -101,7 +101,7 @@ impl Linear {
     /// `act(x·Wᵀ + b)`, the activation fused into the same op when there is no adapter.
     pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
         let Some(l) = &self.lora else {
-            return w2s_kernels::linear(x, &self.weight, self.bias.as_ref(), act.kernel());
+            return w2s_kernels::linear(x, &self.weight, self.bias.as_ref(), act);
         };
         let y = w2s_kernels::linear(x, &self.weight, self.bias.as_ref(), Act::Identity)?;
         let (rows, inner) = (x.elem_count() / x.dim(D::Minus1)?.max(1), x.dim(D::Minus1)?);
@@ -245,64 +245,8 @@ pub fn positions_after_padding(mask: &Tensor, pad: u32) -> Result<Tensor> {
     Tensor::from_vec(positions, (b, t), mask.device())
 }
 
-/// A feed-forward activation, named as in Hugging Face configs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    /// None (a plain Linear).
-    Identity,
-    /// Exact GELU with erf (`gelu`).
-    GeluErf,
-    /// GELU's tanh approximation (`gelu_new`, `gelu_pytorch_tanh`, `gelu_fast`).
-    GeluTanh,
-    /// `x·σ(1.702x)` (`quick_gelu`).
-    QuickGelu,
-    /// `x·σ(x)` (`silu`, `swish`).
-    Silu,
-    /// `max(x, 0)`.
-    Relu,
-}
-
-impl Activation {
-    /// The activation called `name` in a config, or an error listing the known names.
-    pub fn from_hf(name: &str) -> std::result::Result<Activation, String> {
-        Ok(match name {
-            "gelu" | "gelu_python" => Activation::GeluErf,
-            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
-            "quick_gelu" => Activation::QuickGelu,
-            "silu" | "swish" => Activation::Silu,
-            "relu" => Activation::Relu,
-            other => {
-                return Err(format!(
-                "unsupported activation {other:?}; supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, quick_gelu, silu, swish, relu"
-            ))
-            }
-        })
-    }
-
-    /// The same activation in the fused kernels.
-    pub fn kernel(self) -> Act {
-        match self {
-            Activation::Identity => Act::Identity,
-            Activation::GeluErf => Act::GeluErf,
-            Activation::GeluTanh => Act::GeluTanh,
-            Activation::QuickGelu => Act::QuickGelu,
-            Activation::Silu => Act::Silu,
-            Activation::Relu => Act::Relu,
-        }
-    }
-
-    /// Applies the activation (composed candle ops).
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        match self {
-            Activation::Identity => Ok(x.clone()),
-            Activation::GeluErf => x.gelu_erf(),
-            Activation::GeluTanh => x.gelu(),
-            Activation::QuickGelu => x.broadcast_mul(&candle_nn::ops::sigmoid(&(x * 1.702)?)?),
-            Activation::Silu => x.silu(),
-            Activation::Relu => x.relu(),
-        }
-    }
-}
+/// A feed-forward activation, named as in Hugging Face configs (the fused kernels' own type).
+pub use w2s_kernels::Act as Activation;
 
 /// HF names of the attention sub-modules of one encoder layer (they differ between BERT and MPNet).
 pub struct AttentionNames {

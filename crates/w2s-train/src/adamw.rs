@@ -46,14 +46,7 @@ impl candle_core::InplaceOp2 for Step<'_> {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        let (CpuStorage::F32(theta), CpuStorage::F32(grad)) = (s1, s2) else {
-            candle_core::bail!("adamw-step: f32 weights and gradients only");
-        };
-        let (Some((t0, t1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("adamw-step: contiguous weights and gradients only");
-        };
-        let (theta, grad) = (&mut theta[t0..t1], &grad[g0..g1]);
+        let (theta, grad) = f32_pair(self.name(), s1, l1, s2, l2)?;
         let mut moments = self.moments.lock().expect("moments lock");
         let Moments { m, v } = &mut *moments;
         if theta.len() != grad.len() || m.len() != theta.len() {
@@ -176,6 +169,24 @@ impl AdamW {
     }
 }
 
+/// The contiguous f32 elements of an in-place op's target and operand, or an error naming `op`.
+fn f32_pair<'a>(
+    op: &str,
+    s1: &'a mut CpuStorage,
+    l1: &Layout,
+    s2: &'a CpuStorage,
+    l2: &Layout,
+) -> Result<(&'a mut [f32], &'a [f32])> {
+    let (CpuStorage::F32(a), CpuStorage::F32(b)) = (s1, s2) else {
+        candle_core::bail!("{op}: f32 tensors only");
+    };
+    let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+    else {
+        candle_core::bail!("{op}: contiguous tensors only");
+    };
+    Ok((&mut a[a0..a1], &b[b0..b1]))
+}
+
 /// `acc += g` element by element, in place.
 struct AddAssign;
 
@@ -191,19 +202,12 @@ impl candle_core::InplaceOp2 for AddAssign {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        let (CpuStorage::F32(acc), CpuStorage::F32(g)) = (s1, s2) else {
-            candle_core::bail!("add-assign: f32 only");
-        };
-        let (Some((a0, a1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("add-assign: contiguous tensors only");
-        };
-        if a1 - a0 != g1 - g0 {
-            candle_core::bail!("add-assign: {} against {} elements", a1 - a0, g1 - g0);
+        let (acc, g) = f32_pair(self.name(), s1, l1, s2, l2)?;
+        if acc.len() != g.len() {
+            candle_core::bail!("add-assign: {} against {} elements", acc.len(), g.len());
         }
-        acc[a0..a1]
-            .par_chunks_mut(1 << 15)
-            .zip(g[g0..g1].par_chunks(1 << 15))
+        acc.par_chunks_mut(1 << 15)
+            .zip(g.par_chunks(1 << 15))
             .for_each(|(acc, g)| {
                 for (a, &b) in acc.iter_mut().zip(g) {
                     *a += b;
