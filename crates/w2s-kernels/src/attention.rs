@@ -11,6 +11,7 @@
 //! shared key/value head directly instead of repeating it.
 use crate::matmul::{matmul, Mat, Shared, SharedMut, Threads};
 use crate::real::Real;
+use crate::simd::fast;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
@@ -236,7 +237,7 @@ impl Attention {
                         *x += b;
                     }
                 }
-                softmax_in_place(row);
+                fast(|| softmax_in_place(row));
             }
             unsafe {
                 matmul(
@@ -359,13 +360,16 @@ impl Attention {
                         );
                     }
                     let prow = unsafe { std::slice::from_raw_parts(p.ptr, t * t) };
-                    for i in 0..t {
-                        let (pr, dr) = (&prow[i * t..(i + 1) * t], &mut ds[i * t..(i + 1) * t]);
-                        let dot: T = pr.iter().zip(dr.iter()).map(|(&a, &b)| a * b).sum();
-                        for (d, &p) in dr.iter_mut().zip(pr) {
-                            *d = p * (*d - dot);
+                    fast(|| {
+                        for i in 0..t {
+                            let pr = &prow[i * t..(i + 1) * t];
+                            let dr = &mut ds[i * t..(i + 1) * t];
+                            let dot: T = pr.iter().zip(dr.iter()).map(|(&a, &b)| a * b).sum();
+                            for (d, &p) in dr.iter_mut().zip(pr) {
+                                *d = p * (*d - dot);
+                            }
                         }
-                    }
+                    });
                     if want_bias {
                         let at = (bi * h + hi) * t * t;
                         unsafe {
@@ -442,7 +446,7 @@ fn cpu_contiguous<'a, T: Real>(s: &'a candle_core::StorageRef<'_>, l: &Layout) -
 }
 
 /// Softmax of one row, in place; stable (the maximum is subtracted first).
-#[inline]
+#[inline(always)]
 pub(crate) fn softmax_in_place<T: Real>(row: &mut [T]) {
     let max = row.iter().fold(row[0], |m, &x| m.larger(x));
     let mut sum = T::ZERO;

@@ -16,6 +16,7 @@ mod matmul;
 pub mod norm;
 pub mod real;
 pub mod rope;
+mod simd;
 
 pub use attention::{attention, composed_attention, fused_attention, repeat_kv, AttentionShape};
 pub use linear::{composed_linear, fused_linear, linear, Act};

@@ -6,6 +6,7 @@
 //! `dx = dz·W`, `dW = dzᵀ·x` directly as `[out, in]`, and `db` as per-thread column sums.
 use crate::matmul::{matmul, Mat, Threads};
 use crate::real::Real;
+use crate::simd::fast;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -216,13 +217,15 @@ impl Linear {
         };
         if self.act == Act::Identity || !self.keep {
             if self.act != Act::Identity || b.is_some() {
-                with_act!(self.act, |f| z.par_chunks_mut(chunk).for_each(|z| {
-                    for row in z.chunks_mut(out_dim) {
-                        for (v, &bb) in row.iter_mut().zip(bias) {
-                            *v = f(*v + bb).0;
+                with_act!(self.act, |f| z.par_chunks_mut(chunk).for_each(|z| fast(
+                    || {
+                        for row in z.chunks_mut(out_dim) {
+                            for (v, &bb) in row.iter_mut().zip(bias) {
+                                *v = f(*v + bb).0;
+                            }
                         }
                     }
-                }));
+                )));
             }
             return Ok((T::wrap(z), shape));
         }
@@ -230,14 +233,14 @@ impl Linear {
         with_act!(self.act, |f| y
             .par_chunks_mut(chunk)
             .zip(z.par_chunks_mut(chunk))
-            .for_each(|(y, z)| {
+            .for_each(|(y, z)| fast(|| {
                 for (yr, zr) in y.chunks_mut(out_dim).zip(z.chunks_mut(out_dim)) {
                     for ((y, z), &bb) in yr.iter_mut().zip(zr.iter_mut()).zip(bias) {
                         *z += bb;
                         *y = f(*z).0;
                     }
                 }
-            }));
+            })));
         *self.saved.lock().expect("linear state") = Some(T::wrap(z));
         Ok((T::wrap(y), shape))
     }
@@ -271,11 +274,11 @@ impl Linear {
                 .par_chunks_mut(chunk)
                 .zip(g.par_chunks(chunk))
                 .zip(z.par_chunks(chunk))
-                .for_each(|((d, g), z)| {
+                .for_each(|((d, g), z)| fast(|| {
                     for ((d, &g), &z) in d.iter_mut().zip(g).zip(z) {
                         *d = g * f(z).1;
                     }
-                }));
+                })));
             dz_owned = d;
             &dz_owned
         };
