@@ -10,7 +10,7 @@
 //! `[b, t, heads·d]`, so no split or merge copies are made. Grouped-query attention reads the
 //! shared key/value head directly instead of repeating it.
 use crate::matmul::{matmul, Mat, Shared, SharedMut, Threads};
-use crate::real::Real;
+use crate::real::{cpu_slice, Real};
 use crate::simd::fast;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
@@ -144,7 +144,7 @@ struct Attention {
     heads: usize,
     kv_heads: usize,
     scale: f64,
-    bias: Option<Bias>,
+    bias: Bias,
     keep: bool,
     saved: Mutex<Option<Saved>>,
     dbias: Option<Arc<Mutex<Option<Tensor>>>>,
@@ -188,25 +188,16 @@ impl Attention {
         } else {
             Vec::new()
         };
-        let bias_guard = self
-            .bias
-            .as_ref()
-            .map(|bias| bias.values.storage_and_layout());
-        let bias_data: Option<&[T]> = match &bias_guard {
-            Some((s, _)) => match &**s {
-                candle_core::Storage::Cpu(c) => Some(T::all(c, "attention bias")?),
-                _ => candle_core::bail!("attention: the bias is not on the CPU"),
-            },
-            None => None,
-        };
-        let bias_strides = self.bias.as_ref().map(|b| b.strides).unwrap_or([0; 3]);
+        let bias_guard = self.bias.values.storage_and_layout();
+        let bias_data = cpu_slice::<T>(&bias_guard.0, None, "attention bias")?;
+        let bias_strides = self.bias.strides;
         let (pq, pk, pv) = (
             Shared(qd.as_ptr()),
             Shared(kd.as_ptr()),
             Shared(vd.as_ptr()),
         );
         let pout = SharedMut(out.as_mut_ptr());
-        let pbias = bias_data.map(|d| Shared(d.as_ptr()));
+        let pbias = Shared(bias_data.as_ptr());
         let keep = self.keep;
         let task = |task: usize, p: &mut [T]| {
             let (bi, hi) = (task / h, task % h);
@@ -229,13 +220,11 @@ impl Attention {
             }
             for i in 0..t {
                 let row = &mut p[i * t..(i + 1) * t];
-                if let Some(pb) = pbias {
-                    let at = bi * bias_strides[0] + hi * bias_strides[1] + i * bias_strides[2];
-                    // SAFETY: `Bias::new` checked the shape, so the row lies in the buffer.
-                    let brow = unsafe { std::slice::from_raw_parts(pb.get().add(at), t) };
-                    for (x, &b) in row.iter_mut().zip(brow) {
-                        *x += b;
-                    }
+                let at = bi * bias_strides[0] + hi * bias_strides[1] + i * bias_strides[2];
+                // SAFETY: `Bias::new` checked the shape, so the row lies in the buffer.
+                let brow = unsafe { std::slice::from_raw_parts(pbias.get().add(at), t) };
+                for (x, &b) in row.iter_mut().zip(brow) {
+                    *x += b;
                 }
                 fast(|| softmax_in_place(row));
             }
@@ -286,12 +275,12 @@ impl Attention {
         let probs = T::all(&probs, "attention")?;
         let grad = grad.contiguous()?;
         let (gs, gl) = grad.storage_and_layout();
-        let gdata = cpu_contiguous::<T>(&gs, gl)?;
+        let gdata = cpu_slice::<T>(&gs, Some(gl), "attention")?;
         let guards = args.map(|a| a.storage_and_layout());
         let datas = [
-            cpu_all::<T>(&guards[0].0)?,
-            cpu_all::<T>(&guards[1].0)?,
-            cpu_all::<T>(&guards[2].0)?,
+            cpu_slice::<T>(&guards[0].0, None, "attention")?,
+            cpu_slice::<T>(&guards[1].0, None, "attention")?,
+            cpu_slice::<T>(&guards[2].0, None, "attention")?,
         ];
         let (q, k, v) = self.layouts(guards[0].1, guards[1].1, guards[2].1)?;
         let (b, h, t, dv) = (q.b, q.heads, q.t, v.d);
@@ -335,10 +324,6 @@ impl Attention {
                 for (g, hi) in (kh * groups..(kh + 1) * groups).enumerate() {
                     let p = Mat::rows(unsafe { pp.get().add((bi * h + hi) * t * t) }, t);
                     let go = Mat::rows(unsafe { pg.get().add(bi * t * h * dv + hi * dv) }, h * dv);
-                    let go = Mat {
-                        rs: (h * dv) as isize,
-                        ..go
-                    };
                     // SAFETY: inputs are read-only; dq rows of (bi, hi) and dk/dv rows of
                     // (bi, kh) belong to this task alone; `ds` is the task's scratch.
                     unsafe {
@@ -412,9 +397,8 @@ impl Attention {
             Ok(Some(Tensor::from_vec(buf, arg.shape(), dev)?))
         };
         if let Some(slot) = &self.dbias {
-            let bias = self.bias.as_ref().expect("a bias gradient implies a bias");
             let full = Tensor::from_vec(dbias, (b, h, t, t), dev)?;
-            let dims = bias.values.dims().to_vec();
+            let dims = self.bias.values.dims().to_vec();
             let mut reduced = full;
             for (axis, &n) in dims.iter().enumerate().take(3) {
                 if n == 1 {
@@ -428,20 +412,6 @@ impl Attention {
             wrap(dk, want[1], args[1])?,
             wrap(dvv, want[2], args[2])?,
         ))
-    }
-}
-
-fn cpu_all<'a, T: Real>(s: &'a candle_core::StorageRef<'_>) -> Result<&'a [T]> {
-    match &**s {
-        candle_core::Storage::Cpu(c) => T::all(c, "attention"),
-        _ => candle_core::bail!("attention: the fused op runs on the CPU only"),
-    }
-}
-
-fn cpu_contiguous<'a, T: Real>(s: &'a candle_core::StorageRef<'_>, l: &Layout) -> Result<&'a [T]> {
-    match &**s {
-        candle_core::Storage::Cpu(c) => T::contiguous(c, l, "attention"),
-        _ => candle_core::bail!("attention: the fused op runs on the CPU only"),
     }
 }
 
@@ -584,7 +554,7 @@ pub fn fused_attention(
         heads: shape.heads,
         kv_heads: shape.kv_heads,
         scale: shape.scale,
-        bias: Some(Bias::new(bias, q.dtype(), (b, shape.heads, t))?),
+        bias: Bias::new(bias, q.dtype(), (b, shape.heads, t))?,
         keep,
         saved: Mutex::new(None),
         dbias: dbias.clone(),

@@ -18,7 +18,7 @@ pub mod real;
 pub mod rope;
 mod simd;
 
-pub use attention::{attention, composed_attention, fused_attention, repeat_kv, AttentionShape};
+pub use attention::{attention, composed_attention, fused_attention, AttentionShape};
 pub use linear::{composed_linear, fused_linear, linear, Act};
 pub use norm::{
     composed_layer_norm, composed_rms_norm, fused_layer_norm, fused_rms_norm, layer_norm, rms_norm,

@@ -5,7 +5,7 @@
 //! ops with a scalar erf. Here backward computes `dz = g ⊙ act′(z)` in one parallel pass,
 //! `dx = dz·W`, `dW = dzᵀ·x` directly as `[out, in]`, and `db` as per-thread column sums.
 use crate::matmul::{matmul, Mat, Threads};
-use crate::real::Real;
+use crate::real::{cpu_slice, Real};
 use crate::simd::fast;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
@@ -256,7 +256,7 @@ impl Linear {
         let n = "fused-linear";
         let grad = grad.contiguous()?;
         let (gs, gl) = grad.storage_and_layout();
-        let g = cpu::<T>(&gs, Some(gl))?;
+        let g = cpu_slice::<T>(&gs, Some(gl), n)?;
         let (out_dim, in_dim) = w.dims2()?;
         let rows = g.len() / out_dim.max(1);
         // dz = g ⊙ act′(z), or g itself for a plain Linear.
@@ -286,7 +286,7 @@ impl Linear {
         let dzm = Mat::rows(dz.as_ptr(), out_dim);
         let dx = if x.track_op() {
             let (ws, wl) = w.storage_and_layout();
-            let wall = cpu::<T>(&ws, None)?;
+            let wall = cpu_slice::<T>(&ws, None, n)?;
             let (wm, _, _) = weight_mat(wall.as_ptr(), wl, n)?;
             let mut dx = vec![T::ZERO; rows * in_dim];
             // SAFETY: dz and W are live and read-only, dx is ours.
@@ -310,7 +310,7 @@ impl Linear {
         };
         let dw = if w.track_op() {
             let (xs, xl) = x.storage_and_layout();
-            let xv = cpu::<T>(&xs, Some(xl))?;
+            let xv = cpu_slice::<T>(&xs, Some(xl), n)?;
             let mut dw = vec![T::ZERO; out_dim * in_dim];
             // SAFETY: as above.
             unsafe {
@@ -363,14 +363,6 @@ pub(crate) fn column_sums<T: Real>(m: &[T], cols: usize) -> Vec<T> {
         }
     }
     sum
-}
-
-fn cpu<'a, T: Real>(s: &'a candle_core::StorageRef<'_>, l: Option<&Layout>) -> Result<&'a [T]> {
-    match (&**s, l) {
-        (candle_core::Storage::Cpu(c), Some(l)) => T::contiguous(c, l, "fused-linear"),
-        (candle_core::Storage::Cpu(c), None) => T::all(c, "fused-linear"),
-        _ => candle_core::bail!("fused-linear: the fused op runs on the CPU only"),
-    }
 }
 
 impl CustomOp3 for Linear {

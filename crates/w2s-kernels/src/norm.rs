@@ -4,7 +4,7 @@
 //! ops backward. Here forward keeps each row's mean and 1/σ (two numbers a row), and backward is
 //! one pass over the rows for the input gradient plus per-thread partial sums for the weight and
 //! bias gradients.
-use crate::real::Real;
+use crate::real::{cpu_slice, Real};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
@@ -105,9 +105,9 @@ impl Norm {
         let (gs, gl) = grad.storage_and_layout();
         let (xs, xl) = x.storage_and_layout();
         let (ws, wl) = w.storage_and_layout();
-        let g = contiguous::<T>(&gs, gl)?;
-        let xv = contiguous::<T>(&xs, xl)?;
-        let wv = contiguous::<T>(&ws, wl)?;
+        let g = cpu_slice::<T>(&gs, Some(gl), "norm")?;
+        let xv = cpu_slice::<T>(&xs, Some(xl), "norm")?;
+        let wv = cpu_slice::<T>(&ws, Some(wl), "norm")?;
         let dim = wv.len();
         let rows = xv.len() / dim;
         let inv_n = T::of(1.0 / dim as f64);
@@ -191,13 +191,6 @@ impl Norm {
             _ => None,
         };
         Ok((dx, dw, db))
-    }
-}
-
-fn contiguous<'a, T: Real>(s: &'a candle_core::StorageRef<'_>, l: &Layout) -> Result<&'a [T]> {
-    match &**s {
-        candle_core::Storage::Cpu(c) => T::contiguous(c, l, "norm"),
-        _ => candle_core::bail!("norm: the fused op runs on the CPU only"),
     }
 }
 

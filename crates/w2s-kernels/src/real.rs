@@ -1,7 +1,7 @@
 //! The element types the fused kernels run in: f32 for training and inference, f64 for the
 //! finite-difference tests of their backward passes.
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, Layout, Result, WithDType};
+use candle_core::{CpuStorage, Layout, Result, Storage, StorageRef, WithDType};
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub};
 
 /// A float the kernels compute in, with the maths they need and the bridge to candle storage.
@@ -121,6 +121,20 @@ impl Real for f32 {
     }
     fn wrap(v: Vec<f32>) -> CpuStorage {
         CpuStorage::F32(v)
+    }
+}
+
+/// The elements behind a tensor's storage guard, which must be on the CPU: the contiguous ones
+/// under `layout`, or the whole buffer when there is none. Errors name `op`.
+pub fn cpu_slice<'a, T: Real>(
+    storage: &'a StorageRef<'_>,
+    layout: Option<&Layout>,
+    op: &str,
+) -> Result<&'a [T]> {
+    match (&**storage, layout) {
+        (Storage::Cpu(c), Some(l)) => T::contiguous(c, l, op),
+        (Storage::Cpu(c), None) => T::all(c, op),
+        _ => candle_core::bail!("{op}: the fused op runs on the CPU only"),
     }
 }
 

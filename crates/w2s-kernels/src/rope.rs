@@ -3,7 +3,7 @@
 //! Composed, each rotation narrows, negates, concatenates and multiplies (six fresh buffers of
 //! q's or k's size, forward and again backward). Here it is one pass each way; backward is the
 //! inverse rotation.
-use crate::real::Real;
+use crate::real::{cpu_slice, Real};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
@@ -12,19 +12,6 @@ use rayon::prelude::*;
 struct Rotary {
     cos: Tensor,
     sin: Tensor,
-}
-
-/// Reads the tables as slices.
-fn tables<'a, T: Real>(
-    guards: &'a (candle_core::StorageRef<'a>, candle_core::StorageRef<'a>),
-) -> Result<(&'a [T], &'a [T])> {
-    let get = |s: &'a candle_core::StorageRef<'a>| -> Result<&'a [T]> {
-        match &**s {
-            candle_core::Storage::Cpu(c) => T::all(c, "fused-rotary"),
-            _ => candle_core::bail!("fused-rotary: the tables are not on the CPU"),
-        }
-    };
-    Ok((get(&guards.0)?, get(&guards.1)?))
 }
 
 impl Rotary {
@@ -38,11 +25,9 @@ impl Rotary {
         if ct != t || rot > d || rot % 2 != 0 {
             candle_core::bail!("fused-rotary: tables [{ct}, {rot}] against input {dims:?}");
         }
-        let guards = (
-            self.cos.storage_and_layout().0,
-            self.sin.storage_and_layout().0,
-        );
-        let (cos, sin) = tables::<T>(&guards)?;
+        let (cos_guard, sin_guard) = (self.cos.storage_and_layout(), self.sin.storage_and_layout());
+        let cos = cpu_slice::<T>(&cos_guard.0, None, "fused-rotary")?;
+        let sin = cpu_slice::<T>(&sin_guard.0, None, "fused-rotary")?;
         let half = rot / 2;
         let mut out = vec![T::ZERO; x.len()];
         out.par_chunks_mut(d * t)
@@ -88,16 +73,13 @@ impl CustomOp1 for Rotary {
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let grad = grad.contiguous()?;
         let (s, l) = grad.storage_and_layout();
-        let candle_core::Storage::Cpu(c) = &*s else {
-            candle_core::bail!("fused-rotary: the gradient is not on the CPU")
-        };
-        let dx = match c.dtype() {
+        let dx = match grad.dtype() {
             DType::F32 => {
-                let v = self.apply(f32::contiguous(c, l, self.name())?, l.dims(), true)?;
+                let v = self.apply(cpu_slice::<f32>(&s, Some(l), self.name())?, l.dims(), true)?;
                 Tensor::from_vec(v, x.shape(), x.device())?
             }
             _ => {
-                let v = self.apply(f64::contiguous(c, l, self.name())?, l.dims(), true)?;
+                let v = self.apply(cpu_slice::<f64>(&s, Some(l), self.name())?, l.dims(), true)?;
                 Tensor::from_vec(v, x.shape(), x.device())?
             }
         };

@@ -6,8 +6,8 @@
 //! and dtypes.
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
+use w2s_kernels::Act;
 pub use w2s_kernels::AttentionShape;
-use w2s_kernels::{Act, AttentionShape as Shape};
 
 /// LayerNorm over the last dimension with weight and bias (HF names `weight`, `bias`).
 #[derive(Debug, Clone)]
@@ -115,10 +115,7 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        match &self.lora {
-            None => w2s_kernels::linear(x, &self.weight, self.bias.as_ref(), Act::Identity),
-            Some(_) => self.forward_act(x, Activation::Identity),
-        }
+        self.forward_act(x, Activation::Identity)
     }
 }
 
@@ -221,7 +218,13 @@ pub fn decoder_bias(mask: &Tensor, vis: Visibility, dtype: DType) -> Result<Tens
 
 /// Scaled dot-product attention `softmax(q·kᵀ·scale + bias)·v`, merged as `[b, t, heads·d]`;
 /// q, k, v are `[b, heads, t, d]` or `[b, t, heads·d]` (see [`w2s_kernels::attention`]).
-pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, shape: Shape) -> Result<Tensor> {
+pub fn attend(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: &Tensor,
+    shape: AttentionShape,
+) -> Result<Tensor> {
     w2s_kernels::attention(q, k, v, bias, shape)
 }
 
@@ -329,7 +332,7 @@ impl EncoderLayer {
         // q, k, v stay `[b, t, heads·d]`: the attention reads the heads in place.
         let (q, k, v) = (self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?);
         let scale = 1.0 / ((q.dim(D::Minus1)? / self.heads) as f64).sqrt();
-        let shape = Shape {
+        let shape = AttentionShape {
             heads: self.heads,
             kv_heads: self.heads,
             scale,
