@@ -9,6 +9,8 @@ use w2s_train::{
     fit_plain, Adapt, ClassifierRequest, EncoderClassifier, Loss, LrSchedule, TrainConfig,
 };
 
+mod sweep;
+
 /// What to time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BenchKind {
@@ -19,6 +21,9 @@ pub enum BenchKind {
     /// The f32 matrix-product rate of w2s's gemm and of torch.matmul at the model's shapes and at
     /// 2048³: the peak that MFU is measured against.
     Gemm,
+    /// A small probe sweep's wall time with each model's features computed once, against every
+    /// run computing its own (as the official code does).
+    Sweep,
 }
 
 /// Arguments of `w2s bench`.
@@ -41,13 +46,21 @@ no MFU is printed for --lora or --train-layers). --composed also times w2s with 
 kernels off (W2S_FUSED=0): the composed candle path they replace. `loss` is the mean training
 loss of the timed steps: the same ids and weights give the same number on any device.
 
+`sweep` runs the probe sweep DATA x every weaker -> stronger pair of MODELS x LOSSES x SEEDS
+twice in scratch folders, both from nothing: once with one runner (each model's features are
+computed once and every run reuses them, as `w2s sweep` does), and once with a fresh runner,
+store and feature cache for every run (each run embeds with both its models and trains its own
+weak model and ceiling, as the official code's one-process-per-run does). Both sides must give the
+same accuracies run by run.
+
 Examples:
   w2s bench gemm --model minilm-l6
   w2s bench embed --model minilm-l6 --composed
   w2s bench train --model mpnet-base --batch 16 --seq 128
-  w2s bench train --model hf:Qwen/Qwen2-0.5B --lora 8 --dtype bf16")]
+  w2s bench train --model hf:Qwen/Qwen2-0.5B --lora 8 --dtype bf16
+  w2s bench sweep --seeds 1 --max-rows 200")]
 pub struct BenchArgs {
-    /// embed or train.
+    /// What to time.
     kind: BenchKind,
     /// Model (built-in name, hf:ORG/NAME, a model folder or a .gguf file).
     #[arg(long, default_value = "minilm-l6")]
@@ -82,6 +95,21 @@ pub struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// sweep: the dataset.
+    #[arg(long, default_value = "tweets")]
+    data: String,
+    /// sweep: the ladder, weakest first (every weaker -> stronger pair is a run).
+    #[arg(long, default_value = "minilm-l3,minilm-l6,e5-small,mpnet-base")]
+    models: String,
+    /// sweep: the student losses, comma-separated.
+    #[arg(long, default_value = "xent,logconf")]
+    losses: String,
+    /// sweep: seeds 0..N.
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// sweep: rows of the dataset used (split into A, B, val and test).
+    #[arg(long, default_value_t = 300)]
+    max_rows: usize,
 }
 
 /// Resets this process's peak resident memory to its current size (Linux's `clear_refs` 5), so
@@ -97,7 +125,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 /// The CPU's model name and the vector/matrix extensions that matter for f32/bf16 products.
-fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let name = info
         .lines()
@@ -173,7 +201,7 @@ fn w2s_side(args: &BenchArgs, source: &ModelSource, device: &Device) -> Result<W
     let device_name = format!("{:?}", device.location());
     reset_peak_rss();
     match args.kind {
-        BenchKind::Embed | BenchKind::Gemm => {
+        BenchKind::Embed | BenchKind::Gemm | BenchKind::Sweep => {
             let req = w2s_models::LoadRequest {
                 device,
                 dtype: dtype.candle(),
@@ -389,7 +417,10 @@ fn gemm_peak(args: &BenchArgs, shapes: &StepShapes) -> Result<GemmPeak> {
 }
 
 /// Runs `w2s bench`.
-pub fn run(args: BenchArgs, _quiet: bool) -> Result<()> {
+pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
+    if args.kind == BenchKind::Sweep {
+        return sweep::run(&args, quiet);
+    }
     let store = Store::open();
     let source = w2s_models::resolve(&args.model, &store)?;
     let device = w2s_models::default_device();

@@ -144,6 +144,8 @@ pub struct Runner<'a> {
     datasets: HashMap<String, Rc<Prepared>>,
     features: HashMap<(String, String), Rc<(Features, String)>>,
     sources: HashMap<String, Rc<ModelSource>>,
+    /// Where pooled features are cached (`features/` under it): the asset cache's root unless set.
+    feature_root: PathBuf,
     /// Nodes trained and reused so far.
     pub counts: NodeCounts,
     on_event: Box<dyn FnMut(Event) + 'a>,
@@ -182,9 +184,17 @@ impl<'a> Runner<'a> {
             datasets: HashMap::new(),
             features: HashMap::new(),
             sources: HashMap::new(),
+            feature_root: assets.root().to_path_buf(),
             counts: NodeCounts::default(),
             on_event,
         }
+    }
+
+    /// Caches pooled features under `root/features` instead of the asset cache (features depend
+    /// only on the model and the rows, so this changes where they are kept, never a result).
+    pub fn with_feature_root(mut self, root: &Path) -> Runner<'a> {
+        self.feature_root = root.to_path_buf();
+        self
     }
 
     /// The output folder.
@@ -285,7 +295,7 @@ impl<'a> Runner<'a> {
         let on_event = &mut self.on_event;
         let name = data.dataset.name.as_str();
         let feats = w2s_models::cached_features(
-            self.assets.root(),
+            &self.feature_root,
             &req,
             &self.device,
             &mut |done, total| {

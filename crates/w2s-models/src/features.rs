@@ -118,7 +118,7 @@ fn sanitize(s: &str) -> String {
 }
 
 /// Returns the features, from the cache when present, else by running the model (and caching them).
-/// `progress(done_rows, total_rows)` is called after every batch.
+/// `progress(done_rows, total_rows)` is called once before the first batch and after every batch.
 pub fn cached_features(
     root: &Path,
     req: &FeatureRequest,
@@ -191,6 +191,7 @@ pub fn embed_all(
     let dim = encoder.hidden;
     let mut values = vec![0f32; texts.len() * dim];
     let mut done = 0;
+    progress(0, texts.len());
     for chunk in order.chunks(batch_size.max(1)) {
         let rows: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
         let pooled = encoder
