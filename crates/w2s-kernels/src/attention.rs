@@ -10,7 +10,7 @@
 //! `[b, t, heads·d]`, so no split or merge copies are made. Grouped-query attention reads the
 //! shared key/value head directly instead of repeating it.
 use crate::matmul::{matmul, Mat, Shared, SharedMut, Threads};
-use crate::real::{cpu_slice, Real};
+use crate::real::{cpu_slice, lane_max, lane_sum, Real};
 use crate::simd::fast;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
@@ -349,7 +349,7 @@ impl Attention {
                         for i in 0..t {
                             let pr = &prow[i * t..(i + 1) * t];
                             let dr = &mut ds[i * t..(i + 1) * t];
-                            let dot: T = pr.iter().zip(dr.iter()).map(|(&a, &b)| a * b).sum();
+                            let dot = lane_sum(t, |j| pr[j] * dr[j]);
                             for (d, &p) in dr.iter_mut().zip(pr) {
                                 *d = p * (*d - dot);
                             }
@@ -418,13 +418,11 @@ impl Attention {
 /// Softmax of one row, in place; stable (the maximum is subtracted first).
 #[inline(always)]
 pub(crate) fn softmax_in_place<T: Real>(row: &mut [T]) {
-    let max = row.iter().fold(row[0], |m, &x| m.larger(x));
-    let mut sum = T::ZERO;
+    let max = lane_max(row);
     for x in row.iter_mut() {
         *x = (*x - max).exp();
-        sum += *x;
     }
-    let inv = T::ONE / sum;
+    let inv = T::ONE / lane_sum(row.len(), |i| row[i]);
     for x in row.iter_mut() {
         *x *= inv;
     }
