@@ -68,22 +68,10 @@ pub fn execute(
     runner.prepare(specs)?;
     let mut records = Vec::with_capacity(specs.len());
     for spec in specs {
-        overall.set_message(format!(
-            "{} {} {} seed {}",
-            spec.dataset,
-            spec.chain.join("→"),
-            spec.loss.name(),
-            spec.seed
-        ));
-        let record = runner.run(spec).with_context(|| {
-            format!(
-                "run {} on {} ({}, seed {})",
-                spec.chain.join(" → "),
-                spec.dataset,
-                spec.loss.name(),
-                spec.seed
-            )
-        })?;
+        overall.set_message(spec.describe());
+        let record = runner
+            .run(spec)
+            .with_context(|| format!("run {}", spec.describe()))?;
         records.push(record);
         overall.inc(1);
     }
@@ -147,7 +135,7 @@ pub fn print_tables(runs: &[RunRecord], summary: &[SummaryRow]) {
         );
         println!(
             "  {:<23} {:>13}  {:>16}  {:>10}  {:>9}  {:>13}{}",
-            "student loss",
+            "student method",
             "test acc",
             "PGR (acc)",
             "PGR (AUROC)",
@@ -166,7 +154,7 @@ pub fn print_tables(runs: &[RunRecord], summary: &[SummaryRow]) {
                 .unwrap_or_default();
             println!(
                 "  {:<23} {:>13}  {:>16}  {:>10}  {:>9}  {:>13}{direct}",
-                r.loss,
+                r.series,
                 pct_ci(r.student_acc, r.student_acc_ci95),
                 pgr_text(r),
                 r.pgr_auroc_mean

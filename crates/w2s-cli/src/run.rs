@@ -1,7 +1,7 @@
-//! `w2s run`: the weak-to-strong experiment on one or more datasets, with every seed and loss.
+//! `w2s run`: the weak-to-strong experiment on one or more datasets, with every seed and method.
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
-use w2s_experiment::{ExperimentConfig, LabelForm, Mode, RunSpec};
+use w2s_experiment::{ExperimentConfig, LabelForm, Method, Mode, RunSpec};
 use w2s_train::{Adapt, Loss, LossSchedule};
 
 /// The demo's datasets: the sentiment sets where probe mode has a gap (docs/experiment.md).
@@ -12,7 +12,7 @@ pub const DEMO_DATA: [&str; 2] = ["tweets", "pang-lee-sentences"];
 #[command(after_help = "\
 For each dataset and seed: the rows are split by group into A / B / val / test; the weak model is
 trained on A with ground truth and labels B and val; the strong ceiling is trained on B with ground
-truth; one student per loss is trained on B with the weak labels, early-stopped on the weak-labelled
+truth; one student per method is trained on B with the weak labels (after the method's label steps), early-stopped on the weak-labelled
 val rows only. PGR = (student - weak) / (ceiling - weak) on test accuracy, reported only when the
 ceiling beats the weak model in every seed (otherwise \"no gap\").
 
@@ -43,9 +43,11 @@ pub struct RunArgs {
     /// Direct weak -> strong transfer is run on the same seeds for comparison.
     #[arg(long, value_delimiter = ',', value_name = "M1,M2,...")]
     chain: Vec<String>,
-    /// Student losses: xent, hard, kl, logconf, product, entropy, window, adaptconf, or "all".
-    #[arg(long, value_delimiter = ',', default_value = "xent,logconf")]
-    loss: Vec<String>,
+    /// Student methods, comma-separated: a loss, or label steps then a loss joined by `+`
+    /// (`conf-filter:0.8+xent`, `knn:10+logconf`); "all" for every loss and every step (see below).
+    /// `--loss` is the same option.
+    #[arg(long, alias = "loss", value_delimiter = ',', default_value = "xent,logconf", help = method_help())]
+    method: Vec<String>,
     /// Number of seeds (0..N): each gives its own split and training order.
     #[arg(long, default_value_t = 3)]
     seeds: u64,
@@ -121,28 +123,20 @@ pub fn model_help() -> String {
     )
 }
 
-/// Parses loss names ("all" expands to every loss).
-pub fn parse_losses(names: &[String]) -> Result<Vec<Loss>> {
-    let mut out = Vec::new();
-    for n in names {
-        let n = n.trim();
-        if n == "all" {
-            out.extend(Loss::ALL);
-            continue;
-        }
-        match Loss::parse(n) {
-            Some(l) => out.push(l),
-            None => bail!(
-                "unknown loss '{n}'; choose from {}",
-                Loss::ALL.map(|l| l.name()).join(", ")
-            ),
-        }
-    }
-    out.dedup();
-    if out.is_empty() {
-        bail!("no loss given");
-    }
-    Ok(out)
+/// The help of `--method`: the losses and label steps, from the registries.
+pub fn method_help() -> String {
+    format!(
+        "Student methods, comma-separated: a loss ({}), or label steps and a loss joined by '+' \
+         (conf-filter:0.8+xent, knn:10+logconf); \"all\" for every loss and every step; --loss is \
+         the same option. Label steps:\n{}",
+        Loss::ALL.map(|l| l.name()).join(", "),
+        w2s_experiment::methods::steps_help()
+    )
+}
+
+/// Parses method strings ("all" expands to every loss and every label step).
+pub fn parse_methods(names: &[String]) -> Result<Vec<Method>> {
+    w2s_experiment::parse_methods(names).map_err(anyhow::Error::msg)
 }
 
 /// Runs `w2s run`.
@@ -167,7 +161,7 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
             args.strong.clone().unwrap_or_else(|| "mpnet-base".into()),
         ]
     };
-    let losses = parse_losses(&args.loss)?;
+    let methods = parse_methods(&args.method)?;
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
@@ -228,25 +222,25 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
     }
     if demo && !quiet && !args.json {
         eprintln!(
-            "w2s demo: {} on {} ({} seeds, losses {}); see `w2s run --help` for options",
+            "w2s demo: {} on {} ({} seeds, methods {}); see `w2s run --help` for options",
             chain.join(" -> "),
             data.join(", "),
             args.seeds,
-            losses
+            methods
                 .iter()
-                .map(|l| l.name())
+                .map(|m| m.name())
                 .collect::<Vec<_>>()
                 .join(", ")
         );
     }
     let mut specs = Vec::new();
     for d in &data {
-        for &loss in &losses {
+        for method in &methods {
             for seed in 0..args.seeds {
                 specs.push(RunSpec {
                     dataset: d.clone(),
                     chain: chain.clone(),
-                    loss,
+                    method: method.clone(),
                     seed,
                 });
             }

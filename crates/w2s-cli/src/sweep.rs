@@ -1,4 +1,4 @@
-//! `w2s sweep FILE.toml`: a grid of datasets × models (or chains) × losses × seeds.
+//! `w2s sweep FILE.toml`: a grid of datasets × models (or chains) × methods × seeds.
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -8,13 +8,14 @@ use w2s_experiment::{ExperimentConfig, RunSpec};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 The file lists datasets, a model ladder (weakest first: every weaker -> stronger pair is run),
-optional bootstrapping chains, losses and a seed count, plus [experiment] settings. Example:
+optional bootstrapping chains, methods (`losses` is the same key) and a seed count, plus
+[experiment] settings. Example:
 
   out = \"w2s-out/paper-probe\"
   datasets = [\"tweets\", \"pang-lee-sentences\"]
   models = [\"minilm-l3\", \"minilm-l6\", \"e5-small\", \"mpnet-base\"]
   chains = [[\"minilm-l3\", \"minilm-l6\", \"mpnet-base\"]]
-  losses = [\"xent\", \"logconf\"]     # or [\"all\"]
+  methods = [\"xent\", \"logconf\", \"conf-filter:0.8+xent\"]     # or [\"all\"]
   seeds = 5
   [experiment]
   max_rows = 6000
@@ -61,8 +62,9 @@ pub struct SweepFile {
     /// Bootstrapping chains, weakest first.
     #[serde(default)]
     pub chains: Vec<Vec<String>>,
-    /// Losses ("all" for every one).
-    pub losses: Vec<String>,
+    /// Methods (`xent`, `conf-filter:0.8+xent`, ...; "all" for every one); `losses` is the same key.
+    #[serde(alias = "losses")]
+    pub methods: Vec<String>,
     /// Seeds 0..N.
     #[serde(default = "default_seeds")]
     pub seeds: u64,
@@ -134,7 +136,7 @@ impl SweepFile {
 
     /// Every run, ordered so that runs sharing a dataset, seed and weak model are adjacent.
     pub fn specs(&self) -> Result<Vec<RunSpec>> {
-        let losses = crate::run::parse_losses(&self.losses)?;
+        let methods = crate::run::parse_methods(&self.methods)?;
         let mut chains: Vec<Vec<String>> = Vec::new();
         for (i, weak) in self.models.iter().enumerate() {
             for strong in &self.models[i + 1..] {
@@ -152,11 +154,11 @@ impl SweepFile {
         for d in &self.datasets {
             for seed in 0..self.seeds {
                 for chain in &chains {
-                    for &loss in &losses {
+                    for method in &methods {
                         specs.push(RunSpec {
                             dataset: d.clone(),
                             chain: chain.clone(),
-                            loss,
+                            method: method.clone(),
                             seed,
                         });
                     }
@@ -182,7 +184,7 @@ pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
                 "{}\t{}\t{}\tseed {}",
                 s.dataset,
                 s.chain.join(","),
-                s.loss.name(),
+                s.method.name(),
                 s.seed
             );
         }
@@ -223,8 +225,8 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/paper-probe.toml");
         let sweep = SweepFile::read(&path).unwrap();
         let specs = sweep.specs().unwrap();
-        // 6 datasets × 5 seeds × (6 ladder pairs + 1 chain) × 8 losses
-        assert_eq!(specs.len(), 6 * 5 * 7 * 8);
+        // 6 datasets × 5 seeds × (6 ladder pairs + 1 chain) × every method of the registry
+        assert_eq!(specs.len(), 6 * 5 * 7 * w2s_experiment::Method::all().len());
         assert_eq!(sweep.config().unwrap().max_rows, 6000);
         let pairs: std::collections::BTreeSet<_> = specs.iter().map(|s| s.chain.clone()).collect();
         assert!(pairs.contains(&vec!["minilm-l3".to_string(), "mpnet-base".to_string()]));
@@ -236,7 +238,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/gpt2-ladder.toml");
         let sweep = SweepFile::read(&path).unwrap();
         let specs = sweep.specs().unwrap();
-        // 3 datasets × 3 seeds × (6 ladder pairs + 2 pairs + 1 chain) × 2 losses
+        // 3 datasets × 3 seeds × (6 ladder pairs + 2 pairs + 1 chain) × 2 methods
         assert_eq!(specs.len(), 3 * 3 * 9 * 2);
         assert!(specs
             .iter()

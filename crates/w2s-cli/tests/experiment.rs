@@ -192,7 +192,7 @@ fn finetune_mode_runs_every_stage_including_a_chain() {
 const SWEEP: &str = r#"
 datasets = ["pang-lee-sentences"]
 models = ["minilm-l3", "minilm-l6"]
-losses = ["all"]
+methods = ["all"]
 seeds = 3
 [experiment]
 max_rows = 1200
@@ -224,7 +224,12 @@ fn kill_9_during_a_sweep_loses_nothing_and_a_restart_recomputes_nothing_stored()
             .collect::<Vec<_>>(),
     );
     let total = nodes(&reference).len();
-    assert_eq!(total, 3 * (2 + 8), "3 seeds × (weak, ceiling, 8 students)");
+    let methods = w2s_experiment::Method::all().len();
+    assert_eq!(
+        total,
+        3 * (2 + methods),
+        "3 seeds × (weak, ceiling, a student per method)"
+    );
 
     let mut child = w2s()
         .args(args(&killed))
@@ -280,4 +285,120 @@ fn a_warmup_outside_zero_to_one_is_refused_with_the_flag_named() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--warmup") && err.contains("1.5"), "{err}");
+}
+
+#[test]
+fn a_finetune_run_after_a_probe_run_into_one_folder_keeps_both_records() {
+    // The case of issue 12: the second run used to replace the first one's record.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("X");
+    let base = [
+        "run",
+        "--data",
+        "tweets",
+        "--weak",
+        "minilm-l3",
+        "--strong",
+        "minilm-l6",
+        "--loss",
+        "xent",
+        "--seeds",
+        "1",
+        "--max-rows",
+        "300",
+        "--out",
+        out.to_str().unwrap(),
+        "--no-report",
+        "--json",
+    ];
+    let probe = run_json(&base);
+    let mut finetune = base.to_vec();
+    finetune.extend(["--mode", "finetune", "--epochs", "1", "--max-len", "40"]);
+    let ft = run_json(&finetune);
+    let (p, f) = (&probe["runs"][0], &ft["runs"][0]);
+    assert_ne!(
+        p["config"], f["config"],
+        "the two configurations have one id"
+    );
+    assert_ne!(p["predictions"], f["predictions"]);
+    let records = w2s_experiment::read_runs(&out).unwrap();
+    assert_eq!(records.len(), 2, "both records are on disk");
+    let probe_record = records
+        .iter()
+        .find(|r| r.config == p["config"].as_str().unwrap())
+        .expect("the probe record survives");
+    assert_eq!(probe_record.student_acc, num(p, "student_acc"));
+    assert!(out.join(&probe_record.predictions).is_file());
+    let summary = w2s_experiment::summarize(&records);
+    assert_eq!(
+        summary.len(),
+        2,
+        "the summary keeps the configurations apart"
+    );
+    assert!(
+        summary.iter().all(|s| s.series.starts_with("xent @")),
+        "{summary:?}"
+    );
+    // The same probe command again finds its record and its nodes.
+    let again = run_json(&base);
+    assert_eq!(again["nodes"]["computed"].as_u64(), Some(0));
+    assert_eq!(w2s_experiment::read_runs(&out).unwrap().len(), 2);
+}
+
+#[test]
+fn every_method_of_the_list_is_one_run_sharing_the_weak_model_and_the_ceiling() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let methods = "xent,conf-filter:0.8+xent,knn:10+xent,logreg-relabel+logconf";
+    let doc = run_json(&[
+        "run",
+        "--data",
+        "tweets",
+        "--weak",
+        "minilm-l3",
+        "--strong",
+        "minilm-l6",
+        "--method",
+        methods,
+        "--seeds",
+        "1",
+        "--max-rows",
+        "1000",
+        "--out",
+        out.to_str().unwrap(),
+        "--no-report",
+        "--json",
+    ]);
+    let runs = doc["runs"].as_array().unwrap();
+    let names: Vec<&str> = runs.iter().map(|r| r["method"].as_str().unwrap()).collect();
+    assert_eq!(names, methods.split(',').collect::<Vec<_>>());
+    assert_eq!(runs[3]["loss"], "logconf");
+    let nodes: Vec<&Value> = runs.iter().map(|r| &r["nodes"]).collect();
+    for n in &nodes[1..] {
+        assert_eq!(n[0], nodes[0][0], "one weak model");
+        assert_eq!(n[1], nodes[0][1], "one ceiling");
+        assert_ne!(n[2], nodes[0][2], "a student of its own");
+    }
+    for r in runs {
+        assert!((0.0..=1.0).contains(&num(r, "student_acc")), "{r}");
+    }
+    // weak + ceiling + 4 students.
+    assert_eq!(doc["nodes"]["computed"].as_u64(), Some(6), "{doc}");
+    let bad = w2s()
+        .args([
+            "run",
+            "--data",
+            "tweets",
+            "--method",
+            "conf-filter:2+xent",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("conf-filter") && err.contains("[0.5, 1]"),
+        "{err}"
+    );
 }

@@ -1,6 +1,7 @@
-//! What one experiment is: the shared settings and the runs (dataset × chain × loss × seed).
+//! What one experiment is: the shared settings and the runs (dataset × chain × method × seed).
+use crate::methods::Method;
 use serde::{Deserialize, Serialize};
-use w2s_train::{Loss, LossSchedule, TrainConfig};
+use w2s_train::{LossSchedule, TrainConfig};
 
 /// How the weak model's predictions become the student's targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,15 +102,15 @@ impl Default for ExperimentConfig {
     }
 }
 
-/// One run: a dataset, a chain of models from weak to strong, a loss and a seed.
+/// One run: a dataset, a chain of models from weak to strong, a method and a seed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
     /// Built-in dataset name or a .jsonl/.csv path.
     pub dataset: String,
     /// `[weak, strong]` for direct transfer, `[weak, m1, ..., strong]` for bootstrapping.
     pub chain: Vec<String>,
-    /// The student's loss (every link of a chain uses it).
-    pub loss: Loss,
+    /// The student's label steps and loss (every link of a chain uses it).
+    pub method: Method,
     /// Split and training seed.
     pub seed: u64,
 }
@@ -125,6 +126,17 @@ impl RunSpec {
         &self.chain[self.chain.len() - 1]
     }
 
+    /// `weak → strong on dataset (method, seed N)`, for messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} on {} ({}, seed {})",
+            self.chain.join(" → "),
+            self.dataset,
+            self.method.name(),
+            self.seed
+        )
+    }
+
     /// True for a bootstrapping chain (at least one intermediate model).
     pub fn is_chain(&self) -> bool {
         self.chain.len() > 2
@@ -132,6 +144,21 @@ impl RunSpec {
 }
 
 impl ExperimentConfig {
+    /// A short hash of everything that distinguishes the runs of one configuration and method
+    /// (all settings and the method with its parameters; the dataset, models and seed are named
+    /// separately): run records with different ids are never merged or overwritten.
+    pub fn config_id(&self, method: &Method) -> String {
+        let mut settings = serde_json::json!(self);
+        if !method.loss().uses_schedule() {
+            // A setting the loss never reads does not make its runs different.
+            settings["loss_schedule"] = serde_json::Value::Null;
+        }
+        let key = crate::store::key_of(&serde_json::json!({
+            "settings": settings, "method": method.name(),
+        }));
+        key[..8].to_string()
+    }
+
     /// Defaults for fine-tuning on a CPU: fewer rows (2,000), 3 epochs, batch 32, lr 5e-5.
     pub fn finetune_defaults() -> Self {
         let mut cfg = ExperimentConfig {

@@ -1,12 +1,14 @@
 //! The weak-to-strong experiment: the graph of stages (weak model, weak labels, ceiling, students,
 //! chains), its content-addressed store, the metrics every run reports, and summaries over seeds.
 pub mod config;
+pub mod methods;
 pub mod metrics;
 pub mod record;
 pub mod runner;
 pub mod store;
 
 pub use config::{ExperimentConfig, FinetuneConfig, LabelForm, Mode, RunSpec};
+pub use methods::{parse_methods, Method};
 pub use record::{read_runs, summarize, RunRecord, SummaryRow};
 pub use runner::{Event, ExperimentError, NodeCounts, Runner, TrainedNode};
 pub use store::NodeStore;

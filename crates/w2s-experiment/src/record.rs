@@ -21,6 +21,14 @@ pub struct RunRecord {
     pub chain: Option<Vec<String>>,
     /// Student loss.
     pub loss: String,
+    /// The method: label steps and loss (`conf-filter:0.8+xent`). Records written before methods
+    /// existed read with their loss here.
+    #[serde(default)]
+    pub method: String,
+    /// [`ExperimentConfig::config_id`] of the settings and method (empty in records written
+    /// before it existed).
+    #[serde(default)]
+    pub config: String,
     /// "soft" or "hard" weak labels.
     pub labels: String,
     /// Split and training seed.
@@ -115,7 +123,9 @@ pub fn evaluate(
         weak: spec.weak().to_string(),
         strong: spec.strong().to_string(),
         chain: spec.is_chain().then(|| spec.chain.clone()),
-        loss: spec.loss.name().to_string(),
+        loss: spec.method.loss().name().to_string(),
+        method: spec.method.name(),
+        config: cfg.config_id(&spec.method),
         labels: cfg.labels.name().to_string(),
         seed: spec.seed,
         rows: [
@@ -166,7 +176,8 @@ pub fn slug(s: &str) -> String {
         .collect()
 }
 
-/// The run's file stem: `weak-to-strong[-via-m1-m2]-loss-labels-seedN`.
+/// The run's file stem: `weak-to-strong[-via-m1-m2]-method-labels-seedN-config`, where `config`
+/// is the run's [`ExperimentConfig::config_id`] (absent in records written before it existed).
 pub fn run_name(r: &RunRecord) -> String {
     let via = match &r.chain {
         Some(c) => format!(
@@ -179,11 +190,30 @@ pub fn run_name(r: &RunRecord) -> String {
         ),
         None => String::new(),
     };
+    let method = if r.method.is_empty() {
+        &r.loss
+    } else {
+        &r.method
+    };
+    // Not `slug`, which would take `0.8+xent` for a file extension.
+    let method: String = method
+        .chars()
+        .map(|c| match c {
+            ':' => '-',
+            '+' => '_',
+            c if c.is_ascii_alphanumeric() || c == '-' || c == '.' => c,
+            _ => '_',
+        })
+        .collect();
+    let config = if r.config.is_empty() {
+        String::new()
+    } else {
+        format!("-{}", r.config)
+    };
     format!(
-        "{}-to-{}{via}-{}-{}-seed{}",
+        "{}-to-{}{via}-{method}-{}-seed{}{config}",
         slug(&r.weak),
         slug(&r.strong),
-        r.loss,
         r.labels,
         r.seed
     )
@@ -229,7 +259,29 @@ pub fn write(
     let bytes = serde_json::to_vec_pretty(&record).map_err(|e| (path.clone(), e.into()))?;
     w2s_assets::cache::write_atomic(&path, &bytes)
         .map_err(|e| (path.clone(), std::io::Error::other(e)))?;
+    retire_unversioned(&dir, &record);
     Ok(record)
+}
+
+/// Removes the record an earlier version wrote for this very run under the name without a
+/// config id, so that rerunning a command in an old folder does not list the run twice. Only
+/// when its three nodes are this run's: the node keys hash every setting the run depends on.
+fn retire_unversioned(dir: &Path, record: &RunRecord) {
+    let mut old = record.clone();
+    old.config.clear();
+    old.method.clear();
+    let name = run_name(&old);
+    let path = dir.join(format!("{name}.json"));
+    let Ok(bytes) = std::fs::read(&path) else {
+        return;
+    };
+    match serde_json::from_slice::<RunRecord>(&bytes) {
+        Ok(r) if r.config.is_empty() && r.nodes == record.nodes => {
+            let _ = std::fs::remove_file(dir.join(format!("{name}.preds.jsonl")));
+            let _ = std::fs::remove_file(&path);
+        }
+        _ => {}
+    }
 }
 
 /// Reads every run record under `out/runs`.
@@ -253,7 +305,12 @@ pub fn read_runs(out: &Path) -> std::io::Result<Vec<RunRecord>> {
         for f in files {
             let bytes = std::fs::read(&f)?;
             match serde_json::from_slice::<RunRecord>(&bytes) {
-                Ok(r) => records.push(r),
+                Ok(mut r) => {
+                    if r.method.is_empty() {
+                        r.method = r.loss.clone();
+                    }
+                    records.push(r)
+                }
                 Err(e) => tracing::warn!("{}: not a run record ({e}); skipped", f.display()),
             }
         }
@@ -274,6 +331,16 @@ pub struct SummaryRow {
     pub chain: Option<Vec<String>>,
     /// Student loss.
     pub loss: String,
+    /// The method (label steps and loss).
+    #[serde(default)]
+    pub method: String,
+    /// The configuration id its runs share.
+    #[serde(default)]
+    pub config: String,
+    /// The row's label in tables and plots: the method, and `@config` after it when the runs of
+    /// the same dataset and models hold more than one configuration.
+    #[serde(default)]
+    pub series: String,
     /// Weak label form.
     pub labels: String,
     /// Seeds summarised.
@@ -319,12 +386,27 @@ fn all_or_none(values: Vec<Option<f64>>) -> Option<metrics::MeanCi> {
 
 /// Groups runs by configuration (all but the seed) in first-seen order and summarises each.
 pub fn summarize(runs: &[RunRecord]) -> Vec<SummaryRow> {
+    let method = |r: &RunRecord| {
+        if r.method.is_empty() {
+            r.loss.clone()
+        } else {
+            r.method.clone()
+        }
+    };
+    let pair = |r: &RunRecord| format!("{}|{}|{}|{:?}", r.dataset, r.weak, r.strong, r.chain);
+    let mut configs: Vec<(String, Vec<&str>)> = Vec::new();
+    for r in runs {
+        let p = pair(r);
+        match configs.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, c)) if !c.contains(&r.config.as_str()) => c.push(&r.config),
+            Some(_) => {}
+            None => configs.push((p, vec![&r.config])),
+        }
+    }
+    let several = |r: &RunRecord| configs.iter().any(|(p, c)| *p == pair(r) && c.len() > 1);
     let mut groups: Vec<(String, Vec<&RunRecord>)> = Vec::new();
     for r in runs {
-        let id = format!(
-            "{}|{}|{}|{:?}|{}|{}",
-            r.dataset, r.weak, r.strong, r.chain, r.loss, r.labels
-        );
+        let id = format!("{}|{}|{}|{}", pair(r), method(r), r.config, r.labels);
         match groups.iter_mut().find(|(g, _)| *g == id) {
             Some((_, v)) => v.push(r),
             None => groups.push((id, vec![r])),
@@ -346,6 +428,18 @@ pub fn summarize(runs: &[RunRecord]) -> Vec<SummaryRow> {
                 strong: first.strong.clone(),
                 chain: first.chain.clone(),
                 loss: first.loss.clone(),
+                method: method(first),
+                config: first.config.clone(),
+                series: if several(first) {
+                    let config = if first.config.is_empty() {
+                        "earlier"
+                    } else {
+                        &first.config
+                    };
+                    format!("{} @{config}", method(first))
+                } else {
+                    method(first)
+                },
                 labels: first.labels.clone(),
                 n_seeds: rs.len(),
                 weak_acc: mean(rs.iter().map(|r| r.weak_acc)),
@@ -377,6 +471,8 @@ mod tests {
             strong: "s".into(),
             chain: None,
             loss: "xent".into(),
+            method: "xent".into(),
+            config: "c0ffee00".into(),
             labels: "soft".into(),
             seed,
             rows: [1, 1, 1, 1],
@@ -428,8 +524,59 @@ mod tests {
     fn run_names_are_file_safe_and_distinct() {
         let mut r = run(3, 0.5, 0.6, 0.55);
         r.weak = "/tmp/my model".into();
-        assert_eq!(run_name(&r), "my_model-to-s-xent-soft-seed3");
+        assert_eq!(run_name(&r), "my_model-to-s-xent-soft-seed3-c0ffee00");
         r.chain = Some(vec!["w".into(), "m".into(), "s".into()]);
+        assert_eq!(run_name(&r), "my_model-to-s-via-m-xent-soft-seed3-c0ffee00");
+        r.method = "conf-filter:0.8+xent".into();
+        assert_eq!(
+            run_name(&r),
+            "my_model-to-s-via-m-conf-filter-0.8_xent-soft-seed3-c0ffee00"
+        );
+        // Records written before config ids existed keep their old names.
+        r.config.clear();
+        r.method.clear();
         assert_eq!(run_name(&r), "my_model-to-s-via-m-xent-soft-seed3");
+    }
+
+    #[test]
+    fn an_earlier_versions_record_of_the_same_run_is_retired_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = run(0, 0.7, 0.8, 0.75);
+        old.config.clear();
+        old.method.clear();
+        old.nodes = ["w".into(), "c".into(), "s".into()];
+        let old_path = dir.path().join(format!("{}.json", run_name(&old)));
+        let old_preds = dir.path().join(format!("{}.preds.jsonl", run_name(&old)));
+        let put = || {
+            std::fs::write(&old_path, serde_json::to_vec(&old).unwrap()).unwrap();
+            std::fs::write(&old_preds, "{}\n").unwrap();
+        };
+        let mut new = old.clone();
+        new.config = "c0ffee00".into();
+        new.method = "xent".into();
+        // Another student (say, another learning rate): the old record stays.
+        put();
+        let mut other = new.clone();
+        other.nodes[2] = "s2".into();
+        retire_unversioned(dir.path(), &other);
+        assert!(old_path.is_file() && old_preds.is_file());
+        // The same three nodes: the same run, written again under its new name.
+        retire_unversioned(dir.path(), &new);
+        assert!(!old_path.exists() && !old_preds.exists());
+    }
+
+    #[test]
+    fn runs_of_different_configurations_are_never_merged() {
+        let mut other = run(0, 0.7, 0.8, 0.78);
+        other.config = "12345678".into();
+        let rows = summarize(&[run(0, 0.7, 0.8, 0.75), run(1, 0.7, 0.9, 0.75), other]);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].n_seeds, 2);
+        assert_eq!(rows[0].series, "xent @c0ffee00");
+        assert_eq!(rows[1].series, "xent @12345678");
+        assert_eq!(rows[1].student_acc, 0.78);
+        // One configuration: the series is the method alone.
+        let rows = summarize(&[run(0, 0.7, 0.8, 0.75)]);
+        assert_eq!(rows[0].series, "xent");
     }
 }

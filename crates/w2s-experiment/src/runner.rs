@@ -12,6 +12,7 @@
 //! labelling node), the loss and every hyper-parameter. A node stores the model's class-1
 //! probability for every row of the subset, so labels and metrics are views of it.
 use crate::config::{ExperimentConfig, LabelForm, Mode, RunSpec};
+use crate::methods::{apply_steps, Labels, Method, StepInput};
 use crate::metrics;
 use crate::store::{key_of, NodeStore};
 use candle_core::Device;
@@ -351,7 +352,7 @@ impl<'a> Runner<'a> {
             "v": STAGE_VERSION, "mode": self.cfg.mode, "split": split.key, "model": model,
             "weights": source.fingerprint, "max_len": self.cfg.max_len,
             "rows": key_of(&serde_json::json!(rows)), "supervision": supervision, "loss": loss,
-            "loss_schedule": uses_schedule(loss).then_some(self.cfg.loss_schedule),
+            "loss_schedule": loss.uses_schedule().then_some(self.cfg.loss_schedule),
             "train": self.cfg.train, "seed": seed,
         });
         if self.cfg.mode == Mode::Finetune {
@@ -489,18 +490,39 @@ impl<'a> Runner<'a> {
         data: &Prepared,
         split: &SplitRows,
         teacher: &TrainedNode,
-        loss: Loss,
+        method: &Method,
         seed: u64,
     ) -> Result<Rc<TrainedNode>> {
         let b = &split.split.b;
-        let targets = b
+        let mut labels = Labels {
+            rows: b.clone(),
+            probs: b.iter().map(|&r| teacher.probs[r]).collect(),
+        };
+        let steps = method.label_steps();
+        if !steps.is_empty() {
+            let feats = if steps.iter().any(|s| s.needs_features()) {
+                Some(self.features(model, data)?)
+            } else {
+                None
+            };
+            let input = StepInput {
+                features: feats.as_ref().map(|f| (f.0.values.as_slice(), f.0.dim)),
+                seed,
+            };
+            labels = apply_steps(method, labels, &input).map_err(|e| {
+                ExperimentError::Spec(format!(
+                    "method {} for {model} on {}: {e}",
+                    method.name(),
+                    data.dataset.name
+                ))
+            })?;
+        }
+        let targets = labels
+            .probs
             .iter()
-            .map(|&r| {
-                let p = teacher.probs[r];
-                match self.cfg.labels {
-                    LabelForm::Soft => [1.0 - p, p],
-                    LabelForm::Hard => one_hot(metrics::predict(p as f64)),
-                }
+            .map(|&p| match self.cfg.labels {
+                LabelForm::Soft => [1.0 - p, p],
+                LabelForm::Hard => one_hot(metrics::predict(p as f64)),
             })
             .collect();
         let val_labels: Vec<u8> = split
@@ -509,13 +531,18 @@ impl<'a> Runner<'a> {
             .iter()
             .map(|&r| metrics::predict(teacher.probs[r] as f64))
             .collect();
-        let supervision = format!("{}:{}", self.cfg.labels.name(), teacher.key);
+        // The steps change the targets (and rows), so they name the supervision.
+        let mut supervision = format!("{}:{}", self.cfg.labels.name(), teacher.key);
+        for step in method.step_names() {
+            supervision.push('|');
+            supervision.push_str(step);
+        }
         let sup = Supervision {
-            rows: b,
+            rows: &labels.rows,
             name: supervision,
             targets,
             val_labels,
-            loss,
+            loss: method.loss(),
         };
         self.node("student", model, data, split, sup, seed)
     }
@@ -537,11 +564,11 @@ impl<'a> Runner<'a> {
             self.ground_truth("ceiling", spec.strong(), &data, &split, &s.b, spec.seed)?;
         let mut teacher = weak.clone();
         for model in &spec.chain[1..] {
-            teacher = self.student(model, &data, &split, &teacher, spec.loss, spec.seed)?;
+            teacher = self.student(model, &data, &split, &teacher, &spec.method, spec.seed)?;
         }
         let student = teacher;
         let direct = if spec.is_chain() {
-            Some(self.student(spec.strong(), &data, &split, &weak, spec.loss, spec.seed)?)
+            Some(self.student(spec.strong(), &data, &split, &weak, &spec.method, spec.seed)?)
         } else {
             None
         };
@@ -568,11 +595,6 @@ impl<'a> Runner<'a> {
         )
         .map_err(|(path, cause)| ExperimentError::Write { path, cause })
     }
-}
-
-/// Whether `loss` reads the confidence-weight schedule.
-fn uses_schedule(loss: Loss) -> bool {
-    matches!(loss, Loss::Logconf | Loss::Entropy)
 }
 
 fn one_hot(label: u8) -> [f32; 2] {

@@ -1,10 +1,10 @@
 //! `w2s report`: plots (each as PNG and SVG) and an HTML page from the run records in a folder.
 //!
 //! - (a) `transfer-<dataset>`: test accuracy against each strong model's ceiling, one colour per
-//!   weak model, one marker and dash per loss, ground truth (the ceilings themselves) in black;
+//!   weak model, one marker and dash per method, ground truth (the ceilings themselves) in black;
 //!   the paper's Figure 3 layout.
-//! - (b) `pgr-<dataset>`: PGR against strong-model size per loss, mean ± 95% CI over seeds.
-//! - (c) `median-pgr`: median PGR per loss per dataset, as a table image and in the page.
+//! - (b) `pgr-<dataset>`: PGR against strong-model size per method, mean ± 95% CI over seeds.
+//! - (c) `median-pgr`: median PGR per method per dataset, as a table image and in the page.
 //! - (d) `bootstrap-<dataset>`: accuracy of each bootstrapping chain against direct transfer.
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -231,14 +231,14 @@ impl Plot for TransferPlot<'_> {
             .draw_series(gt.iter().map(|&p| Circle::new(p, 4, BLACK.filled())))
             .map_err(s)?;
         let weak_models = unique(self.rows.iter().map(|r| r.weak.clone()));
-        let losses = unique(self.rows.iter().map(|r| r.loss.clone()));
+        let losses = unique(self.rows.iter().map(|r| r.series.clone()));
         for (wi, weak) in weak_models.iter().enumerate() {
             let color = PALETTE[wi % PALETTE.len()];
             for (li, loss) in losses.iter().enumerate() {
                 let mut pts: Vec<(f64, f64)> = self
                     .rows
                     .iter()
-                    .filter(|r| &r.weak == weak && &r.loss == loss && r.chain.is_none())
+                    .filter(|r| &r.weak == weak && &r.series == loss && r.chain.is_none())
                     .map(|r| (100.0 * ceiling[&r.strong], 100.0 * r.student_acc))
                     .collect();
                 if pts.is_empty() {
@@ -362,7 +362,7 @@ fn unique(it: impl Iterator<Item = String>) -> Vec<String> {
     out
 }
 
-/// Figure (b): PGR against strong-model size, per loss.
+/// Figure (b): PGR against strong-model size, per method.
 struct PgrPlot<'a> {
     dataset: &'a str,
     rows: Vec<&'a SummaryRow>,
@@ -446,7 +446,7 @@ impl Plot for PgrPlot<'_> {
                 BLACK.mix(0.5).stroke_width(1),
             ))
             .map_err(s)?;
-        let losses = unique(rows.iter().map(|r| r.loss.clone()));
+        let losses = unique(rows.iter().map(|r| r.series.clone()));
         let weak_models = unique(rows.iter().map(|r| r.weak.clone()));
         for (li, loss) in losses.iter().enumerate() {
             let color = PALETTE[li % PALETTE.len()];
@@ -455,7 +455,7 @@ impl Plot for PgrPlot<'_> {
                 let dx = 0.04 * (li as f64 - losses.len() as f64 / 2.0);
                 let mut pts: Vec<(f64, f64, f64)> = rows
                     .iter()
-                    .filter(|r| &r.loss == loss && &r.weak == weak)
+                    .filter(|r| &r.series == loss && &r.weak == weak)
                     .map(|r| {
                         (
                             self.x_of(&r.strong, &order) + dx,
@@ -520,7 +520,7 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
-/// Table (c): median PGR per loss (rows) and dataset (columns); `None` where no pair has a gap.
+/// Table (c): median PGR per method (rows) and dataset (columns); `None` where no pair has a gap.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MedianPgr {
     /// Row names.
@@ -531,10 +531,10 @@ pub struct MedianPgr {
     pub cells: Vec<Vec<Option<f64>>>,
 }
 
-/// Table (c): median PGR over all direct (weak, strong) pairs with a gap, per loss and dataset.
+/// Table (c): median PGR over all direct (weak, strong) pairs with a gap, per method and dataset.
 pub fn median_pgr(summary: &[SummaryRow]) -> MedianPgr {
     let datasets = unique(summary.iter().map(|r| r.dataset.clone()));
-    let losses = unique(summary.iter().map(|r| r.loss.clone()));
+    let losses = unique(summary.iter().map(|r| r.series.clone()));
     let cells = losses
         .iter()
         .map(|l| {
@@ -544,7 +544,7 @@ pub fn median_pgr(summary: &[SummaryRow]) -> MedianPgr {
                     median(
                         summary
                             .iter()
-                            .filter(|r| &r.loss == l && &r.dataset == d && r.chain.is_none())
+                            .filter(|r| &r.series == l && &r.dataset == d && r.chain.is_none())
                             .filter_map(|r| r.pgr_mean)
                             .collect(),
                     )
@@ -579,7 +579,7 @@ impl Plot for MedianTable<'_> {
             cells,
         } = self.table;
         area.draw(&Text::new(
-            "median PGR per loss (rows) and dataset (columns)",
+            "median PGR per method (rows) and dataset (columns)",
             (20, 15),
             ("sans-serif", 20),
         ))
@@ -677,8 +677,8 @@ impl Plot for BootstrapPlot<'_> {
             .map(|r| {
                 let c = r.chain.as_ref().map(|c| c.join(" -> ")).unwrap_or_default();
                 match chains.iter().position(|x| *x == c) {
-                    Some(i) if chains.len() > 1 => format!("{} (chain {})", r.loss, i + 1),
-                    _ => r.loss.clone(),
+                    Some(i) if chains.len() > 1 => format!("{} (chain {})", r.series, i + 1),
+                    _ => r.series.clone(),
                 }
             })
             .collect();
@@ -771,11 +771,13 @@ pub fn pgr_text(row: &SummaryRow) -> String {
 fn sort_rows(rows: &mut [SummaryRow]) {
     let datasets = unique(rows.iter().map(|r| r.dataset.clone()));
     let size = |m: &str| params_millions(m).unwrap_or(f64::INFINITY);
-    let loss_rank = |l: &str| {
-        w2s_train::Loss::ALL
-            .iter()
-            .position(|x| x.name() == l)
-            .unwrap_or(usize::MAX)
+    let method_rank = |r: &SummaryRow| {
+        let method = if r.method.is_empty() {
+            &r.loss
+        } else {
+            &r.method
+        };
+        (w2s_experiment::Method::rank(method), r.series.clone())
     };
     rows.sort_by(|a, b| {
         let da = datasets.iter().position(|d| *d == a.dataset);
@@ -787,7 +789,7 @@ fn sort_rows(rows: &mut [SummaryRow]) {
             .then(a.weak.cmp(&b.weak))
             .then(a.strong.cmp(&b.strong))
             .then(format!("{:?}", a.chain).cmp(&format!("{:?}", b.chain)))
-            .then(loss_rank(&a.loss).cmp(&loss_rank(&b.loss)))
+            .then(method_rank(a).cmp(&method_rank(b)))
     });
 }
 
@@ -843,7 +845,7 @@ pub fn write_report(out: &Path, runs: &[RunRecord]) -> Result<PathBuf> {
         0,
         (
             "median-pgr".into(),
-            "(c) median PGR per loss and dataset".into(),
+            "(c) median PGR per method and dataset".into(),
         ),
     );
     let html = page(&summary, &table, &figures);
@@ -872,7 +874,9 @@ fn page(summary: &[SummaryRow], table: &MedianPgr, figures: &[(String, String)])
         datasets,
         cells,
     } = table;
-    h.push_str("<h2>(c) Median PGR per loss and dataset</h2>\n<table><tr><th class=l>loss</th>");
+    h.push_str(
+        "<h2>(c) Median PGR per method and dataset</h2>\n<table><tr><th class=l>method</th>",
+    );
     for d in datasets {
         let _ = write!(h, "<th>{}</th>", html_escape(d));
     }
@@ -890,7 +894,7 @@ fn page(summary: &[SummaryRow], table: &MedianPgr, figures: &[(String, String)])
         h.push_str("</tr>\n");
     }
     h.push_str("</table>\n<h2>Runs, mean over seeds</h2>\n<table><tr><th class=l>dataset</th><th class=l>weak -> strong</th>\
-        <th class=l>loss</th><th>seeds</th><th>weak</th><th>ceiling</th><th>student</th><th>PGR</th><th>PGR (AUROC)</th>\
+        <th class=l>method</th><th>seeds</th><th>weak</th><th>ceiling</th><th>student</th><th>PGR</th><th>PGR (AUROC)</th>\
         <th>agreement</th><th>agr. on weak errors</th><th>direct</th></tr>\n");
     for r in summary {
         let path = match &r.chain {
@@ -904,7 +908,7 @@ fn page(summary: &[SummaryRow], table: &MedianPgr, figures: &[(String, String)])
              <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             html_escape(&r.dataset),
             html_escape(&path),
-            r.loss,
+            html_escape(&r.series),
             r.n_seeds,
             pct(r.weak_acc),
             pct(r.ceiling_acc),

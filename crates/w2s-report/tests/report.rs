@@ -21,6 +21,8 @@ fn record(
         strong: strong.into(),
         chain: chain.map(|c| c.into_iter().map(String::from).collect()),
         loss: loss.into(),
+        method: loss.into(),
+        config: String::new(),
         labels: "soft".into(),
         seed,
         rows: [10, 10, 2, 5],

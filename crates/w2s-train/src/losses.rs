@@ -135,6 +135,11 @@ impl Loss {
         }
     }
 
+    /// Whether the loss reads the confidence-weight schedule (so that it belongs in its key).
+    pub fn uses_schedule(&self) -> bool {
+        matches!(self, Loss::Logconf | Loss::Entropy)
+    }
+
     /// Parses a command-line name.
     pub fn parse(name: &str) -> Option<Loss> {
         Loss::ALL.into_iter().find(|l| l.name() == name)

@@ -56,16 +56,16 @@ fn specs(args: &BenchArgs) -> Result<Vec<RunSpec>> {
         bail!("--models needs at least two models, weakest first");
     }
     let names: Vec<String> = args.losses.split(',').map(str::to_string).collect();
-    let losses = crate::run::parse_losses(&names)?;
+    let methods = crate::run::parse_methods(&names)?;
     let mut specs = Vec::new();
     for seed in 0..args.seeds.max(1) {
         for (i, weak) in models.iter().enumerate() {
             for strong in &models[i + 1..] {
-                for &loss in &losses {
+                for method in &methods {
                     specs.push(RunSpec {
                         dataset: args.data.clone(),
                         chain: vec![weak.clone(), strong.clone()],
-                        loss,
+                        method: method.clone(),
                         seed,
                     });
                 }
@@ -109,15 +109,9 @@ fn side(
             }
         };
         runner.prepare(std::slice::from_ref(spec))?;
-        let record = runner.run(spec).with_context(|| {
-            format!(
-                "run {} on {} ({}, seed {})",
-                spec.chain.join(" → "),
-                spec.dataset,
-                spec.loss.name(),
-                spec.seed
-            )
-        })?;
+        let record = runner
+            .run(spec)
+            .with_context(|| format!("run {}", spec.describe()))?;
         records.push(record);
         bar.inc(1);
     }

@@ -1,0 +1,311 @@
+//! Methods: what a student is trained on and how. A method is zero or more label steps followed
+//! by a loss, written as one string: `xent`, `logconf`, `conf-filter:0.8+xent`,
+//! `knn:10+conf-filter:0.7+logconf`. Each label step takes the weak labels of B (the rows and the
+//! teacher's class-1 probability of each) and returns the rows and probabilities the student
+//! trains on. Adding a step is one file with a [`StepKind`] and one line in [`LABEL_STEPS`]
+//! (docs/methods.md).
+mod conf_filter;
+mod knn;
+mod logreg_relabel;
+
+use serde::{Deserialize, Serialize};
+use w2s_train::Loss;
+
+/// Every label step, in display order: `--help`, `all`, the report and the tests iterate it.
+pub const LABEL_STEPS: &[StepKind] = &[conf_filter::KIND, knn::KIND, logreg_relabel::KIND];
+
+/// A label step's entry in the registry.
+pub struct StepKind {
+    /// The name before the `:` (`conf-filter`).
+    pub name: &'static str,
+    /// What the argument is (`T`), empty for a step without one.
+    pub arg: &'static str,
+    /// The argument `all` runs the step with.
+    pub default_arg: &'static str,
+    /// One line of help.
+    pub help: &'static str,
+    /// Builds the step from its argument (`None` when the method string has no `:arg`).
+    pub build: BuildStep,
+}
+
+/// Builds a step from its argument, or says why the argument is wrong.
+pub type BuildStep = fn(Option<&str>) -> Result<Box<dyn LabelStep>, String>;
+
+/// The labels a student trains on: rows of the dataset and each row's class-1 probability.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Labels {
+    /// Dataset rows.
+    pub rows: Vec<usize>,
+    /// The label of each row as a class-1 probability (soft, or 0/1).
+    pub probs: Vec<f32>,
+}
+
+/// What a step may read besides the labels.
+pub struct StepInput<'a> {
+    /// The strong model's pooled features of every row of the dataset (row-major), when some
+    /// step of the method asked for them ([`LabelStep::needs_features`]).
+    pub features: Option<(&'a [f32], usize)>,
+    /// The run's seed.
+    pub seed: u64,
+}
+
+/// One label step.
+pub trait LabelStep {
+    /// Canonical form, `name` or `name:arg`; part of the method string and of the store key.
+    fn name(&self) -> String;
+    /// True when the step reads the strong model's features.
+    fn needs_features(&self) -> bool {
+        false
+    }
+    /// The labels after the step.
+    fn apply(&self, labels: Labels, input: &StepInput) -> Result<Labels, String>;
+}
+
+/// A method: label steps, then a loss.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Method {
+    /// The steps' canonical forms (each parses with [`LABEL_STEPS`]).
+    steps: Vec<String>,
+    loss: Loss,
+}
+
+impl Method {
+    /// The method of a loss alone.
+    pub fn loss_only(loss: Loss) -> Method {
+        Method {
+            steps: Vec::new(),
+            loss,
+        }
+    }
+
+    /// Parses `step:arg+...+loss`.
+    pub fn parse(text: &str) -> Result<Method, String> {
+        let parts: Vec<&str> = text.split('+').map(str::trim).collect();
+        let (loss_name, steps) = parts.split_last().ok_or("an empty method")?;
+        let loss = Loss::parse(loss_name).ok_or_else(|| {
+            format!(
+                "method '{text}': '{loss_name}' is not a loss (a method ends with one of {})",
+                Loss::ALL.map(|l| l.name()).join(", ")
+            )
+        })?;
+        let steps = steps
+            .iter()
+            .map(|s| build_step(s).map(|step| step.name()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("method '{text}': {e}"))?;
+        Ok(Method { steps, loss })
+    }
+
+    /// Every loss alone, then every label step with its default argument before `xent`.
+    pub fn all() -> Vec<Method> {
+        let mut all: Vec<Method> = Loss::ALL.into_iter().map(Method::loss_only).collect();
+        for kind in LABEL_STEPS {
+            let arg = (!kind.default_arg.is_empty()).then_some(kind.default_arg);
+            let text = match arg {
+                Some(a) => format!("{}:{a}+xent", kind.name),
+                None => format!("{}+xent", kind.name),
+            };
+            all.push(Method::parse(&text).expect("registry defaults parse"));
+        }
+        all
+    }
+
+    /// The canonical string.
+    pub fn name(&self) -> String {
+        let mut parts = self.steps.clone();
+        parts.push(self.loss.name().to_string());
+        parts.join("+")
+    }
+
+    /// The loss.
+    pub fn loss(&self) -> Loss {
+        self.loss
+    }
+
+    /// The label steps' canonical forms (empty for a plain loss).
+    pub fn step_names(&self) -> &[String] {
+        &self.steps
+    }
+
+    /// The label steps, built.
+    pub fn label_steps(&self) -> Vec<Box<dyn LabelStep>> {
+        self.steps
+            .iter()
+            .map(|s| build_step(s).expect("steps were checked when the method was parsed"))
+            .collect()
+    }
+
+    /// Position in the display order: by loss, then plain losses before methods with steps.
+    pub fn rank(text: &str) -> (usize, usize, String) {
+        match Method::parse(text) {
+            Ok(m) => (
+                Loss::ALL
+                    .iter()
+                    .position(|l| *l == m.loss)
+                    .unwrap_or(usize::MAX),
+                m.steps.len(),
+                text.to_string(),
+            ),
+            Err(_) => (usize::MAX, 0, text.to_string()),
+        }
+    }
+}
+
+impl TryFrom<String> for Method {
+    type Error = String;
+    fn try_from(s: String) -> Result<Method, String> {
+        Method::parse(&s)
+    }
+}
+
+impl From<Method> for String {
+    fn from(m: Method) -> String {
+        m.name()
+    }
+}
+
+/// Parses a comma-separated list of methods; `all` expands to [`Method::all`].
+pub fn parse_methods(names: &[String]) -> Result<Vec<Method>, String> {
+    let mut out: Vec<Method> = Vec::new();
+    for n in names.iter().flat_map(|n| n.split(',')) {
+        let n = n.trim();
+        if n.is_empty() {
+            continue;
+        }
+        let new = if n == "all" {
+            Method::all()
+        } else {
+            vec![Method::parse(n)?]
+        };
+        for m in new {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("no method given".into());
+    }
+    Ok(out)
+}
+
+/// One line per label step, for `--help`.
+pub fn steps_help() -> String {
+    LABEL_STEPS
+        .iter()
+        .map(|k| {
+            let form = if k.arg.is_empty() {
+                k.name.to_string()
+            } else {
+                format!("{}:{}", k.name, k.arg)
+            };
+            format!("  {form:<16} {}", k.help)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn build_step(text: &str) -> Result<Box<dyn LabelStep>, String> {
+    let (name, arg) = match text.split_once(':') {
+        Some((n, a)) => (n.trim(), Some(a.trim())),
+        None => (text.trim(), None),
+    };
+    let kind = LABEL_STEPS.iter().find(|k| k.name == name).ok_or_else(|| {
+        format!(
+            "unknown label step '{name}'; choose from {}",
+            LABEL_STEPS
+                .iter()
+                .map(|k| k.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    (kind.build)(arg).map_err(|e| format!("{name}: {e}"))
+}
+
+/// Parses a step's numeric argument, or its default when none is given.
+fn number<T: std::str::FromStr>(arg: Option<&str>, default: &str, what: &str) -> Result<T, String> {
+    let text = arg.unwrap_or(default);
+    text.parse().map_err(|_| format!("'{text}' is not {what}"))
+}
+
+/// Runs every step of `method` over `labels`.
+pub fn apply_steps(
+    method: &Method,
+    mut labels: Labels,
+    input: &StepInput,
+) -> Result<Labels, String> {
+    for step in method.label_steps() {
+        labels = step
+            .apply(labels, input)
+            .map_err(|e| format!("label step {}: {e}", step.name()))?;
+        if labels.rows.is_empty() {
+            return Err(format!(
+                "label step {} left no rows to train on",
+                step.name()
+            ));
+        }
+    }
+    Ok(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_parse_to_a_canonical_string() {
+        let m = Method::parse(" conf-filter:0.80 + knn:10+logconf").unwrap();
+        assert_eq!(m.name(), "conf-filter:0.8+knn:10+logconf");
+        assert_eq!(m.loss(), Loss::Logconf);
+        assert_eq!(
+            Method::parse("xent").unwrap(),
+            Method::loss_only(Loss::Xent)
+        );
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(json, "\"conf-filter:0.8+knn:10+logconf\"");
+        assert_eq!(serde_json::from_str::<Method>(&json).unwrap(), m);
+    }
+
+    #[test]
+    fn bad_methods_say_what_is_wrong() {
+        let e = Method::parse("conf-filter:0.8").unwrap_err();
+        assert!(e.contains("'conf-filter:0.8' is not a loss"), "{e}");
+        let e = Method::parse("nope:3+xent").unwrap_err();
+        assert!(e.contains("unknown label step 'nope'"), "{e}");
+        let e = Method::parse("conf-filter:high+xent").unwrap_err();
+        assert!(e.contains("conf-filter"), "{e}");
+        assert!(parse_methods(&[" , ".into()]).is_err());
+    }
+
+    #[test]
+    fn all_covers_every_loss_and_every_step_of_the_registry() {
+        let all = parse_methods(&["all".into()]).unwrap();
+        for loss in Loss::ALL {
+            assert!(all.contains(&Method::loss_only(loss)), "{}", loss.name());
+        }
+        for kind in LABEL_STEPS {
+            assert!(
+                all.iter()
+                    .any(|m| m.step_names().iter().any(|s| s.starts_with(kind.name))),
+                "{}",
+                kind.name
+            );
+            assert!(steps_help().contains(kind.name));
+        }
+        assert_eq!(all.len(), Loss::ALL.len() + LABEL_STEPS.len());
+        let twice = parse_methods(&["xent,all".into(), "xent".into()]).unwrap();
+        assert_eq!(twice.len(), all.len(), "duplicates are dropped");
+    }
+
+    #[test]
+    fn display_order_is_by_loss_then_plain_first() {
+        let mut v = vec!["knn:10+xent", "logconf", "xent", "conf-filter:0.8+logconf"];
+        v.sort_by_key(|m| Method::rank(m));
+        assert_eq!(
+            v,
+            ["xent", "knn:10+xent", "logconf", "conf-filter:0.8+logconf"]
+        );
+    }
+}
