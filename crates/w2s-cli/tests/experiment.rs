@@ -224,12 +224,15 @@ fn kill_9_during_a_sweep_loses_nothing_and_a_restart_recomputes_nothing_stored()
             .collect::<Vec<_>>(),
     );
     let total = nodes(&reference).len();
-    let methods = w2s_experiment::Method::all().len();
-    assert_eq!(
-        total,
-        3 * (2 + methods),
-        "3 seeds × (weak, ceiling, a student per method)"
-    );
+    // Per seed: weak, ceiling, a student per method, one more per strong-to-strong round beyond
+    // the first student (shared with xent), and bag's weak models.
+    let all = w2s_experiment::Method::all();
+    let per_seed: usize = 2 + all
+        .iter()
+        .map(|m| 1 + m.rounds() + m.bagged_weak_models())
+        .sum::<usize>()
+        - all.iter().filter(|m| m.rounds() > 0).count();
+    assert_eq!(total, 3 * per_seed, "3 seeds × {per_seed} nodes");
 
     let mut child = w2s()
         .args(args(&killed))
@@ -346,44 +349,62 @@ fn a_finetune_run_after_a_probe_run_into_one_folder_keeps_both_records() {
 }
 
 #[test]
-fn every_method_of_the_list_is_one_run_sharing_the_weak_model_and_the_ceiling() {
+fn every_method_of_the_list_is_one_run_sharing_what_it_can() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let methods = "xent,conf-filter:0.8+xent,knn:10+xent,logreg-relabel+logconf";
-    let doc = run_json(&[
-        "run",
-        "--data",
-        "tweets",
-        "--weak",
-        "minilm-l3",
-        "--strong",
-        "minilm-l6",
-        "--method",
-        methods,
-        "--seeds",
-        "1",
-        "--max-rows",
-        "1000",
-        "--out",
-        out.to_str().unwrap(),
-        "--no-report",
-        "--json",
-    ]);
+    let methods =
+        "xent,conf-filter:0.6+xent,knn:10+xent,logreg-relabel+logconf,s2s:2+xent,bag:3+xent";
+    let run = |weak: &str, methods: &str| {
+        let out = out.to_str().unwrap();
+        run_json(&[
+            "run",
+            "--data",
+            "tweets",
+            "--weak",
+            weak,
+            "--strong",
+            "minilm-l6",
+            "--method",
+            methods,
+            "--seeds",
+            "1",
+            "--max-rows",
+            "1000",
+            "--out",
+            out,
+            "--no-report",
+            "--json",
+        ])
+    };
+    let doc = run("minilm-l3", methods);
     let runs = doc["runs"].as_array().unwrap();
     let names: Vec<&str> = runs.iter().map(|r| r["method"].as_str().unwrap()).collect();
     assert_eq!(names, methods.split(',').collect::<Vec<_>>());
     assert_eq!(runs[3]["loss"], "logconf");
     let nodes: Vec<&Value> = runs.iter().map(|r| &r["nodes"]).collect();
     for n in &nodes[1..] {
-        assert_eq!(n[0], nodes[0][0], "one weak model");
         assert_eq!(n[1], nodes[0][1], "one ceiling");
         assert_ne!(n[2], nodes[0][2], "a student of its own");
     }
+    for n in &nodes[1..5] {
+        assert_eq!(n[0], nodes[0][0], "one weak model");
+    }
+    // bag:3 has its own supervisor (the mean of three weak models) and so its own weak accuracy.
+    assert_ne!(nodes[5][0], nodes[0][0]);
     for r in runs {
         assert!((0.0..=1.0).contains(&num(r, "student_acc")), "{r}");
     }
-    // weak + ceiling + 4 students.
-    assert_eq!(doc["nodes"]["computed"].as_u64(), Some(6), "{doc}");
+    // weak, ceiling, 4 students, 2 strong-to-strong rounds (round 0 is xent's student), 3 bagged
+    // weak models and their student.
+    assert_eq!(doc["nodes"]["computed"].as_u64(), Some(12), "{doc}");
+
+    // The mean of two weak models: E5's weak model and the student are new, L3's is reused.
+    let two = run("minilm-l3+e5-small", "xent");
+    let r = &two["runs"][0];
+    assert_eq!(r["weak"], "minilm-l3+e5-small");
+    assert_ne!(r["nodes"][0], nodes[0][0]);
+    assert_eq!(two["nodes"]["computed"].as_u64(), Some(2), "{two}");
+
     let bad = w2s()
         .args([
             "run",

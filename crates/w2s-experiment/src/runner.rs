@@ -213,7 +213,13 @@ impl<'a> Runner<'a> {
     /// fetched up front).
     pub fn prepare(&mut self, specs: &[RunSpec]) -> Result<()> {
         for spec in specs {
-            for model in &spec.chain {
+            if spec.chain[1..].iter().any(|m| m.contains('+')) {
+                return Err(ExperimentError::Spec(format!(
+                    "{:?}: only the weak model may be an average of models (a+b)",
+                    spec.chain
+                )));
+            }
+            for model in spec.chain.iter().flat_map(|m| m.split('+')) {
                 self.source(model)?;
             }
             self.prepared(&spec.dataset)?;
@@ -533,9 +539,9 @@ impl<'a> Runner<'a> {
             .collect();
         // The steps change the targets (and rows), so they name the supervision.
         let mut supervision = format!("{}:{}", self.cfg.labels.name(), teacher.key);
-        for step in method.step_names() {
+        for step in method.label_step_names() {
             supervision.push('|');
-            supervision.push_str(step);
+            supervision.push_str(&step);
         }
         let sup = Supervision {
             rows: &labels.rows,
@@ -545,6 +551,65 @@ impl<'a> Runner<'a> {
             loss: method.loss(),
         };
         self.node("student", model, data, split, sup, seed)
+    }
+
+    /// The weak supervisor: the weak model trained on A, or the mean of several weak models'
+    /// probabilities: the models of `a+b`, each trained on A or (`bag:K`) on K bootstrap
+    /// resamples of A. The mean is not stored; its members are.
+    fn weak(
+        &mut self,
+        spec: &RunSpec,
+        data: &Prepared,
+        split: &SplitRows,
+    ) -> Result<Rc<TrainedNode>> {
+        let models: Vec<&str> = spec.weak().split('+').collect();
+        let bag = spec.method.bagged_weak_models();
+        let a = &split.split.a;
+        if models.len() == 1 && bag == 0 {
+            return self.ground_truth("weak", models[0], data, split, a, spec.seed);
+        }
+        let mut members = Vec::new();
+        for model in models {
+            if bag == 0 {
+                members.push(self.ground_truth("weak", model, data, split, a, spec.seed)?);
+            }
+            for i in 0..bag {
+                let rows = crate::methods::resample(a, spec.seed, i);
+                members.push(self.ground_truth("weak", model, data, split, &rows, spec.seed)?);
+            }
+        }
+        let n = members.len() as f32;
+        let probs = (0..data.labels.len())
+            .map(|r| members.iter().map(|m| m.probs[r]).sum::<f32>() / n)
+            .collect();
+        let keys: Vec<&str> = members.iter().map(|m| m.key.as_str()).collect();
+        Ok(Rc::new(TrainedNode {
+            key: key_of(&serde_json::json!({"v": STAGE_VERSION, "mean_of": keys})),
+            model: spec.weak().to_string(),
+            supervision: "ground-truth".into(),
+            loss: Loss::Xent,
+            // Records read only the students' fits; the mean has none of its own.
+            fit: members[0].fit.clone(),
+            probs,
+            seconds: members.iter().map(|m| m.seconds).sum(),
+        }))
+    }
+
+    /// One link of a run: `model` trained on `teacher`'s labels under the run's method, then its
+    /// strong-to-strong rounds (each a fresh `model` on the previous student's labels).
+    fn link(
+        &mut self,
+        model: &str,
+        data: &Prepared,
+        split: &SplitRows,
+        teacher: &Rc<TrainedNode>,
+        spec: &RunSpec,
+    ) -> Result<Rc<TrainedNode>> {
+        let mut student = self.student(model, data, split, teacher, &spec.method, spec.seed)?;
+        for _ in 0..spec.method.rounds() {
+            student = self.student(model, data, split, &student, &spec.method, spec.seed)?;
+        }
+        Ok(student)
     }
 
     /// Runs one spec: trains or reuses every node, writes the run's record and per-example
@@ -559,16 +624,16 @@ impl<'a> Runner<'a> {
         let data = self.prepared(&spec.dataset)?;
         let split = self.split_rows(&data, spec.seed);
         let s = &split.split;
-        let weak = self.ground_truth("weak", spec.weak(), &data, &split, &s.a, spec.seed)?;
+        let weak = self.weak(spec, &data, &split)?;
         let ceiling =
             self.ground_truth("ceiling", spec.strong(), &data, &split, &s.b, spec.seed)?;
         let mut teacher = weak.clone();
         for model in &spec.chain[1..] {
-            teacher = self.student(model, &data, &split, &teacher, &spec.method, spec.seed)?;
+            teacher = self.link(model, &data, &split, &teacher, spec)?;
         }
         let student = teacher;
         let direct = if spec.is_chain() {
-            Some(self.student(spec.strong(), &data, &split, &weak, &spec.method, spec.seed)?)
+            Some(self.link(spec.strong(), &data, &split, &weak, spec)?)
         } else {
             None
         };

@@ -4,15 +4,24 @@
 //! teacher's class-1 probability of each) and returns the rows and probabilities the student
 //! trains on. Adding a step is one file with a [`StepKind`] and one line in [`LABEL_STEPS`]
 //! (docs/methods.md).
+mod bag;
 mod conf_filter;
 mod knn;
 mod logreg_relabel;
+mod s2s;
 
+pub use bag::resample;
 use serde::{Deserialize, Serialize};
 use w2s_train::Loss;
 
 /// Every label step, in display order: `--help`, `all`, the report and the tests iterate it.
-pub const LABEL_STEPS: &[StepKind] = &[conf_filter::KIND, knn::KIND, logreg_relabel::KIND];
+pub const LABEL_STEPS: &[StepKind] = &[
+    conf_filter::KIND,
+    knn::KIND,
+    logreg_relabel::KIND,
+    s2s::KIND,
+    bag::KIND,
+];
 
 /// A label step's entry in the registry.
 pub struct StepKind {
@@ -57,8 +66,21 @@ pub trait LabelStep {
     fn needs_features(&self) -> bool {
         false
     }
-    /// The labels after the step.
-    fn apply(&self, labels: Labels, input: &StepInput) -> Result<Labels, String>;
+    /// The labels after the step (steps that act elsewhere, through the hooks below, return
+    /// them unchanged).
+    fn apply(&self, labels: Labels, _input: &StepInput) -> Result<Labels, String> {
+        Ok(labels)
+    }
+    /// Strong-to-strong rounds: after the student trains, it relabels its rows and a fresh
+    /// student trains on those labels, this many times.
+    fn rounds(&self) -> usize {
+        0
+    }
+    /// Weak models trained on bootstrap resamples of A whose labels are averaged (0: the one
+    /// weak model trained on A).
+    fn bagged_weak_models(&self) -> usize {
+        0
+    }
 }
 
 /// A method: label steps, then a loss.
@@ -133,6 +155,30 @@ impl Method {
         self.steps
             .iter()
             .map(|s| build_step(s).expect("steps were checked when the method was parsed"))
+            .collect()
+    }
+
+    /// Strong-to-strong rounds after each student (the sum over the steps).
+    pub fn rounds(&self) -> usize {
+        self.label_steps().iter().map(|s| s.rounds()).sum()
+    }
+
+    /// Bagged weak models (0: one weak model on A).
+    pub fn bagged_weak_models(&self) -> usize {
+        self.label_steps()
+            .iter()
+            .map(|s| s.bagged_weak_models())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The forms of the steps that change a student's labels, which name its supervision (rounds
+    /// and bagging change the teacher instead, whose key is part of it anyway).
+    pub fn label_step_names(&self) -> Vec<String> {
+        self.label_steps()
+            .iter()
+            .filter(|s| s.rounds() == 0 && s.bagged_weak_models() == 0)
+            .map(|s| s.name())
             .collect()
     }
 
