@@ -3,6 +3,7 @@
 pub mod config;
 pub mod methods;
 pub mod metrics;
+pub mod node;
 pub mod record;
 pub mod runner;
 pub mod store;

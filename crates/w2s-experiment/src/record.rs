@@ -2,7 +2,7 @@
 //! per-configuration summary over seeds.
 use crate::config::{ExperimentConfig, RunSpec};
 use crate::metrics::{self, mean_ci};
-use crate::runner::TrainedNode;
+use crate::node::TrainedNode;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -81,19 +81,41 @@ pub struct RunRecord {
     pub predictions: String,
 }
 
+/// A finished run: what it was, the rows, and its trained nodes.
+pub struct RunNodes<'a> {
+    /// The run.
+    pub spec: &'a RunSpec,
+    /// The settings.
+    pub cfg: &'a ExperimentConfig,
+    /// The dataset's experiment rows.
+    pub dataset: &'a Dataset,
+    /// Their labels.
+    pub labels: &'a [u8],
+    /// The split.
+    pub split: &'a Split,
+    /// The weak supervisor.
+    pub weak: &'a TrainedNode,
+    /// The strong model on ground truth.
+    pub ceiling: &'a TrainedNode,
+    /// The (last) student.
+    pub student: &'a TrainedNode,
+    /// For chains: the direct weak → strong student.
+    pub direct: Option<&'a TrainedNode>,
+}
+
 /// Computes a run's metrics from its nodes.
-#[allow(clippy::too_many_arguments)]
-pub fn evaluate(
-    spec: &RunSpec,
-    cfg: &ExperimentConfig,
-    dataset: &Dataset,
-    labels: &[u8],
-    split: &Split,
-    weak: &TrainedNode,
-    ceiling: &TrainedNode,
-    student: &TrainedNode,
-    direct: Option<&TrainedNode>,
-) -> RunRecord {
+pub fn evaluate(run: &RunNodes) -> RunRecord {
+    let RunNodes {
+        spec,
+        cfg,
+        dataset,
+        labels,
+        split,
+        weak,
+        ceiling,
+        student,
+        direct,
+    } = *run;
     let test = &split.test;
     let y: Vec<u8> = test.iter().map(|&r| labels[r]).collect();
     let (w, c, s) = (
@@ -220,17 +242,20 @@ pub fn run_name(r: &RunRecord) -> String {
 }
 
 /// Writes `out/runs/<dataset>/<run>.json` and the per-example `<run>.preds.jsonl`, each atomically.
-#[allow(clippy::too_many_arguments)]
 pub fn write(
     out: &Path,
     record: &RunRecord,
-    dataset: &Dataset,
-    labels: &[u8],
-    split: &Split,
-    weak: &TrainedNode,
-    ceiling: &TrainedNode,
-    student: &TrainedNode,
+    run: &RunNodes,
 ) -> std::result::Result<RunRecord, (PathBuf, std::io::Error)> {
+    let RunNodes {
+        dataset,
+        labels,
+        split,
+        weak,
+        ceiling,
+        student,
+        ..
+    } = *run;
     let dir = out.join("runs").join(slug(&dataset.name));
     let name = run_name(record);
     let preds = dir.join(format!("{name}.preds.jsonl"));

@@ -14,6 +14,7 @@
 use crate::config::{ExperimentConfig, LabelForm, Mode, RunSpec};
 use crate::methods::{apply_steps, Labels, Method, StepInput};
 use crate::metrics;
+pub use crate::node::TrainedNode;
 use crate::store::{key_of, NodeStore};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
@@ -25,7 +26,7 @@ use w2s_assets::Store;
 use w2s_data::{Dataset, Split, SplitConfig};
 use w2s_models::{FeatureRequest, Features, ModelSource};
 use w2s_train::{
-    fit, ClassifierRequest, EncoderClassifier, FitReport, LinearProbe, Loss, Scored, Trainable,
+    fit, ClassifierRequest, EncoderClassifier, FitRequest, LinearProbe, Loss, Scored, Trainable,
 };
 
 /// Bumped when a stage's computation changes in a way its key does not capture.
@@ -68,32 +69,6 @@ pub enum ExperimentError {
 
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, ExperimentError>;
-
-/// What a stage node holds: one trained model and its predictions.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainedNode {
-    /// The node's key.
-    pub key: String,
-    /// Model name.
-    pub model: String,
-    /// "ground-truth" or the key of the node whose predictions were the labels.
-    pub supervision: String,
-    /// Loss it was trained with.
-    pub loss: Loss,
-    /// Epoch log and selected epoch.
-    pub fit: FitReport,
-    /// Class-1 probability for every row of the subset, in row order.
-    pub probs: Vec<f32>,
-    /// Training seconds.
-    pub seconds: f64,
-}
-
-impl TrainedNode {
-    /// Probabilities of `rows`.
-    pub fn probs_of(&self, rows: &[usize]) -> Vec<f64> {
-        rows.iter().map(|&r| self.probs[r] as f64).collect()
-    }
-}
 
 /// Progress reported while running.
 #[derive(Debug, Clone)]
@@ -426,18 +401,18 @@ impl<'a> Runner<'a> {
             score: &oracle_score,
         };
         let what = format!("{role} {model} on {}", data.dataset.name);
-        let report = fit(
-            &what,
-            probe,
+        let report = fit(&FitRequest {
+            what: &what,
+            model: probe,
             rows,
-            &targets,
+            targets: &targets,
             loss,
-            &self.cfg.loss_schedule,
-            &self.cfg.train,
+            loss_schedule: &self.cfg.loss_schedule,
+            cfg: &self.cfg.train,
             seed,
-            (!split.split.val.is_empty()).then_some(&val),
-            Some(&oracle),
-        )?;
+            val: (!split.split.val.is_empty()).then_some(&val),
+            oracle: Some(&oracle),
+        })?;
         let all: Vec<usize> = (0..data.labels.len()).collect();
         let probs = probe
             .predict(&all)
@@ -637,28 +612,20 @@ impl<'a> Runner<'a> {
         } else {
             None
         };
-        let record = crate::record::evaluate(
+        let nodes = crate::record::RunNodes {
             spec,
-            &self.cfg,
-            &data.dataset,
-            &data.labels,
-            s,
-            &weak,
-            &ceiling,
-            &student,
-            direct.as_deref(),
-        );
-        crate::record::write(
-            &self.out,
-            &record,
-            &data.dataset,
-            &data.labels,
-            s,
-            &weak,
-            &ceiling,
-            &student,
-        )
-        .map_err(|(path, cause)| ExperimentError::Write { path, cause })
+            cfg: &self.cfg,
+            dataset: &data.dataset,
+            labels: &data.labels,
+            split: s,
+            weak: &weak,
+            ceiling: &ceiling,
+            student: &student,
+            direct: direct.as_deref(),
+        };
+        let record = crate::record::evaluate(&nodes);
+        crate::record::write(&self.out, &record, &nodes)
+            .map_err(|(path, cause)| ExperimentError::Write { path, cause })
     }
 }
 

@@ -10,5 +10,6 @@ pub use finetune::{Adapt, ClassifierRequest, EncoderClassifier};
 pub use losses::{Loss, LossSchedule};
 pub use probe::LinearProbe;
 pub use trainer::{
-    fit, fit_plain, EpochLog, FitReport, LrSchedule, Scored, TrainConfig, TrainError, Trainable,
+    fit, fit_plain, EpochLog, FitReport, FitRequest, LrSchedule, Scored, TrainConfig, TrainError,
+    Trainable,
 };

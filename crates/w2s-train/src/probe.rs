@@ -87,7 +87,7 @@ impl Trainable for LinearProbe {
 mod tests {
     use super::*;
     use crate::losses::{Loss, LossSchedule};
-    use crate::trainer::{fit, fit_plain, Scored, TrainConfig};
+    use crate::trainer::{fit, fit_plain, FitRequest, Scored, TrainConfig};
 
     #[test]
     fn standardises_with_the_fit_rows_only() {
@@ -127,18 +127,18 @@ mod tests {
             lr: 0.05,
             ..TrainConfig::default()
         };
-        let report = fit(
-            "test probe",
-            &probe,
-            &rows,
-            &targets,
-            Loss::Xent,
-            &LossSchedule::default(),
-            &cfg,
-            1,
-            Some(&val),
-            None,
-        )
+        let report = fit(&FitRequest {
+            what: "test probe",
+            model: &probe,
+            rows: &rows,
+            targets: &targets,
+            loss: Loss::Xent,
+            loss_schedule: &LossSchedule::default(),
+            cfg: &cfg,
+            seed: 1,
+            val: Some(&val),
+            oracle: None,
+        })
         .unwrap();
         assert!(acc(&probe.predict(&rows).unwrap()) >= 0.99, "{report:?}");
         assert_eq!(report.steps, 30 * 7);

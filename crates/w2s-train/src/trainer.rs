@@ -198,23 +198,45 @@ impl FitReport {
     }
 }
 
-/// Fits `model` on `rows` with soft `targets` (`[p0, p1]` per row) under `loss`.
-///
-/// `what` names the run in error messages. `val` selects the epoch when `early_stopping` is on;
-/// `oracle` is only logged.
-#[allow(clippy::too_many_arguments)]
-pub fn fit(
-    what: &str,
-    model: &dyn Trainable,
-    rows: &[usize],
-    targets: &[[f32; 2]],
-    loss: Loss,
-    loss_schedule: &LossSchedule,
-    cfg: &TrainConfig,
-    seed: u64,
-    val: Option<&Scored>,
-    oracle: Option<&Scored>,
-) -> Result<FitReport> {
+/// What [`fit`] trains, on what, and how.
+#[derive(Clone, Copy)]
+pub struct FitRequest<'a> {
+    /// Names the run in error messages.
+    pub what: &'a str,
+    /// The model.
+    pub model: &'a dyn Trainable,
+    /// Training rows.
+    pub rows: &'a [usize],
+    /// Soft targets `[p0, p1]`, one per row.
+    pub targets: &'a [[f32; 2]],
+    /// The loss.
+    pub loss: Loss,
+    /// The confidence weight's schedule (for the losses that read it).
+    pub loss_schedule: &'a LossSchedule,
+    /// Optimizer, schedule, epochs, early stopping.
+    pub cfg: &'a TrainConfig,
+    /// Shuffling seed.
+    pub seed: u64,
+    /// Selects the epoch when `early_stopping` is on.
+    pub val: Option<&'a Scored<'a>>,
+    /// Only logged (never used for selection).
+    pub oracle: Option<&'a Scored<'a>>,
+}
+
+/// Fits the request's model on its rows with soft targets under its loss.
+pub fn fit(req: &FitRequest) -> Result<FitReport> {
+    let FitRequest {
+        what,
+        model,
+        rows,
+        targets,
+        loss,
+        loss_schedule,
+        cfg,
+        seed,
+        val,
+        oracle,
+    } = *req;
     if rows.len() != targets.len() {
         return Err(TrainError::Input(format!(
             "{what}: {} training rows but {} targets",
@@ -395,18 +417,18 @@ pub fn fit_plain(
     cfg: &TrainConfig,
     seed: u64,
 ) -> Result<FitReport> {
-    fit(
+    fit(&FitRequest {
         what,
         model,
         rows,
         targets,
         loss,
-        &LossSchedule::default(),
+        loss_schedule: &LossSchedule::default(),
         cfg,
         seed,
-        None,
-        None,
-    )
+        val: None,
+        oracle: None,
+    })
 }
 
 #[cfg(test)]
