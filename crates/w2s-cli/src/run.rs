@@ -7,27 +7,31 @@ use w2s_train::{Adapt, Loss, LossSchedule};
 /// The demo's datasets: the sentiment sets where probe mode has a gap (docs/experiment.md).
 pub const DEMO_DATA: [&str; 2] = ["tweets", "pang-lee-sentences"];
 
-/// Arguments of `w2s run`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "\
+const RUN_HELP: &str = "\
 For each dataset and seed: the rows are split by group into A / B / val / test; the weak model is
 trained on A with ground truth and labels B and val; the strong ceiling is trained on B with ground
-truth; one student per method is trained on B with the weak labels (after the method's label steps), early-stopped on the weak-labelled
-val rows only. PGR = (student - weak) / (ceiling - weak) on test accuracy, reported only when the
+truth; one student per method is trained on B with the weak labels (after the method's label
+steps), early-stopped on the weak-labelled val rows only. PGR = (student - weak) / (ceiling - weak) on test accuracy, reported only when the
 ceiling beats the weak model in every seed (otherwise \"no gap\").
 
 Every trained model is stored under OUT/store keyed by everything it depends on, and reused by later
 runs and sweeps; run records and per-example predictions go to OUT/runs, the report to OUT/report.
 
 With no arguments: the demo, minilm-l3 -> mpnet-base on tweets and pang-lee-sentences, xent and
-logconf, 3 seeds.
+logconf, 3 seeds.";
 
-Examples:
+const RUN_EXAMPLES: &str = "Examples:
   w2s run
   w2s run --data tweets --weak minilm-l3 --strong mpnet-base --loss xent,logconf --json
   w2s run --data my.jsonl --weak minilm-l3 --strong minilm-l6
   w2s run --data tweets --chain minilm-l3,minilm-l6,e5-small,mpnet-base --loss xent
-  w2s run --data tweets --weak hf:gpt2 --strong hf:EleutherAI/pythia-410m --mode finetune --lora 8")]
+  w2s run --data tweets --weak hf:gpt2 --strong hf:EleutherAI/pythia-410m --mode finetune --lora 8
+  w2s run --data tweets --method xent,conf-filter:0.8+xent,knn:10+logconf,bag:3+xent
+  w2s run --data tweets --weak minilm-l3+e5-small --strong mpnet-base";
+
+/// Arguments of `w2s run`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = run_after_help())]
 pub struct RunArgs {
     /// Dataset: a built-in name (`w2s data list`) or a .jsonl/.csv file with text and label.
     /// Repeat for several.
@@ -43,10 +47,15 @@ pub struct RunArgs {
     /// Direct weak -> strong transfer is run on the same seeds for comparison.
     #[arg(long, value_delimiter = ',', value_name = "M1,M2,...")]
     chain: Vec<String>,
-    /// Student methods, comma-separated: a loss, or label steps then a loss joined by `+`
-    /// (`conf-filter:0.8+xent`, `knn:10+logconf`); "all" for every loss and every step (see below).
-    /// `--loss` is the same option.
-    #[arg(long, alias = "loss", value_delimiter = ',', default_value = "xent,logconf", help = method_help())]
+    /// Student methods, comma-separated: a loss, or label steps and a loss joined by `+`
+    /// (`conf-filter:0.8+xent`, `knn:10+logconf`); "all" for every loss and every step (listed
+    /// below). `--loss` is the same option.
+    #[arg(
+        long,
+        alias = "loss",
+        value_delimiter = ',',
+        default_value = "xent,logconf"
+    )]
     method: Vec<String>,
     /// Number of seeds (0..N): each gives its own split and training order.
     #[arg(long, default_value_t = 3)]
@@ -123,13 +132,16 @@ pub fn model_help() -> String {
     )
 }
 
-/// The help of `--method`: the losses and label steps, from the registries.
-pub fn method_help() -> String {
+/// What `w2s run --help` prints after the options: the experiment, the methods (from the
+/// registries) and examples.
+fn run_after_help() -> String {
     format!(
-        "Student methods, comma-separated: a loss ({}), or label steps and a loss joined by '+' \
-         (conf-filter:0.8+xent, knn:10+logconf); \"all\" for every loss and every step; --loss is \
-         the same option. Label steps:\n{}",
-        Loss::ALL.map(|l| l.name()).join(", "),
+        "{RUN_HELP}\n\nMethods (--method; docs/methods.md). Losses:\n{}\nLabel steps, before the loss:\n{}\n\n{RUN_EXAMPLES}",
+        Loss::ALL
+            .iter()
+            .map(|l| format!("  {:<16} {}", l.name(), l.help()))
+            .collect::<Vec<_>>()
+            .join("\n"),
         w2s_experiment::methods::steps_help()
     )
 }

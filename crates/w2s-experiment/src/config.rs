@@ -1,7 +1,7 @@
 //! What one experiment is: the shared settings and the runs (dataset × chain × method × seed).
 use crate::methods::Method;
 use serde::{Deserialize, Serialize};
-use w2s_train::{LossSchedule, TrainConfig};
+use w2s_train::{LossSchedule, LossSettings, TrainConfig};
 
 /// How the weak model's predictions become the student's targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,14 +149,20 @@ impl ExperimentConfig {
     /// separately): run records with different ids are never merged or overwritten.
     pub fn config_id(&self, method: &Method) -> String {
         let mut settings = serde_json::json!(self);
-        if !method.loss().uses_schedule() {
-            // A setting the loss never reads does not make its runs different.
-            settings["loss_schedule"] = serde_json::Value::Null;
-        }
+        // The schedule counts through the loss's own parameters, for the losses that read it.
+        settings["loss_schedule"] = serde_json::Value::Null;
+        let loss = method.loss().params(&self.loss_settings());
         let key = crate::store::key_of(&serde_json::json!({
-            "settings": settings, "method": method.name(),
+            "settings": settings, "method": method.name(), "loss": loss,
         }));
         key[..8].to_string()
+    }
+
+    /// What the losses are built with.
+    pub fn loss_settings(&self) -> LossSettings {
+        LossSettings {
+            schedule: self.loss_schedule,
+        }
     }
 
     /// Defaults for fine-tuning on a CPU: fewer rows (2,000), 3 epochs, batch 32, lr 5e-5.

@@ -333,7 +333,9 @@ impl<'a> Runner<'a> {
             "v": STAGE_VERSION, "mode": self.cfg.mode, "split": split.key, "model": model,
             "weights": source.fingerprint, "max_len": self.cfg.max_len,
             "rows": key_of(&serde_json::json!(rows)), "supervision": supervision, "loss": loss,
-            "loss_schedule": loss.uses_schedule().then_some(self.cfg.loss_schedule),
+            // The loss's parameters; the field's name is older than the parameters other than
+            // the schedule, and stays so that stored nodes keep their keys.
+            "loss_schedule": loss.params(&self.cfg.loss_settings()),
             "train": self.cfg.train, "seed": seed,
         });
         if self.cfg.mode == Mode::Finetune {
@@ -460,7 +462,7 @@ impl<'a> Runner<'a> {
             name: "ground-truth".into(),
             targets,
             val_labels,
-            loss: Loss::Xent,
+            loss: Loss::XENT,
         };
         self.node(role, model, data, split, sup, seed)
     }
@@ -562,7 +564,7 @@ impl<'a> Runner<'a> {
             key: key_of(&serde_json::json!({"v": STAGE_VERSION, "mean_of": keys})),
             model: spec.weak().to_string(),
             supervision: "ground-truth".into(),
-            loss: Loss::Xent,
+            loss: Loss::XENT,
             // Records read only the students' fits; the mean has none of its own.
             fit: members[0].fit.clone(),
             probs,

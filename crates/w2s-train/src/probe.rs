@@ -132,7 +132,7 @@ mod tests {
             model: &probe,
             rows: &rows,
             targets: &targets,
-            loss: Loss::Xent,
+            loss: Loss::XENT,
             loss_schedule: &LossSchedule::default(),
             cfg: &cfg,
             seed: 1,
@@ -156,7 +156,7 @@ mod tests {
             batch_size: 16,
             ..TrainConfig::default()
         };
-        fit_plain("probe", &probe, &rows, &targets, Loss::Logconf, &cfg, seed)?;
+        fit_plain("probe", &probe, &rows, &targets, Loss::LOGCONF, &cfg, seed)?;
         Ok(probe.predict(&rows)?)
     }
 
@@ -195,7 +195,7 @@ mod tests {
                 lr: 0.05,
                 ..TrainConfig::default()
             };
-            fit_plain("acc", &probe, &rows, &targets, Loss::Xent, &cfg, 2).unwrap();
+            fit_plain("acc", &probe, &rows, &targets, Loss::XENT, &cfg, 2).unwrap();
             probe.predict(&rows).unwrap()
         };
         let whole = run(0);

@@ -7,7 +7,7 @@ pub const KIND: StepKind = StepKind {
     arg: "T",
     // Probe-trained weak models are often unsure: at 0.8 some seeds keep no row at all.
     default_arg: "0.6",
-    help: "keep the rows whose weak label has max(p, 1-p) >= T (T in [0.5, 1])",
+    help: "keep the rows whose label has max(p, 1-p) >= T (T in [0.5, 1])",
     build,
 };
 

@@ -9,7 +9,7 @@ pub const KIND: StepKind = StepKind {
     name: "knn",
     arg: "K",
     default_arg: "10",
-    help: "relabel each row by the mean weak label of its K nearest rows (strong features, cosine)",
+    help: "relabel each row by the mean label of its K nearest rows (strong features)",
     build,
 };
 

@@ -10,7 +10,7 @@ pub const KIND: StepKind = StepKind {
     name: "logreg-relabel",
     arg: "",
     default_arg: "",
-    help: "relabel the rows by a logistic probe on the strong features, fit to the weak labels",
+    help: "relabel by a logistic probe on the strong features fit to the labels",
     build,
 };
 
@@ -52,7 +52,7 @@ impl LabelStep for LogregRelabel {
             &probe,
             &labels.rows,
             &targets,
-            Loss::Xent,
+            Loss::XENT,
             &cfg,
             input.seed,
         )

@@ -108,7 +108,11 @@ impl Method {
         let loss = Loss::parse(loss_name).ok_or_else(|| {
             format!(
                 "method '{text}': '{loss_name}' is not a loss (a method ends with one of {})",
-                Loss::ALL.map(|l| l.name()).join(", ")
+                Loss::ALL
+                    .iter()
+                    .map(|l| l.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         })?;
         let steps = steps
@@ -121,7 +125,7 @@ impl Method {
 
     /// Every loss alone, then every label step with its default argument before `xent`.
     pub fn all() -> Vec<Method> {
-        let mut all: Vec<Method> = Loss::ALL.into_iter().map(Method::loss_only).collect();
+        let mut all: Vec<Method> = Loss::ALL.iter().copied().map(Method::loss_only).collect();
         for kind in LABEL_STEPS {
             let arg = (!kind.default_arg.is_empty()).then_some(kind.default_arg);
             let text = match arg {
@@ -304,10 +308,10 @@ mod tests {
     fn methods_parse_to_a_canonical_string() {
         let m = Method::parse(" conf-filter:0.80 + knn:10+logconf").unwrap();
         assert_eq!(m.name(), "conf-filter:0.8+knn:10+logconf");
-        assert_eq!(m.loss(), Loss::Logconf);
+        assert_eq!(m.loss(), Loss::LOGCONF);
         assert_eq!(
             Method::parse("xent").unwrap(),
-            Method::loss_only(Loss::Xent)
+            Method::loss_only(Loss::XENT)
         );
         let json = serde_json::to_string(&m).unwrap();
         assert_eq!(json, "\"conf-filter:0.8+knn:10+logconf\"");
@@ -328,7 +332,7 @@ mod tests {
     #[test]
     fn all_covers_every_loss_and_every_step_of_the_registry() {
         let all = parse_methods(&["all".into()]).unwrap();
-        for loss in Loss::ALL {
+        for &loss in Loss::ALL {
             assert!(all.contains(&Method::loss_only(loss)), "{}", loss.name());
         }
         for kind in LABEL_STEPS {

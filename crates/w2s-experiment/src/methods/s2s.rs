@@ -9,7 +9,7 @@ pub const KIND: StepKind = StepKind {
     name: "s2s",
     arg: "N",
     default_arg: "2",
-    help: "N strong-to-strong rounds: the student relabels B and a fresh student trains on it",
+    help: "N rounds: the student relabels B, a fresh student trains on that",
     build,
 };
 

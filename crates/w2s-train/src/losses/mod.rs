@@ -1,5 +1,7 @@
 //! Every loss a student can be trained with, on binary logits `[n, 2]` and soft targets `[n, 2]`
-//! (the weak model's probabilities, or one-hot ground truth). All return the batch mean.
+//! (the weak model's probabilities, or one-hot ground truth). All return the batch mean. One file
+//! per loss, each a [`StudentLoss`] whose parameters are its serde fields (hashed into the store
+//! key of every model trained with it), registered in [`Loss::ALL`]:
 //!
 //! - `xent`: soft-target cross-entropy, the paper's naive baseline.
 //! - `hard`: cross-entropy on the argmax of the targets.
@@ -12,30 +14,24 @@
 //! - `window`: CE only on rows where the student's top probability is below `0.5 + radius`.
 //! - `adaptconf`: per-row weight β = e^{CE(f,ĥ)/T} / (e^{CE(f,ĥ)/T} + e^{CE(f,t)/T}) (detached),
 //!   loss `(1−β)·CE(f, t) + β·CE(f, ĥ)` with ĥ the student's argmax (Guo et al. 2024).
+mod adaptconf;
+mod entropy;
+mod hard;
+mod kl;
+mod logconf;
+mod product;
+mod window;
+mod xent;
+
+pub use adaptconf::{adaptconf, ADAPTCONF_TEMPERATURE};
+pub use entropy::entropy;
+pub use kl::kl;
+pub use logconf::logconf;
+pub use product::product;
+pub use window::{window, WINDOW_RADIUS};
+
 use candle_core::{DType, Result, Tensor, D};
 use serde::{Deserialize, Serialize};
-
-/// The loss functions, by command-line name.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Loss {
-    /// Soft-target cross-entropy.
-    Xent,
-    /// Cross-entropy on argmax targets.
-    Hard,
-    /// KL(target ‖ student).
-    Kl,
-    /// Auxiliary confidence loss (Burns et al.).
-    Logconf,
-    /// Product of experts of student and target.
-    Product,
-    /// Cross-entropy plus an entropy penalty.
-    Entropy,
-    /// Cross-entropy on uncertain rows only.
-    Window,
-    /// Adaptive per-row confidence weight (Guo et al.).
-    Adaptconf,
-}
 
 /// How the confidence weight α of `logconf` and `entropy` grows during training.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -103,46 +99,82 @@ impl LossSchedule {
     }
 }
 
-/// Default `window` radius (EleutherAI w2s).
-pub const WINDOW_RADIUS: f64 = 0.15;
-/// Default `adaptconf` temperature.
-pub const ADAPTCONF_TEMPERATURE: f64 = 1.0;
+/// What a loss may be built with: the experiment's settings that losses read.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LossSettings {
+    /// The confidence weight's schedule (`logconf`, `entropy`).
+    pub schedule: LossSchedule,
+}
+
+/// One loss, built with its parameters.
+pub trait StudentLoss {
+    /// Its parameters as JSON (`null` for none): they are hashed into the key of every model
+    /// trained with the loss, so a parameter cannot be left out of the key.
+    fn params(&self) -> serde_json::Value;
+    /// The batch-mean loss of `logits [n,2]` against soft `targets [n,2]` at `step_frac` of training.
+    fn compute(&self, logits: &Tensor, targets: &Tensor, step_frac: f64) -> Result<Tensor>;
+}
+
+/// A loss's entry in the registry.
+#[derive(Debug)]
+pub struct LossKind {
+    /// Command-line name.
+    pub name: &'static str,
+    /// One line of help.
+    pub help: &'static str,
+    /// Builds the loss from the settings it reads.
+    pub build: fn(&LossSettings) -> Box<dyn StudentLoss>,
+}
+
+/// A loss, by name: a handle on its registry entry (cheap to copy, compared and serialised by
+/// name).
+#[derive(Clone, Copy)]
+pub struct Loss(&'static LossKind);
 
 impl Loss {
-    /// All losses, in display order.
-    pub const ALL: [Loss; 8] = [
-        Loss::Xent,
-        Loss::Hard,
-        Loss::Kl,
-        Loss::Logconf,
-        Loss::Product,
-        Loss::Entropy,
-        Loss::Window,
-        Loss::Adaptconf,
+    /// Soft-target cross-entropy.
+    pub const XENT: Loss = Loss(&xent::KIND);
+    /// Cross-entropy on argmax targets.
+    pub const HARD: Loss = Loss(&hard::KIND);
+    /// The auxiliary confidence loss (Burns et al.).
+    pub const LOGCONF: Loss = Loss(&logconf::KIND);
+
+    /// Every loss, in display order: `--help`, `all`, the report's order and the every-loss
+    /// tests iterate it. A new loss is one file and one line here.
+    pub const ALL: &'static [Loss] = &[
+        Loss::XENT,
+        Loss::HARD,
+        Loss(&kl::KIND),
+        Loss::LOGCONF,
+        Loss(&product::KIND),
+        Loss(&entropy::KIND),
+        Loss(&window::KIND),
+        Loss(&adaptconf::KIND),
     ];
 
     /// Command-line name.
     pub fn name(&self) -> &'static str {
-        match self {
-            Loss::Xent => "xent",
-            Loss::Hard => "hard",
-            Loss::Kl => "kl",
-            Loss::Logconf => "logconf",
-            Loss::Product => "product",
-            Loss::Entropy => "entropy",
-            Loss::Window => "window",
-            Loss::Adaptconf => "adaptconf",
-        }
+        self.0.name
     }
 
-    /// Whether the loss reads the confidence-weight schedule (so that it belongs in its key).
-    pub fn uses_schedule(&self) -> bool {
-        matches!(self, Loss::Logconf | Loss::Entropy)
+    /// One line of help.
+    pub fn help(&self) -> &'static str {
+        self.0.help
     }
 
     /// Parses a command-line name.
     pub fn parse(name: &str) -> Option<Loss> {
-        Loss::ALL.into_iter().find(|l| l.name() == name)
+        Loss::ALL.iter().copied().find(|l| l.name() == name)
+    }
+
+    /// The loss built with `settings`.
+    pub fn build(&self, settings: &LossSettings) -> Box<dyn StudentLoss> {
+        (self.0.build)(settings)
+    }
+
+    /// Its parameters under `settings` (see [`StudentLoss::params`]).
+    pub fn params(&self, settings: &LossSettings) -> serde_json::Value {
+        self.build(settings).params()
     }
 
     /// The batch-mean loss of `logits [n,2]` against soft `targets [n,2]` at `step_frac` of training.
@@ -154,21 +186,40 @@ impl Loss {
         schedule: &LossSchedule,
     ) -> Result<Tensor> {
         let targets = targets.to_dtype(logits.dtype())?;
-        match self {
-            Loss::Xent => soft_ce(logits, &targets),
-            Loss::Hard => soft_ce(logits, &one_hot_argmax(&targets)?),
-            Loss::Kl => kl(logits, &targets),
-            Loss::Logconf => logconf(logits, &targets, schedule.alpha(step_frac)),
-            Loss::Product => product(logits, &targets),
-            Loss::Entropy => entropy(logits, &targets, schedule.alpha(step_frac)),
-            Loss::Window => window(logits, &targets, WINDOW_RADIUS),
-            Loss::Adaptconf => adaptconf(logits, &targets, ADAPTCONF_TEMPERATURE),
-        }
+        self.build(&LossSettings {
+            schedule: *schedule,
+        })
+        .compute(logits, &targets, step_frac)
+    }
+}
+
+impl PartialEq for Loss {
+    fn eq(&self, other: &Loss) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl std::fmt::Debug for Loss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Loss {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Loss {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Loss, D::Error> {
+        let name = String::deserialize(d)?;
+        Loss::parse(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown loss '{name}'")))
     }
 }
 
 /// Per-row soft cross-entropy `−Σ_c t_c log softmax(z)_c`, shape `[n]`.
-fn soft_ce_rows(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+pub(crate) fn soft_ce_rows(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
     (targets * logp)?.sum(D::Minus1)?.neg()
 }
@@ -179,7 +230,7 @@ pub fn soft_ce(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 }
 
 /// One-hot of each row's argmax (ties go to class 0), detached.
-fn one_hot_argmax(p: &Tensor) -> Result<Tensor> {
+pub(crate) fn one_hot_argmax(p: &Tensor) -> Result<Tensor> {
     let cls1 = p
         .narrow(1, 1, 1)?
         .gt(&p.narrow(1, 0, 1)?)?
@@ -187,13 +238,6 @@ fn one_hot_argmax(p: &Tensor) -> Result<Tensor> {
     Tensor::cat(&[(1.0 - &cls1)?, cls1], 1)?
         .detach()
         .contiguous()
-}
-
-/// Mean KL(target ‖ softmax(logits)), with 0·log 0 = 0.
-pub fn kl(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let logt = targets.clamp(1e-12, 1.0)?.log()?;
-    let t_logt = (targets * logt)?.sum(D::Minus1)?;
-    (t_logt + soft_ce_rows(logits, targets)?)?.mean_all()
 }
 
 /// Linear-interpolated quantile of `values` at `q` ∈ [0, 1] (as `torch.quantile`).
@@ -229,53 +273,6 @@ pub fn hardened(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     Tensor::cat(&[(1.0 - &cls1)?, cls1], 1)?.contiguous()
 }
 
-/// The auxiliary confidence loss with weight `alpha`.
-pub fn logconf(logits: &Tensor, targets: &Tensor, alpha: f64) -> Result<Tensor> {
-    let hard = hardened(logits, targets)?;
-    let mixed = ((targets * (1.0 - alpha))? + (hard * alpha)?)?;
-    soft_ce(logits, &mixed)
-}
-
-/// CE against the detached, normalised product of the student's and the targets' distributions.
-pub fn product(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let p = candle_nn::ops::softmax(logits, D::Minus1)?;
-    let prod = (p * targets)?;
-    let norm = prod.sum_keepdim(D::Minus1)?.clamp(1e-12, f64::INFINITY)?;
-    soft_ce(logits, &prod.broadcast_div(&norm)?.detach())
-}
-
-/// `(1−α)·CE(student, target) + α·H(student)`.
-pub fn entropy(logits: &Tensor, targets: &Tensor, alpha: f64) -> Result<Tensor> {
-    let p = candle_nn::ops::softmax(logits, D::Minus1)?;
-    let h = soft_ce(logits, &p)?;
-    (soft_ce(logits, targets)? * (1.0 - alpha))? + (h * alpha)?
-}
-
-/// Mean CE over rows whose top student probability is below `0.5 + radius` (0 when there are none).
-pub fn window(logits: &Tensor, targets: &Tensor, radius: f64) -> Result<Tensor> {
-    let p = candle_nn::ops::softmax(logits, D::Minus1)?;
-    let keep = p
-        .max(D::Minus1)?
-        .lt(0.5 + radius)?
-        .to_dtype(logits.dtype())?
-        .detach();
-    let count = keep.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-    let total = (soft_ce_rows(logits, targets)? * keep)?.sum_all()?;
-    total / count.max(1.0)
-}
-
-/// Adaptive confidence: per-row β from the two cross-entropies (detached), then the mixed CE.
-pub fn adaptconf(logits: &Tensor, targets: &Tensor, temperature: f64) -> Result<Tensor> {
-    let p = candle_nn::ops::softmax(logits, D::Minus1)?;
-    let hard = one_hot_argmax(&p)?;
-    let ce_hard = soft_ce_rows(logits, &hard)?;
-    let ce_soft = soft_ce_rows(logits, targets)?;
-    // β = σ((CE_hard − CE_soft)/T), the two-way softmax of the exponentials.
-    let beta = candle_nn::ops::sigmoid(&((&ce_hard - &ce_soft)? / temperature)?)?.detach();
-    let rows = ((ce_soft * (1.0 - &beta)?)? + (ce_hard * beta)?)?;
-    rows.mean_all()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,7 +302,7 @@ mod tests {
         let want = -(0.6 * 0.25f64.ln() + 0.4 * 0.75f64.ln());
         close(
             scalar(
-                Loss::Xent
+                Loss::XENT
                     .compute(&quarter(), &t(&[[0.6, 0.4]]), 0.0, &LossSchedule::default())
                     .unwrap(),
             ),
@@ -318,7 +315,7 @@ mod tests {
         // target argmax is class 0 → −ln 0.25
         close(
             scalar(
-                Loss::Hard
+                Loss::HARD
                     .compute(&quarter(), &t(&[[0.6, 0.4]]), 0.0, &LossSchedule::default())
                     .unwrap(),
             ),
@@ -446,6 +443,34 @@ mod tests {
     }
 
     #[test]
+    fn a_losss_parameters_are_what_it_reads_and_keep_the_old_store_keys() {
+        let paper = LossSettings::default();
+        let official = LossSettings {
+            schedule: LossSchedule::openai(),
+        };
+        let reads_schedule: Vec<&str> = Loss::ALL
+            .iter()
+            .filter(|l| l.params(&paper) != l.params(&official))
+            .map(|l| l.name())
+            .collect();
+        assert_eq!(reads_schedule, ["logconf", "entropy"]);
+        // Stores written before the loss trait keyed logconf by its schedule and xent by null.
+        assert_eq!(
+            Loss::LOGCONF.params(&paper),
+            serde_json::json!(LossSchedule::default())
+        );
+        assert_eq!(Loss::XENT.params(&paper), serde_json::Value::Null);
+        let window = Loss::parse("window").unwrap();
+        assert_eq!(window.params(&paper), serde_json::json!({"radius": 0.15}));
+        assert_eq!(serde_json::to_string(&Loss::XENT).unwrap(), "\"xent\"");
+        assert_eq!(
+            serde_json::from_str::<Loss>("\"logconf\"").unwrap(),
+            Loss::LOGCONF
+        );
+        assert!(serde_json::from_str::<Loss>("\"nope\"").is_err());
+    }
+
+    #[test]
     fn every_loss_has_a_finite_gradient() {
         let z = Var::new(
             &[[0.3f32, -0.2], [1.0, 0.5], [-0.7, 0.1], [0.0, 0.0]],
@@ -453,7 +478,7 @@ mod tests {
         )
         .unwrap();
         let targets = t(&[[0.7, 0.3], [0.4, 0.6], [0.55, 0.45], [0.2, 0.8]]);
-        for loss in Loss::ALL {
+        for &loss in Loss::ALL {
             let l = loss
                 .compute(z.as_tensor(), &targets, 0.5, &LossSchedule::default())
                 .unwrap();

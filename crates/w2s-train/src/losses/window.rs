@@ -1,0 +1,48 @@
+//! `window`: cross-entropy on the rows the student is unsure of.
+use super::{soft_ce_rows, LossKind, LossSettings, StudentLoss};
+use candle_core::{DType, Result, Tensor, D};
+
+/// The registry entry.
+pub const KIND: LossKind = LossKind {
+    name: "window",
+    help: "CE only on rows whose top student probability is below 0.5 + 0.15",
+    build,
+};
+
+#[derive(Debug, serde::Serialize)]
+struct Window {
+    radius: f64,
+}
+
+/// Default radius (EleutherAI w2s).
+pub const WINDOW_RADIUS: f64 = 0.15;
+
+fn build(_: &LossSettings) -> Box<dyn StudentLoss> {
+    Box::new(Window {
+        radius: WINDOW_RADIUS,
+    })
+}
+
+impl StudentLoss for Window {
+    fn params(&self) -> serde_json::Value {
+        serde_json::json!(self)
+    }
+
+    fn compute(&self, logits: &Tensor, targets: &Tensor, step_frac: f64) -> Result<Tensor> {
+        let _ = step_frac;
+        window(logits, targets, self.radius)
+    }
+}
+
+/// Mean CE over rows whose top student probability is below `0.5 + radius` (0 when there are none).
+pub fn window(logits: &Tensor, targets: &Tensor, radius: f64) -> Result<Tensor> {
+    let p = candle_nn::ops::softmax(logits, D::Minus1)?;
+    let keep = p
+        .max(D::Minus1)?
+        .lt(0.5 + radius)?
+        .to_dtype(logits.dtype())?
+        .detach();
+    let count = keep.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    let total = (soft_ce_rows(logits, targets)? * keep)?.sum_all()?;
+    total / count.max(1.0)
+}
