@@ -423,3 +423,82 @@ fn every_method_of_the_list_is_one_run_sharing_what_it_can() {
         "{err}"
     );
 }
+
+#[test]
+fn the_zero_shot_baseline_scores_a_decoder_without_training_and_refuses_an_encoder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let out = out.to_str().unwrap();
+    let doc = run_json(&[
+        "run",
+        "--data",
+        "tweets",
+        "--weak",
+        "minilm-l3",
+        "--strong",
+        "smollm2-135m",
+        "--method",
+        "zeroshot",
+        "--seeds",
+        "1",
+        "--max-rows",
+        "120",
+        "--max-len",
+        "64",
+        "--out",
+        out,
+        "--no-report",
+        "--json",
+    ]);
+    let r = &doc["runs"][0];
+    assert_eq!(r["method"], "zeroshot");
+    assert_eq!(r["loss"], "none");
+    assert_eq!(
+        r["student_best_epoch"].as_u64(),
+        Some(0),
+        "nothing was trained"
+    );
+    assert!((0.0..=1.0).contains(&num(r, "student_auroc")), "{r}");
+    // The scores are the model's, row by row: not a constant.
+    let preds =
+        std::fs::read_to_string(Path::new(out).join(r["predictions"].as_str().unwrap())).unwrap();
+    let p: Vec<f64> = preds
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["student"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    let (lo, hi) = p
+        .iter()
+        .fold((1.0f64, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
+    assert!(hi - lo > 0.01, "zero-shot scores {lo}..{hi}");
+    // weak, ceiling (a probe on SmolLM2's features) and the zero-shot node.
+    assert_eq!(doc["nodes"]["computed"].as_u64(), Some(3), "{doc}");
+
+    let bad = w2s()
+        .args([
+            "run",
+            "--data",
+            "tweets",
+            "--weak",
+            "minilm-l3",
+            "--strong",
+            "minilm-l6",
+            "--method",
+            "zeroshot",
+            "--seeds",
+            "1",
+            "--max-rows",
+            "100",
+            "--out",
+            out,
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("causal language model"), "{err}");
+}

@@ -145,7 +145,11 @@ pub fn evaluate(run: &RunNodes) -> RunRecord {
         weak: spec.weak().to_string(),
         strong: spec.strong().to_string(),
         chain: spec.is_chain().then(|| spec.chain.clone()),
-        loss: spec.method.loss().name().to_string(),
+        loss: if spec.method.zero_shot() {
+            "none".to_string()
+        } else {
+            spec.method.loss().name().to_string()
+        },
         method: spec.method.name(),
         config: cfg.config_id(&spec.method),
         labels: cfg.labels.name().to_string(),

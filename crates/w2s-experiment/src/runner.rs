@@ -26,7 +26,8 @@ use w2s_assets::Store;
 use w2s_data::{Dataset, Split, SplitConfig};
 use w2s_models::{FeatureRequest, Features, ModelSource};
 use w2s_train::{
-    fit, ClassifierRequest, EncoderClassifier, FitRequest, LinearProbe, Loss, Scored, Trainable,
+    fit, ClassifierRequest, EncoderClassifier, FitReport, FitRequest, LinearProbe, Loss, Scored,
+    Trainable,
 };
 
 /// Bumped when a stage's computation changes in a way its key does not capture.
@@ -572,6 +573,92 @@ impl<'a> Runner<'a> {
         }))
     }
 
+    /// The zero-shot node of `model`: its next-token answer for every row inside the dataset's
+    /// prompt ([`crate::methods::zeroshot`]), no training. Stored like a trained node.
+    fn zero_shot(&mut self, model: &str, data: &Prepared) -> Result<Rc<TrainedNode>> {
+        let template = crate::methods::zeroshot::template_for(&data.dataset.name);
+        let source = self.source(model)?;
+        let mut desc = serde_json::json!({
+            "v": STAGE_VERSION, "zero_shot": template, "model": model,
+            "weights": source.fingerprint, "rows": data.dataset.version,
+            "max_len": self.cfg.max_len,
+        });
+        if !self.cfg.dtype.is_default() {
+            desc["dtype"] = self.cfg.dtype.name().into();
+        }
+        let key = key_of(&desc);
+        if let Some(node) = self.nodes.get::<TrainedNode>("models", &key) {
+            if node.probs.len() == data.labels.len() {
+                self.counts.reused += 1;
+                return Ok(Rc::new(node));
+            }
+        }
+        let model_err = |e: w2s_models::ModelError| ExperimentError::Model {
+            name: model.to_string(),
+            cause: Box::new(e),
+        };
+        let start = Instant::now();
+        let encoder = w2s_models::Encoder::load_with(
+            &source,
+            &w2s_models::LoadRequest {
+                device: &self.device,
+                dtype: self.cfg.dtype.candle(),
+                train: w2s_models::Train::Nothing,
+            },
+        )
+        .map_err(model_err)?;
+        let prompts: Vec<String> = data
+            .dataset
+            .examples
+            .iter()
+            .map(|e| template.prompt(&e.text))
+            .collect();
+        let mut probs = Vec::with_capacity(prompts.len());
+        let name = data.dataset.name.as_str();
+        for (i, chunk) in prompts.chunks(256).enumerate() {
+            (self.on_event)(Event::Embedding {
+                model,
+                dataset: name,
+                done: i * 256,
+                total: prompts.len(),
+            });
+            let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            let answers = [template.answers[0].as_str(), template.answers[1].as_str()];
+            let logits = encoder
+                .answer_logits(&texts, self.cfg.max_len, &answers, 16)
+                .map_err(model_err)?;
+            // The two-way softmax of the answers' logits.
+            probs.extend(logits.iter().map(|l| 1.0 / (1.0 + (l[0] - l[1]).exp())));
+        }
+        (self.on_event)(Event::Embedding {
+            model,
+            dataset: name,
+            done: prompts.len(),
+            total: prompts.len(),
+        });
+        let node = TrainedNode {
+            key: key.clone(),
+            model: model.to_string(),
+            supervision: "zero-shot".into(),
+            loss: Loss::XENT,
+            fit: FitReport {
+                best_epoch: 0,
+                steps: 0,
+                epochs: Vec::new(),
+            },
+            probs,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        self.nodes
+            .put("models", &key, &node)
+            .map_err(|cause| ExperimentError::Write {
+                path: self.nodes.path("models", &key),
+                cause,
+            })?;
+        self.counts.computed += 1;
+        Ok(Rc::new(node))
+    }
+
     /// One link of a run: `model` trained on `teacher`'s labels under the run's method, then its
     /// strong-to-strong rounds (each a fresh `model` on the previous student's labels).
     fn link(
@@ -604,11 +691,21 @@ impl<'a> Runner<'a> {
         let weak = self.weak(spec, &data, &split)?;
         let ceiling =
             self.ground_truth("ceiling", spec.strong(), &data, &split, &s.b, spec.seed)?;
-        let mut teacher = weak.clone();
-        for model in &spec.chain[1..] {
-            teacher = self.link(model, &data, &split, &teacher, spec)?;
-        }
-        let student = teacher;
+        let student = if spec.method.zero_shot() {
+            if spec.is_chain() {
+                return Err(ExperimentError::Spec(format!(
+                    "{}: the zero-shot baseline has no chain to bootstrap through",
+                    spec.describe()
+                )));
+            }
+            self.zero_shot(spec.strong(), &data)?
+        } else {
+            let mut teacher = weak.clone();
+            for model in &spec.chain[1..] {
+                teacher = self.link(model, &data, &split, &teacher, spec)?;
+            }
+            teacher
+        };
         let direct = if spec.is_chain() {
             Some(self.link(spec.strong(), &data, &split, &weak, spec)?)
         } else {

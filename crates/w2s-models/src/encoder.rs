@@ -326,6 +326,82 @@ impl Encoder {
         self.pool(&hidden, &mask)
     }
 
+    /// Zero-shot scores of a causal model: for each text (truncated from the left to `max_len`
+    /// tokens), the logit of the next token being the first token of each of `answers`. The
+    /// head is the token embedding, so only models whose LM head is tied to it are accepted
+    /// (every built-in decoder; `tie_word_embeddings: false` is refused). Gemma's final logit
+    /// soft-capping is applied when the config sets it.
+    pub fn answer_logits(
+        &self,
+        texts: &[&str],
+        max_len: usize,
+        answers: &[&str],
+        batch_size: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        let cfg = &self.config;
+        if self.arch.pooling() != Pooling::LastToken {
+            return Err(cfg.error(format!(
+                "{}: zero-shot scoring needs a causal language model (a decoder), not an encoder",
+                self.source.name
+            )));
+        }
+        if cfg
+            .value
+            .get("tie_word_embeddings")
+            .and_then(|v| v.as_bool())
+            == Some(false)
+        {
+            return Err(cfg.error(format!(
+                "{}: its LM head is not tied to the token embedding, and w2s does not load \
+                 separate LM heads yet",
+                self.source.name
+            )));
+        }
+        let mut ids = Vec::with_capacity(answers.len());
+        for a in answers {
+            let first = self
+                .tokenizer
+                .raw_ids(a)?
+                .first()
+                .copied()
+                .ok_or_else(|| cfg.error(format!("the answer {a:?} has no tokens")))?;
+            ids.push(first);
+        }
+        let embedding = self
+            .tensors
+            .get(self.arch.embedding_name())
+            .ok_or_else(|| cfg.error("no token embedding among the loaded tensors"))?;
+        let idx = Tensor::new(ids.as_slice(), embedding.device()).context("answer ids")?;
+        let head = embedding
+            .index_select(&idx, 0)
+            .and_then(|h| h.to_dtype(DType::F32))
+            .and_then(|h| h.to_device(&self.device))
+            .context("answer rows of the embedding")?;
+        let cap = cfg
+            .value
+            .get("final_logit_softcapping")
+            .and_then(|v| v.as_f64());
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(batch_size.max(1)) {
+            let rows = chunk
+                .iter()
+                .map(|t| self.tokenizer.encode(t, max_len))
+                .collect::<Result<Vec<_>>>()?;
+            let (ids, mask) = self.pad_batch(&rows)?;
+            let hidden = self.hidden_states(&ids, &mask)?;
+            let last = self.pool(&hidden, &mask)?;
+            let mut logits = last
+                .matmul(&head.t().context("head")?)
+                .context("answer logits")?;
+            if let Some(c) = cap {
+                logits = ((logits / c).and_then(|l| l.tanh()).and_then(|l| l * c))
+                    .context("soft-capping")?;
+            }
+            out.extend(logits.to_vec2::<f32>().context("reading answer logits")?);
+        }
+        Ok(out)
+    }
+
     /// Pooled embeddings `[b, hidden]` of texts, each truncated to `max_len` tokens.
     pub fn embed(&self, texts: &[&str], max_len: usize) -> Result<Tensor> {
         let rows = texts

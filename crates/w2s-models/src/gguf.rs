@@ -413,6 +413,8 @@ fn config_of(c: &Content) -> std::result::Result<(Family, serde_json::Value), St
         "head_dim": head_dim,
         "rms_norm_eps": f64_of("attention.layer_norm_rms_epsilon", 1e-6),
         "rope_theta": f64_of("rope.freq_base", 10_000.0),
+        // llama.cpp stores an untied LM head as `output.weight`.
+        "tie_word_embeddings": !c.tensor_infos.contains_key("output.weight"),
     });
     if family == Family::Gemma3 {
         // llama.cpp hard-codes Gemma3's local rotary base, layer pattern and score scale (the

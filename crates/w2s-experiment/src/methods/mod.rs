@@ -9,6 +9,7 @@ mod conf_filter;
 mod knn;
 mod logreg_relabel;
 mod s2s;
+pub mod zeroshot;
 
 pub use bag::resample;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,7 @@ pub const LABEL_STEPS: &[StepKind] = &[
     logreg_relabel::KIND,
     s2s::KIND,
     bag::KIND,
+    zeroshot::KIND,
 ];
 
 /// A label step's entry in the registry.
@@ -81,6 +83,10 @@ pub trait LabelStep {
     fn bagged_weak_models(&self) -> usize {
         0
     }
+    /// No student is trained: the strong model answers zero-shot (a method of this step alone).
+    fn zero_shot(&self) -> bool {
+        false
+    }
 }
 
 /// A method: label steps, then a loss.
@@ -105,6 +111,18 @@ impl Method {
     pub fn parse(text: &str) -> Result<Method, String> {
         let parts: Vec<&str> = text.split('+').map(str::trim).collect();
         let (loss_name, steps) = parts.split_last().ok_or("an empty method")?;
+        if let Ok(step) = build_step(loss_name) {
+            if step.zero_shot() {
+                if !steps.is_empty() {
+                    return Err(format!("method '{text}': {} stands alone", step.name()));
+                }
+                // No student trains, so the loss is never used.
+                return Ok(Method {
+                    steps: vec![step.name()],
+                    loss: Loss::XENT,
+                });
+            }
+        }
         let loss = Loss::parse(loss_name).ok_or_else(|| {
             format!(
                 "method '{text}': '{loss_name}' is not a loss (a method ends with one of {})",
@@ -117,16 +135,21 @@ impl Method {
         })?;
         let steps = steps
             .iter()
-            .map(|s| build_step(s).map(|step| step.name()))
+            .map(|s| match build_step(s) {
+                Ok(step) if step.zero_shot() => Err(format!("{} stands alone", step.name())),
+                Ok(step) => Ok(step.name()),
+                Err(e) => Err(e),
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("method '{text}': {e}"))?;
         Ok(Method { steps, loss })
     }
 
-    /// Every loss alone, then every label step with its default argument before `xent`.
+    /// Every loss alone, then every label step with its default argument before `xent`. Not the
+    /// zero-shot baseline, which needs a decoder (`all` is used with encoder ladders).
     pub fn all() -> Vec<Method> {
         let mut all: Vec<Method> = Loss::ALL.iter().copied().map(Method::loss_only).collect();
-        for kind in LABEL_STEPS {
+        for kind in LABEL_STEPS.iter().filter(|k| k.name != zeroshot::KIND.name) {
             let arg = (!kind.default_arg.is_empty()).then_some(kind.default_arg);
             let text = match arg {
                 Some(a) => format!("{}:{a}+xent", kind.name),
@@ -137,8 +160,16 @@ impl Method {
         all
     }
 
+    /// True for the zero-shot baseline (no student is trained).
+    pub fn zero_shot(&self) -> bool {
+        self.label_steps().iter().any(|s| s.zero_shot())
+    }
+
     /// The canonical string.
     pub fn name(&self) -> String {
+        if self.zero_shot() {
+            return self.steps.join("+");
+        }
         let mut parts = self.steps.clone();
         parts.push(self.loss.name().to_string());
         parts.join("+")
@@ -344,7 +375,7 @@ mod tests {
             );
             assert!(steps_help().contains(kind.name));
         }
-        assert_eq!(all.len(), Loss::ALL.len() + LABEL_STEPS.len());
+        assert_eq!(all.len(), Loss::ALL.len() + LABEL_STEPS.len() - 1);
         let twice = parse_methods(&["xent,all".into(), "xent".into()]).unwrap();
         assert_eq!(twice.len(), all.len(), "duplicates are dropped");
     }
