@@ -423,16 +423,21 @@ pub fn summarize(runs: &[RunRecord]) -> Vec<SummaryRow> {
         }
     };
     let pair = |r: &RunRecord| format!("{}|{}|{}|{:?}", r.dataset, r.weak, r.strong, r.chain);
+    // The configurations of each (pair, method): the id hashes the method too, so only several
+    // ids for one method mean several settings.
     let mut configs: Vec<(String, Vec<&str>)> = Vec::new();
     for r in runs {
-        let p = pair(r);
+        let p = format!("{}|{}", pair(r), method(r));
         match configs.iter_mut().find(|(q, _)| *q == p) {
             Some((_, c)) if !c.contains(&r.config.as_str()) => c.push(&r.config),
             Some(_) => {}
             None => configs.push((p, vec![&r.config])),
         }
     }
-    let several = |r: &RunRecord| configs.iter().any(|(p, c)| *p == pair(r) && c.len() > 1);
+    let several = |r: &RunRecord| {
+        let p = format!("{}|{}", pair(r), method(r));
+        configs.iter().any(|(q, c)| *q == p && c.len() > 1)
+    };
     let mut groups: Vec<(String, Vec<&RunRecord>)> = Vec::new();
     for r in runs {
         let id = format!("{}|{}|{}|{}", pair(r), method(r), r.config, r.labels);
@@ -604,8 +609,13 @@ mod tests {
         assert_eq!(rows[0].series, "xent @c0ffee00");
         assert_eq!(rows[1].series, "xent @12345678");
         assert_eq!(rows[1].student_acc, 0.78);
-        // One configuration: the series is the method alone.
-        let rows = summarize(&[run(0, 0.7, 0.8, 0.75)]);
+        // One configuration per method: the series is the method alone, although every method
+        // has an id of its own.
+        let mut logconf = run(0, 0.7, 0.8, 0.76);
+        logconf.method = "logconf".into();
+        logconf.config = "0badcafe".into();
+        let rows = summarize(&[run(0, 0.7, 0.8, 0.75), logconf]);
         assert_eq!(rows[0].series, "xent");
+        assert_eq!(rows[1].series, "logconf");
     }
 }
