@@ -1,8 +1,10 @@
 //! Running a list of runs with progress bars, and printing their tables: shared by `run` and `sweep`.
 use anyhow::{Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
+use std::collections::BTreeMap;
 use std::path::Path;
 use w2s_assets::Store;
+use w2s_experiment::methods::zeroshot::Template;
 use w2s_experiment::{Event, ExperimentConfig, NodeCounts, RunRecord, RunSpec, Runner, SummaryRow};
 use w2s_report::{pct, pgr_text};
 
@@ -11,6 +13,7 @@ use w2s_report::{pct, pgr_text};
 pub fn execute(
     specs: &[RunSpec],
     cfg: ExperimentConfig,
+    templates: BTreeMap<String, Template>,
     out: &Path,
     quiet: bool,
 ) -> Result<(Vec<RunRecord>, NodeCounts)> {
@@ -64,7 +67,8 @@ pub fn execute(
             }
         }
     };
-    let mut runner = Runner::new(&store, out, cfg, Box::new(on_event));
+    let mut runner =
+        Runner::new(&store, out, cfg, Box::new(on_event)).with_zero_shot_templates(templates);
     runner.prepare(specs)?;
     let mut records = Vec::with_capacity(specs.len());
     for spec in specs {

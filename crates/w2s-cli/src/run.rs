@@ -258,7 +258,13 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
             }
         }
     }
-    let (records, counts) = crate::execute::execute(&specs, cfg, &args.out, quiet || args.json)?;
+    let (records, counts) = crate::execute::execute(
+        &specs,
+        cfg,
+        Default::default(),
+        &args.out,
+        quiet || args.json,
+    )?;
     let summary = w2s_experiment::summarize(&records);
     if args.json {
         crate::execute::print_json(&records, &summary, counts, &args.out)?;

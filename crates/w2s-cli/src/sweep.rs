@@ -22,6 +22,9 @@ optional bootstrapping chains, methods (`losses` is the same key) and a seed cou
   [experiment.train]
   epochs = 20
 
+The zero-shot baseline (methods = [\"zeroshot\"], decoders only) reads its prompts from
+crates/w2s-experiment/src/methods/zeroshot.toml; a [zeroshot.DATASET] table with `template` (with
+{text}) and `answers` (class 0, class 1) replaces one.
 Models are built-in names, hf:ORG/NAME from the local Hugging Face cache, model folders or .gguf
 files (docs/models.md), e.g. models = [\"hf:EleutherAI/pythia-70m\", \"hf:EleutherAI/pythia-410m\"];
 [experiment] dtype = \"bf16\" sets the precision of frozen weights.
@@ -68,6 +71,10 @@ pub struct SweepFile {
     /// Seeds 0..N.
     #[serde(default = "default_seeds")]
     pub seeds: u64,
+    /// Zero-shot prompts by dataset (`[zeroshot.tweets] template = "...{text}..."`, `answers =
+    /// [" no", " yes"]`), over the built-in ones.
+    #[serde(default)]
+    pub zeroshot: std::collections::BTreeMap<String, w2s_experiment::methods::zeroshot::Template>,
     /// Shared settings, as written (merged over the mode's defaults by [`SweepFile::config`]).
     #[serde(default)]
     pub experiment: toml::Table,
@@ -122,6 +129,16 @@ impl SweepFile {
         if let Some(c) = sweep.chains.iter().find(|c| c.len() < 3) {
             bail!(
                 "{}: chain {c:?} needs at least three models (use `pairs` for two)",
+                path.display()
+            );
+        }
+        if let Some((d, _)) = sweep
+            .zeroshot
+            .iter()
+            .find(|(_, t)| !t.template.contains("{text}"))
+        {
+            bail!(
+                "{}: [zeroshot.{d}] template has no {{text}} for the row",
                 path.display()
             );
         }
@@ -191,8 +208,13 @@ pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
         println!("{} runs -> {}", specs.len(), out.display());
         return Ok(());
     }
-    let (records, counts) =
-        crate::execute::execute(&specs, sweep.config()?, &out, quiet || args.json)?;
+    let (records, counts) = crate::execute::execute(
+        &specs,
+        sweep.config()?,
+        sweep.zeroshot.clone(),
+        &out,
+        quiet || args.json,
+    )?;
     let summary = w2s_experiment::summarize(&records);
     if args.json {
         crate::execute::print_json(&records, &summary, counts, &out)?;
@@ -275,6 +297,31 @@ mod tests {
         std::fs::write(&f, "datasets = [\"tweets\"]\nmodels = [\"a\", \"b\"]\nlosses = [\"xent\"]\n[experiment]\nmax_row = 3\n").unwrap();
         let err = format!("{:#}", SweepFile::read(&f).unwrap_err());
         assert!(err.contains("unknown field `max_row`"), "{err}");
+    }
+
+    #[test]
+    fn zero_shot_prompts_are_read_from_the_sweep_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("zs.toml");
+        let body = "datasets = [\"tweets\"]\nmodels = [\"a\", \"b\"]\nmethods = [\"zeroshot\"]\n";
+        std::fs::write(
+            &f,
+            format!("{body}[zeroshot.tweets]\ntemplate = \"T: {{text}}\"\nanswers = [\" bad\", \" good\"]\n"),
+        )
+        .unwrap();
+        let sweep = SweepFile::read(&f).unwrap();
+        assert_eq!(sweep.zeroshot["tweets"].prompt("x"), "T: x");
+        assert_eq!(sweep.zeroshot["tweets"].answers[1], " good");
+        std::fs::write(
+            &f,
+            format!("{body}[zeroshot.tweets]\ntemplate = \"T:\"\nanswers = [\" a\", \" b\"]\n"),
+        )
+        .unwrap();
+        let err = format!("{:#}", SweepFile::read(&f).unwrap_err());
+        assert!(
+            err.contains("[zeroshot.tweets] template has no {text}"),
+            "{err}"
+        );
     }
 
     #[test]

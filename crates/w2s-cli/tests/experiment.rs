@@ -477,6 +477,31 @@ fn the_zero_shot_baseline_scores_a_decoder_without_training_and_refuses_an_encod
     // weak, ceiling (a probe on SmolLM2's features) and the zero-shot node.
     assert_eq!(doc["nodes"]["computed"].as_u64(), Some(3), "{doc}");
 
+    // Another prompt from a sweep file: a new zero-shot node and a second record, the first kept.
+    let file = tmp.path().join("zs.toml");
+    std::fs::write(
+        &file,
+        "datasets = [\"tweets\"]\npairs = [[\"minilm-l3\", \"smollm2-135m\"]]\n\
+         methods = [\"zeroshot\"]\nseeds = 1\n\
+         [zeroshot.tweets]\ntemplate = \"{text}\\nGood or bad news? Answer:\"\n\
+         answers = [\" bad\", \" good\"]\n\
+         [experiment]\nmax_rows = 120\nmax_len = 64\n",
+    )
+    .unwrap();
+    let swept = run_json(&[
+        "--quiet",
+        "sweep",
+        file.to_str().unwrap(),
+        "--out",
+        out,
+        "--no-report",
+        "--json",
+    ]);
+    assert_eq!(swept["nodes"]["computed"].as_u64(), Some(1), "{swept}");
+    assert_ne!(swept["runs"][0]["config"], r["config"]);
+    assert_ne!(swept["runs"][0]["student_auroc"], r["student_auroc"]);
+    assert_eq!(w2s_experiment::read_runs(Path::new(out)).unwrap().len(), 2);
+
     let bad = w2s()
         .args([
             "run",

@@ -12,13 +12,14 @@
 //! labelling node), the loss and every hyper-parameter. A node stores the model's class-1
 //! probability for every row of the subset, so labels and metrics are views of it.
 use crate::config::{ExperimentConfig, LabelForm, Mode, RunSpec};
+use crate::methods::zeroshot::Template;
 use crate::methods::{apply_steps, Labels, Method, StepInput};
 use crate::metrics;
 pub use crate::node::TrainedNode;
 use crate::store::{key_of, NodeStore};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Instant;
@@ -123,6 +124,8 @@ pub struct Runner<'a> {
     sources: HashMap<String, Rc<ModelSource>>,
     /// Where pooled features are cached (`features/` under it): the asset cache's root unless set.
     feature_root: PathBuf,
+    /// Zero-shot prompts by dataset, over the built-in ones.
+    templates: BTreeMap<String, Template>,
     /// Nodes trained and reused so far.
     pub counts: NodeCounts,
     on_event: Box<dyn FnMut(Event) + 'a>,
@@ -162,9 +165,24 @@ impl<'a> Runner<'a> {
             features: HashMap::new(),
             sources: HashMap::new(),
             feature_root: assets.root().to_path_buf(),
+            templates: BTreeMap::new(),
             counts: NodeCounts::default(),
             on_event,
         }
+    }
+
+    /// Zero-shot prompts for some datasets, used instead of the built-in ones
+    /// ([`crate::methods::zeroshot`]); a run's record and node keys name the prompt it used.
+    pub fn with_zero_shot_templates(mut self, templates: BTreeMap<String, Template>) -> Runner<'a> {
+        self.templates = templates;
+        self
+    }
+
+    fn template(&self, dataset: &str) -> Template {
+        self.templates
+            .get(dataset)
+            .cloned()
+            .unwrap_or_else(|| crate::methods::zeroshot::template_for(dataset))
     }
 
     /// Caches pooled features under `root/features` instead of the asset cache (features depend
@@ -576,7 +594,7 @@ impl<'a> Runner<'a> {
     /// The zero-shot node of `model`: its next-token answer for every row inside the dataset's
     /// prompt ([`crate::methods::zeroshot`]), no training. Stored like a trained node.
     fn zero_shot(&mut self, model: &str, data: &Prepared) -> Result<Rc<TrainedNode>> {
-        let template = crate::methods::zeroshot::template_for(&data.dataset.name);
+        let template = self.template(&data.dataset.name);
         let source = self.source(model)?;
         let mut desc = serde_json::json!({
             "v": STAGE_VERSION, "zero_shot": template, "model": model,
@@ -722,7 +740,14 @@ impl<'a> Runner<'a> {
             student: &student,
             direct: direct.as_deref(),
         };
-        let record = crate::record::evaluate(&nodes);
+        let mut record = crate::record::evaluate(&nodes);
+        if spec.method.zero_shot() {
+            // The prompt is a setting of the zero-shot run that the config id does not hold.
+            let template = self.template(&data.dataset.name);
+            record.config =
+                key_of(&serde_json::json!({"config": record.config, "prompt": template}))[..8]
+                    .to_string();
+        }
         crate::record::write(&self.out, &record, &nodes)
             .map_err(|(path, cause)| ExperimentError::Write { path, cause })
     }

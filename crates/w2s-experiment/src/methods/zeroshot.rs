@@ -37,6 +37,7 @@ impl LabelStep for ZeroShot {
 
 /// A prompt and the two answers, class 0 first.
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Template {
     /// The prompt, with `{text}` where the row goes.
     pub template: String,
