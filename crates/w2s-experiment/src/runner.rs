@@ -365,16 +365,8 @@ impl<'a> Runner<'a> {
             desc["dtype"] = self.cfg.dtype.name().into();
         }
         let key = key_of(&desc);
-        if let Some(node) = self.nodes.get::<TrainedNode>("models", &key) {
-            if node.probs.len() == data.labels.len() {
-                self.counts.reused += 1;
-                (self.on_event)(Event::Node {
-                    role,
-                    model,
-                    reused: true,
-                });
-                return Ok(Rc::new(node));
-            }
+        if let Some(node) = self.stored(&key, data, role, model) {
+            return Ok(node);
         }
         let start = Instant::now();
         let trainable: Box<dyn Trainable> = match self.cfg.mode {
@@ -450,16 +442,42 @@ impl<'a> Runner<'a> {
             probs,
             seconds: start.elapsed().as_secs_f64(),
         };
+        self.keep(node, role)
+    }
+
+    /// The node under `key` in the store, if it covers this dataset's rows (counted as reused).
+    fn stored(
+        &mut self,
+        key: &str,
+        data: &Prepared,
+        role: &str,
+        model: &str,
+    ) -> Option<Rc<TrainedNode>> {
+        let node = self.nodes.get::<TrainedNode>("models", key)?;
+        if node.probs.len() != data.labels.len() {
+            return None;
+        }
+        self.counts.reused += 1;
+        (self.on_event)(Event::Node {
+            role,
+            model,
+            reused: true,
+        });
+        Some(Rc::new(node))
+    }
+
+    /// Writes a node that was just computed to the store (counted as computed).
+    fn keep(&mut self, node: TrainedNode, role: &str) -> Result<Rc<TrainedNode>> {
         self.nodes
-            .put("models", &key, &node)
+            .put("models", &node.key, &node)
             .map_err(|cause| ExperimentError::Write {
-                path: self.nodes.path("models", &key),
+                path: self.nodes.path("models", &node.key),
                 cause,
             })?;
         self.counts.computed += 1;
         (self.on_event)(Event::Node {
             role,
-            model,
+            model: &node.model,
             reused: false,
         });
         Ok(Rc::new(node))
@@ -605,11 +623,8 @@ impl<'a> Runner<'a> {
             desc["dtype"] = self.cfg.dtype.name().into();
         }
         let key = key_of(&desc);
-        if let Some(node) = self.nodes.get::<TrainedNode>("models", &key) {
-            if node.probs.len() == data.labels.len() {
-                self.counts.reused += 1;
-                return Ok(Rc::new(node));
-            }
+        if let Some(node) = self.stored(&key, data, "zero-shot", model) {
+            return Ok(node);
         }
         let model_err = |e: w2s_models::ModelError| ExperimentError::Model {
             name: model.to_string(),
@@ -667,14 +682,7 @@ impl<'a> Runner<'a> {
             probs,
             seconds: start.elapsed().as_secs_f64(),
         };
-        self.nodes
-            .put("models", &key, &node)
-            .map_err(|cause| ExperimentError::Write {
-                path: self.nodes.path("models", &key),
-                cause,
-            })?;
-        self.counts.computed += 1;
-        Ok(Rc::new(node))
+        self.keep(node, "zero-shot")
     }
 
     /// One link of a run: `model` trained on `teacher`'s labels under the run's method, then its
