@@ -5,7 +5,7 @@
 //! Read top to bottom like nanoGPT's loop: for each epoch, shuffle, step over minibatches, then
 //! score the validation rows and keep the parameters of the best epoch.
 use crate::adamw::AdamW;
-use crate::losses::{Loss, LossSchedule};
+use crate::losses::{batch_loss, Loss, LossSchedule, LossSettings};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::ParamsAdamW;
@@ -269,6 +269,10 @@ pub fn fit(req: &FitRequest) -> Result<FitReport> {
             Ok((opt, scale))
         })
         .collect::<Result<Vec<_>>>()?;
+    // Built once: a loss's parameters do not change during a fit.
+    let loss = loss.build(&LossSettings {
+        schedule: *loss_schedule,
+    });
     let per_epoch = rows.len().div_ceil(cfg.batch_size);
     let total = per_epoch * cfg.epochs;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -290,7 +294,7 @@ pub fn fit(req: &FitRequest) -> Result<FitReport> {
                 &batch_rows,
                 &batch_targets,
                 cfg.minibatch(),
-                |logits, t| loss.compute(logits, t, step_frac, loss_schedule),
+                |logits, t| batch_loss(loss.as_ref(), logits, t, step_frac),
             )?;
             let grads = match grads {
                 Some(g) if batch_loss.is_finite() => g,

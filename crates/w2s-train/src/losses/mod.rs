@@ -185,12 +185,22 @@ impl Loss {
         step_frac: f64,
         schedule: &LossSchedule,
     ) -> Result<Tensor> {
-        let targets = targets.to_dtype(logits.dtype())?;
-        self.build(&LossSettings {
+        let built = self.build(&LossSettings {
             schedule: *schedule,
-        })
-        .compute(logits, &targets, step_frac)
+        });
+        batch_loss(built.as_ref(), logits, targets, step_frac)
     }
+}
+
+/// `loss` of `logits [n,2]` against soft `targets [n,2]` (in any float dtype: they are cast to
+/// the logits') at `step_frac` of training.
+pub fn batch_loss(
+    loss: &dyn StudentLoss,
+    logits: &Tensor,
+    targets: &Tensor,
+    step_frac: f64,
+) -> Result<Tensor> {
+    loss.compute(logits, &targets.to_dtype(logits.dtype())?, step_frac)
 }
 
 impl PartialEq for Loss {
