@@ -6,6 +6,9 @@
 //! and dtypes.
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
+/// Scaled dot-product attention `softmax(q·kᵀ·scale + bias)·v`, merged as `[b, t, heads·d]`;
+/// q, k, v are `[b, heads, t, d]` or `[b, t, heads·d]` (see [`w2s_kernels::attention`]).
+pub use w2s_kernels::attention as attend;
 use w2s_kernels::Act;
 pub use w2s_kernels::AttentionShape;
 
@@ -214,18 +217,6 @@ pub fn decoder_bias(mask: &Tensor, vis: Visibility, dtype: DType) -> Result<Tens
     }
     let pattern = Tensor::from_vec(pattern, (1, 1, t, t), mask.device())?.to_dtype(dtype)?;
     attention_bias(mask, dtype)?.broadcast_add(&pattern)
-}
-
-/// Scaled dot-product attention `softmax(q·kᵀ·scale + bias)·v`, merged as `[b, t, heads·d]`;
-/// q, k, v are `[b, heads, t, d]` or `[b, t, heads·d]` (see [`w2s_kernels::attention`]).
-pub fn attend(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    bias: &Tensor,
-    shape: AttentionShape,
-) -> Result<Tensor> {
-    w2s_kernels::attention(q, k, v, bias, shape)
 }
 
 /// Positions of RoBERTa-style models: `pad + 1, pad + 2, …` over the real tokens of each row,
