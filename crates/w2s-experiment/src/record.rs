@@ -25,8 +25,8 @@ pub struct RunRecord {
     /// existed read with their loss here.
     #[serde(default)]
     pub method: String,
-    /// [`ExperimentConfig::config_id`] of the settings and method (empty in records written
-    /// before it existed).
+    /// [`ExperimentConfig::config_id`] of the settings and method, with the prompt for the
+    /// zero-shot baseline (empty in records written before it existed).
     #[serde(default)]
     pub config: String,
     /// "soft" or "hard" weak labels.
@@ -87,6 +87,9 @@ pub struct RunNodes<'a> {
     pub spec: &'a RunSpec,
     /// The settings.
     pub cfg: &'a ExperimentConfig,
+    /// The run's configuration id: [`ExperimentConfig::config_id`], with the prompt for the
+    /// zero-shot baseline.
+    pub config: &'a str,
     /// The dataset's experiment rows.
     pub dataset: &'a Dataset,
     /// Their labels.
@@ -108,6 +111,7 @@ pub fn evaluate(run: &RunNodes) -> RunRecord {
     let RunNodes {
         spec,
         cfg,
+        config,
         dataset,
         labels,
         split,
@@ -151,7 +155,7 @@ pub fn evaluate(run: &RunNodes) -> RunRecord {
             spec.method.loss().name().to_string()
         },
         method: spec.method.name(),
-        config: cfg.config_id(&spec.method),
+        config: config.to_string(),
         labels: cfg.labels.name().to_string(),
         seed: spec.seed,
         rows: [

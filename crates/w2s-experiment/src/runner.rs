@@ -529,7 +529,7 @@ impl<'a> Runner<'a> {
                 features: feats.as_ref().map(|f| (f.0.values.as_slice(), f.0.dim)),
                 seed,
             };
-            labels = apply_steps(method, labels, &input).map_err(|e| {
+            labels = apply_steps(&steps, labels, &input).map_err(|e| {
                 ExperimentError::Spec(format!(
                     "method {} for {model} on {}: {e}",
                     method.name(),
@@ -685,6 +685,17 @@ impl<'a> Runner<'a> {
         self.keep(node, "zero-shot")
     }
 
+    /// The run's configuration id: the settings and method, and for the zero-shot baseline the
+    /// prompt too, a setting of the run that [`ExperimentConfig`] does not hold.
+    fn config_id(&self, spec: &RunSpec, data: &Prepared) -> String {
+        let id = self.cfg.config_id(&spec.method);
+        if !spec.method.zero_shot() {
+            return id;
+        }
+        let prompt = self.template(&data.dataset.name);
+        key_of(&serde_json::json!({"config": id, "prompt": prompt}))[..8].to_string()
+    }
+
     /// One link of a run: `model` trained on `teacher`'s labels under the run's method, then its
     /// strong-to-strong rounds (each a fresh `model` on the previous student's labels).
     fn link(
@@ -737,9 +748,11 @@ impl<'a> Runner<'a> {
         } else {
             None
         };
+        let config = self.config_id(spec, &data);
         let nodes = crate::record::RunNodes {
             spec,
             cfg: &self.cfg,
+            config: &config,
             dataset: &data.dataset,
             labels: &data.labels,
             split: s,
@@ -748,14 +761,7 @@ impl<'a> Runner<'a> {
             student: &student,
             direct: direct.as_deref(),
         };
-        let mut record = crate::record::evaluate(&nodes);
-        if spec.method.zero_shot() {
-            // The prompt is a setting of the zero-shot run that the config id does not hold.
-            let template = self.template(&data.dataset.name);
-            record.config =
-                key_of(&serde_json::json!({"config": record.config, "prompt": template}))[..8]
-                    .to_string();
-        }
+        let record = crate::record::evaluate(&nodes);
         crate::record::write(&self.out, &record, &nodes)
             .map_err(|(path, cause)| ExperimentError::Write { path, cause })
     }

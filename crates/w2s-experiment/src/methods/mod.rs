@@ -311,13 +311,13 @@ fn number<T: std::str::FromStr>(arg: Option<&str>, default: &str, what: &str) ->
     text.parse().map_err(|_| format!("'{text}' is not {what}"))
 }
 
-/// Runs every step of `method` over `labels`.
+/// Runs `steps` (a method's [`Method::label_steps`]) over `labels`, in order.
 pub fn apply_steps(
-    method: &Method,
+    steps: &[Box<dyn LabelStep>],
     mut labels: Labels,
     input: &StepInput,
 ) -> Result<Labels, String> {
-    for step in method.label_steps() {
+    for step in steps {
         labels = step
             .apply(labels, input)
             .map_err(|e| format!("label step {}: {e}", step.name()))?;
