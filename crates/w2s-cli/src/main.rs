@@ -7,7 +7,10 @@ mod fetch;
 mod progress;
 mod report;
 mod run;
+mod shard;
+mod slurm;
 mod sweep;
+mod workers;
 
 use clap::{Parser, Subcommand};
 

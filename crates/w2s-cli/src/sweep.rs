@@ -1,8 +1,11 @@
 //! `w2s sweep FILE.toml`: a grid of datasets × models (or chains) × methods × seeds.
+use crate::shard::{self, Shard};
+use crate::slurm::SlurmArgs;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use w2s_experiment::{ExperimentConfig, RunSpec};
+use std::time::Instant;
+use w2s_experiment::{ExperimentConfig, RunSpec, Runner};
 
 /// Arguments of `w2s sweep`.
 #[derive(Debug, clap::Args)]
@@ -45,6 +48,41 @@ pub struct SweepArgs {
     /// Print one JSON object {"runs": [...], "summary": [...]} instead of tables.
     #[arg(long)]
     json: bool,
+    /// Worker processes on this machine, each taking the grid's stages as they become ready
+    /// (features, then weak models and ceilings, then students); results equal --jobs 1.
+    #[arg(long, short = 'j', value_name = "N")]
+    jobs: Option<usize>,
+    /// GPUs to pin one worker each to (CUDA_VISIBLE_DEVICES), e.g. 0,1,2,3; --jobs defaults to
+    /// their number.
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    gpus: Vec<String>,
+    /// Run only share INDEX of COUNT (0-based) of the grid; the runs of one dataset and seed, which
+    /// share a weak model, its labels and a ceiling, fall in one share. Writes
+    /// OUT/shards/GRID-INDEX-of-COUNT.json when done.
+    #[arg(long, value_name = "INDEX/COUNT")]
+    shard: Option<Shard>,
+    /// Only compute the pooled features the grid reads (with --shard: share INDEX of the list of
+    /// (model, dataset) pairs).
+    #[arg(long)]
+    features_only: bool,
+    /// Where the runs execute: `local` (this machine, --jobs workers) or `slurm` (job arrays over
+    /// a shared filesystem; docs/cluster.md).
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
+    executor: ExecutorKind,
+    #[command(flatten)]
+    slurm: SlurmArgs,
+    /// Serve tasks on stdin (the --jobs workers are this binary in this mode).
+    #[arg(long, hide = true)]
+    worker: bool,
+}
+
+/// Where a sweep's runs execute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorKind {
+    /// This machine: in this process, or in --jobs worker processes.
+    Local,
+    /// A Slurm cluster: a job array of features, then one of shards.
+    Slurm,
 }
 
 /// A sweep file.
@@ -188,13 +226,41 @@ impl SweepFile {
 
 /// Runs `w2s sweep`.
 pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
+    let start = Instant::now();
     let sweep = SweepFile::read(&args.file)?;
-    let specs = sweep.specs()?;
+    let all = sweep.specs()?;
+    let cfg = sweep.config()?;
     let out = args
         .out
         .clone()
         .or(sweep.out.clone())
         .unwrap_or_else(|| PathBuf::from("w2s-out"));
+    if args.worker {
+        return crate::workers::serve(&out, cfg, sweep.zeroshot.clone());
+    }
+    let grid = shard::grid_id(&all, &cfg, &sweep.zeroshot);
+    if args.executor == ExecutorKind::Slurm {
+        if args.jobs.is_some_and(|j| j > 1) || args.shard.is_some() || args.features_only {
+            bail!("--executor slurm makes its own shards: leave out --jobs, --shard and --features-only (use --cpus-per-task and --shards)");
+        }
+        return slurm_sweep(&args, &sweep, &all, &out, &grid, quiet);
+    }
+    if args.features_only {
+        return features_only(&sweep, &all, &out, args.shard, quiet);
+    }
+    let specs = match args.shard {
+        Some(s) => {
+            let picked = shard::select(&all, s);
+            if picked.is_empty() {
+                tracing::warn!(
+                    "shard {s} has no runs: the grid has {} groups (dataset × seed)",
+                    shard::groups(&all).len()
+                );
+            }
+            picked
+        }
+        None => all.clone(),
+    };
     if args.dry_run {
         for s in &specs {
             println!(
@@ -208,18 +274,60 @@ pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
         println!("{} runs -> {}", specs.len(), out.display());
         return Ok(());
     }
-    let (records, counts) = crate::execute::execute(
-        &specs,
-        sweep.config()?,
-        sweep.zeroshot.clone(),
-        &out,
-        quiet || args.json,
-    )?;
-    let summary = w2s_experiment::summarize(&records);
-    if args.json {
-        crate::execute::print_json(&records, &summary, counts, &out)?;
+    let jobs = args.jobs.unwrap_or(if args.gpus.is_empty() {
+        1
     } else {
-        crate::execute::print_tables(&records, &summary);
+        args.gpus.len()
+    });
+    if jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    let quiet_bars = quiet || args.json;
+    let (records, counts) = if jobs > 1 {
+        let file = crate::workers::absolute(&args.file)?;
+        let pool = crate::workers::Pool {
+            file: &file,
+            out: &out,
+            jobs,
+            gpus: &args.gpus,
+            quiet: quiet_bars,
+        };
+        crate::workers::execute(&pool, &specs, cfg, sweep.zeroshot.clone())?
+    } else {
+        if !args.gpus.is_empty() {
+            // SAFETY: set before any thread of this process reads the environment.
+            unsafe { std::env::set_var("CUDA_VISIBLE_DEVICES", &args.gpus[0]) };
+        }
+        crate::execute::execute(&specs, cfg, sweep.zeroshot.clone(), &out, quiet_bars)?
+    };
+    if let Some(s) = args.shard {
+        let result = shard::ShardResult {
+            shard: s.to_string(),
+            grid: grid.clone(),
+            runs: records.len(),
+            computed: counts.computed,
+            reused: counts.reused,
+            host: w2s_assets::cache::hostname(),
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        shard::write_result(&out, s, &result)?;
+    }
+    finish(&args, &out, &records, counts, quiet)
+}
+
+/// Prints the tables (or JSON) and writes the report.
+fn finish(
+    args: &SweepArgs,
+    out: &Path,
+    records: &[w2s_experiment::RunRecord],
+    counts: w2s_experiment::NodeCounts,
+    quiet: bool,
+) -> Result<()> {
+    let summary = w2s_experiment::summarize(records);
+    if args.json {
+        crate::execute::print_json(records, &summary, counts, out)?;
+    } else {
+        crate::execute::print_tables(records, &summary);
         println!(
             "{} runs; {} models trained, {} reused (store: {})",
             records.len(),
@@ -229,13 +337,116 @@ pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
         );
     }
     if !args.no_report {
-        let index = w2s_report::write_report(&out, &records)
+        let index = w2s_report::write_report(out, records)
             .with_context(|| format!("writing the report in {}", out.display()))?;
         if !args.json && !quiet {
             println!("report: {}", index.display());
         }
     }
     Ok(())
+}
+
+/// `--features-only`: the features of the grid (or of one share of its feature list).
+fn features_only(
+    sweep: &SweepFile,
+    all: &[RunSpec],
+    out: &Path,
+    shard: Option<Shard>,
+    quiet: bool,
+) -> Result<()> {
+    let assets = w2s_assets::Store::open();
+    let mut runner = Runner::new(&assets, out, sweep.config()?, Box::new(|_| {}));
+    let needs = runner.feature_needs(all);
+    let mine: Vec<&(String, String)> = needs
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| shard.is_none_or(|s| j % s.count == s.index))
+        .map(|(_, n)| n)
+        .collect();
+    for (model, dataset) in &mine {
+        runner
+            .ensure_features(model, dataset)
+            .with_context(|| format!("features of {model} on {dataset}"))?;
+    }
+    if !quiet {
+        println!("{} of {} features ready", mine.len(), needs.len());
+    }
+    Ok(())
+}
+
+/// `--executor slurm`: fetches, submits what is missing, waits, then reads every run back from
+/// the store in this process (nothing is trained here when every shard finished) for the tables
+/// and the report.
+fn slurm_sweep(
+    args: &SweepArgs,
+    sweep: &SweepFile,
+    all: &[RunSpec],
+    out: &Path,
+    grid: &str,
+    quiet: bool,
+) -> Result<()> {
+    let shards = args
+        .slurm
+        .shards
+        .unwrap_or_else(|| shard::groups(all).len().min(1000));
+    if shards == 0 || shards > 1000 {
+        bail!("--shards must be between 1 and 1000 (Slurm's default MaxArraySize is 1001)");
+    }
+    shard::check_count(all, shards)?;
+    let file = crate::workers::absolute(&args.file)?;
+    let out_abs = crate::workers::absolute(out)?;
+    let assets = w2s_assets::Store::open();
+    let mut runner = Runner::new(&assets, out, sweep.config()?, Box::new(|_| {}));
+    // Every asset is fetched here, before anything is submitted.
+    runner.prepare(all)?;
+    let needs = runner.feature_needs(all);
+    let mut missing_features = Vec::new();
+    for (j, (model, dataset)) in needs.iter().enumerate() {
+        if !runner.features_cached(model, dataset)? {
+            missing_features.push(j);
+        }
+    }
+    drop(runner);
+    let job = crate::slurm::SlurmSweep {
+        file: &file,
+        out: &out_abs,
+        grid,
+        shards,
+        missing_features,
+        features: needs.len(),
+        dry_run: args.dry_run,
+        quiet: quiet || args.json,
+    };
+    crate::slurm::submit(&job, &args.slurm)?;
+    if args.dry_run {
+        return Ok(());
+    }
+    let (records, counts) =
+        crate::execute::execute(all, sweep.config()?, sweep.zeroshot.clone(), out, true)?;
+    if counts.computed > 0 {
+        tracing::warn!(
+            "{} nodes were missing after every shard finished, and were trained here",
+            counts.computed
+        );
+    }
+    let done: Vec<shard::ShardResult> = (0..shards)
+        .filter_map(|index| {
+            shard::read_result(
+                out,
+                grid,
+                Shard {
+                    index,
+                    count: shards,
+                },
+            )
+            .ok()
+            .flatten()
+        })
+        .collect();
+    let computed = done.iter().map(|r| r.computed).sum::<usize>() + counts.computed;
+    let reused = done.iter().map(|r| r.reused).sum();
+    let counts = w2s_experiment::NodeCounts { computed, reused };
+    finish(args, out, &records, counts, quiet)
 }
 
 #[cfg(test)]

@@ -221,6 +221,65 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
+    /// The (model, dataset) pairs whose pooled features the runs of `specs` read, each once, in
+    /// the order of the specs: every model in probe mode; in fine-tuning mode, the students of
+    /// runs whose label steps look at features (`knn`, `logreg-relabel`).
+    pub fn feature_needs(&self, specs: &[RunSpec]) -> Vec<(String, String)> {
+        let mut needs = Vec::new();
+        for spec in specs {
+            let models: Vec<&str> = match self.cfg.mode {
+                Mode::Probe => spec.chain.iter().flat_map(|m| m.split('+')).collect(),
+                Mode::Finetune if spec.method.label_steps().iter().any(|s| s.needs_features()) => {
+                    spec.chain[1..].iter().map(String::as_str).collect()
+                }
+                Mode::Finetune => Vec::new(),
+            };
+            for m in models {
+                let need = (m.to_string(), spec.dataset.clone());
+                if !needs.contains(&need) {
+                    needs.push(need);
+                }
+            }
+        }
+        needs
+    }
+
+    /// True when the features of `model` on `dataset` are in the cache (no model is loaded).
+    pub fn features_cached(&mut self, model: &str, dataset: &str) -> Result<bool> {
+        let data = self.prepared(dataset)?;
+        let source = self.source(model)?;
+        let req = FeatureRequest {
+            model: source.as_ref(),
+            dataset: &data.dataset,
+            max_len: self.cfg.max_len,
+            batch_size: 32,
+            dtype: self.cfg.dtype,
+        };
+        Ok(req.path_on(&self.feature_root, &self.device).is_file())
+    }
+
+    /// Computes (or reads from the cache) the features of `model` on `dataset`.
+    pub fn ensure_features(&mut self, model: &str, dataset: &str) -> Result<()> {
+        let data = self.prepared(dataset)?;
+        self.features(model, &data).map(|_| ())
+    }
+
+    /// Trains (or reads from the store) the weak supervisor of `spec`: its first stage.
+    pub fn ensure_weak(&mut self, spec: &RunSpec) -> Result<()> {
+        let data = self.prepared(&spec.dataset)?;
+        let split = self.split_rows(&data, spec.seed);
+        self.weak(spec, &data, &split).map(|_| ())
+    }
+
+    /// Trains (or reads from the store) the strong ceiling of `spec`, which no other stage needs.
+    pub fn ensure_ceiling(&mut self, spec: &RunSpec) -> Result<()> {
+        let data = self.prepared(&spec.dataset)?;
+        let split = self.split_rows(&data, spec.seed);
+        let b = split.split.b.clone();
+        self.ground_truth("ceiling", spec.strong(), &data, &split, &b, spec.seed)
+            .map(|_| ())
+    }
+
     fn prepared(&mut self, name: &str) -> Result<Rc<Prepared>> {
         if let Some(p) = self.datasets.get(name) {
             return Ok(p.clone());
@@ -368,6 +427,10 @@ impl<'a> Runner<'a> {
         if let Some(node) = self.stored(&key, data, role, model) {
             return Ok(node);
         }
+        let _claim = self.claim(&key)?;
+        if let Some(node) = self.stored(&key, data, role, model) {
+            return Ok(node);
+        }
         let start = Instant::now();
         let trainable: Box<dyn Trainable> = match self.cfg.mode {
             Mode::Probe => {
@@ -464,6 +527,17 @@ impl<'a> Runner<'a> {
             reused: true,
         });
         Some(Rc::new(node))
+    }
+
+    /// Claims the node `key` for this process, after waiting for any other worker computing it
+    /// (then the node is in the store and the claim is `None`).
+    fn claim(&self, key: &str) -> Result<Option<w2s_assets::claim::Claim>> {
+        self.nodes
+            .claim("models", key)
+            .map_err(|cause| ExperimentError::Write {
+                path: self.nodes.claim_path("models", key),
+                cause,
+            })
     }
 
     /// Writes a node that was just computed to the store (counted as computed).
@@ -623,6 +697,10 @@ impl<'a> Runner<'a> {
             desc["dtype"] = self.cfg.dtype.name().into();
         }
         let key = key_of(&desc);
+        if let Some(node) = self.stored(&key, data, "zero-shot", model) {
+            return Ok(node);
+        }
+        let _claim = self.claim(&key)?;
         if let Some(node) = self.stored(&key, data, "zero-shot", model) {
             return Ok(node);
         }

@@ -33,6 +33,32 @@ impl NodeStore {
         self.root.join(kind).join(format!("{key}.json"))
     }
 
+    /// Where a worker's claim on the node `key` of `kind` lives (see [`w2s_assets::claim`]).
+    pub fn claim_path(&self, kind: &str, key: &str) -> PathBuf {
+        self.root.join(kind).join(format!("{key}.claim"))
+    }
+
+    /// Takes the claim on a node before computing it, first waiting while another worker holds
+    /// it: `None` when that worker stored the node meanwhile. The caller looks in the store again
+    /// either way: the node may have been stored just before the claim was taken.
+    pub fn claim(
+        &self,
+        kind: &str,
+        key: &str,
+    ) -> std::io::Result<Option<w2s_assets::claim::Claim>> {
+        let node = self.path(kind, key);
+        w2s_assets::claim::claim_or_wait(
+            &self.claim_path(kind, key),
+            &|| node.is_file(),
+            &mut |holder| {
+                tracing::info!(
+                    "waiting for {holder}, which is computing {}",
+                    node.display()
+                )
+            },
+        )
+    }
+
     /// Reads a node; `None` when absent. An unreadable file (from an older version, or damaged by
     /// something other than us) is reported and treated as absent, so it gets recomputed.
     pub fn get<T: DeserializeOwned>(&self, kind: &str, key: &str) -> Option<T> {

@@ -126,21 +126,20 @@ pub fn cached_features(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Features> {
     let path = req.path_on(root, device);
-    if path.is_file() {
-        match read(&path, req.dataset.examples.len()) {
-            Ok((values, rows, dim)) => {
-                return Ok(Features {
-                    values,
-                    rows,
-                    dim,
-                    path,
-                    from_cache: true,
-                    tokens: 0,
-                    seconds: 0.0,
-                })
-            }
-            Err(e) => tracing::warn!("{e}; computing the features again"),
-        }
+    if let Some(cached) = read_cached(&path, req.dataset.examples.len()) {
+        return Ok(cached);
+    }
+    // Another worker computing the same features: wait for its file instead of computing twice.
+    let claim_path = path.with_extension("claim");
+    let _claim = w2s_assets::claim::claim_or_wait(&claim_path, &|| path.is_file(), &mut |who| {
+        tracing::info!("waiting for {who}, which is computing {}", path.display())
+    })
+    .map_err(|e| ModelError::Cache {
+        path: claim_path.clone(),
+        reason: e.to_string(),
+    })?;
+    if let Some(cached) = read_cached(&path, req.dataset.examples.len()) {
+        return Ok(cached);
     }
     let start = Instant::now();
     let encoder = Encoder::load_with(
@@ -170,6 +169,29 @@ pub fn cached_features(
         tokens,
         seconds,
     })
+}
+
+/// The cached features at `path`, when the file is there and holds `rows` rows (a damaged file
+/// is reported and computed again).
+fn read_cached(path: &Path, rows: usize) -> Option<Features> {
+    if !path.is_file() {
+        return None;
+    }
+    match read(path, rows) {
+        Ok((values, rows, dim)) => Some(Features {
+            values,
+            rows,
+            dim,
+            path: path.to_path_buf(),
+            from_cache: true,
+            tokens: 0,
+            seconds: 0.0,
+        }),
+        Err(e) => {
+            tracing::warn!("{e}; computing the features again");
+            None
+        }
+    }
 }
 
 /// Embeds texts in length-sorted batches (little padding), returning row-ordered values and the

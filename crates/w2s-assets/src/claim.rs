@@ -1,0 +1,304 @@
+//! Claims: "this process is computing that file", so that several workers sharing a folder (on one
+//! host, or on several hosts over NFS) compute each artefact once.
+//!
+//! A claim is a small file created with `O_EXCL` (`create_new`), which is atomic on local
+//! filesystems and on NFSv3+; `flock` is not reliable on network filesystems. It holds the
+//! holder's host, pid and a random id, and the holder touches it every [`HEARTBEAT`] from a
+//! background thread. Another process treats it as stale, removes it and claims in turn, when the
+//! holder is on the same host and its process is gone, or when the file has not been touched for
+//! the staleness timeout (`W2S_CLAIM_STALE_SECS`, default 120 s), which covers a holder on
+//! another host that was killed.
+//!
+//! Claims only save work: the artefact itself is always written by a temporary file and a
+//! rename, so two processes that do compute the same thing (after a stale claim was broken by
+//! two at once) write the same bytes and nothing is corrupt.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, Once};
+use std::time::{Duration, SystemTime};
+
+/// How often a holder touches its claims.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// The staleness timeout: `W2S_CLAIM_STALE_SECS`, or 120 s (eight missed heartbeats).
+pub fn stale_after() -> Duration {
+    std::env::var("W2S_CLAIM_STALE_SECS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(120))
+}
+
+/// The claims this process holds, touched by the heartbeat thread.
+static HELD: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static HEARTBEAT_THREAD: Once = Once::new();
+
+/// A held claim; dropping it removes the file.
+#[derive(Debug)]
+pub struct Claim {
+    path: PathBuf,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Ok(mut held) = HELD.lock() {
+            held.retain(|p| p != &self.path);
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Claim {
+    /// The claim file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// What [`try_claim`] found.
+#[derive(Debug)]
+pub enum Attempt {
+    /// The claim is ours.
+    Taken(Claim),
+    /// Another live process holds it; the text says who (`host pid id`).
+    Held(String),
+}
+
+/// The text a claim file holds: host, pid and a random id.
+fn holder_text() -> String {
+    format!(
+        "{} {} {:016x}\n",
+        crate::cache::hostname(),
+        std::process::id(),
+        crate::cache::random_u64()
+    )
+}
+
+/// True when a process `pid` runs on this host (a zombie counts as gone).
+fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        Ok(status) => !status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains("zombie")),
+        // Without /proc (not Linux) the timeout alone decides.
+        Err(_) => !Path::new("/proc/self").exists(),
+    }
+}
+
+/// Why the claim with this text and modification time is stale, if it is.
+fn staleness(text: &str, modified: Option<SystemTime>, stale_after: Duration) -> Option<String> {
+    let mut parts = text.split_whitespace();
+    let (host, pid) = (
+        parts.next(),
+        parts.next().and_then(|p| p.parse::<u32>().ok()),
+    );
+    if let (Some(host), Some(pid)) = (host, pid) {
+        if host == crate::cache::hostname() && !pid_alive(pid) {
+            return Some(format!("its process {pid} on {host} is gone"));
+        }
+    }
+    let age = modified.and_then(|m| SystemTime::now().duration_since(m).ok());
+    match age {
+        Some(age) if age > stale_after => Some(format!(
+            "it was last touched {}s ago (timeout {}s)",
+            age.as_secs(),
+            stale_after.as_secs()
+        )),
+        _ => None,
+    }
+}
+
+fn start_heartbeat() {
+    HEARTBEAT_THREAD.call_once(|| {
+        let spawned = std::thread::Builder::new()
+            .name("w2s-claims".into())
+            .spawn(|| loop {
+                std::thread::sleep(HEARTBEAT);
+                let held = HELD.lock().map(|h| h.clone()).unwrap_or_default();
+                for path in held {
+                    if let Ok(f) = std::fs::File::options().append(true).open(&path) {
+                        let _ = f.set_modified(SystemTime::now());
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start the claim heartbeat ({e}): long claims may be broken");
+        }
+    });
+}
+
+/// Tries to claim `path` once, breaking a stale claim first.
+pub fn try_claim(path: &Path) -> std::io::Result<Attempt> {
+    try_claim_with(path, stale_after())
+}
+
+/// [`try_claim`] with an explicit staleness timeout.
+pub fn try_claim_with(path: &Path, stale_after: Duration) -> std::io::Result<Attempt> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    for _ in 0..3 {
+        match std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
+            Ok(mut f) => {
+                f.write_all(holder_text().as_bytes())?;
+                HELD.lock()
+                    .map_err(|_| std::io::Error::other("claim list poisoned"))?
+                    .push(path.to_path_buf());
+                start_heartbeat();
+                return Ok(Attempt::Taken(Claim {
+                    path: path.to_path_buf(),
+                }));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+                // A claim just created may not have its text yet: not stale, held.
+                match staleness(&text, modified, stale_after) {
+                    Some(why) if !text.is_empty() => {
+                        tracing::warn!("{}: breaking a stale claim: {why}", path.display());
+                        break_stale(path, &text);
+                    }
+                    _ => return Ok(Attempt::Held(text.trim().to_string())),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    Ok(Attempt::Held(text.trim().to_string()))
+}
+
+/// Removes a stale claim: renamed aside first, so that of two processes breaking it at once only
+/// one removes it, and a fresh claim taken meanwhile (other text) is put back.
+fn break_stale(path: &Path, seen: &str) {
+    let aside = crate::cache::temp_sibling(path);
+    if std::fs::rename(path, &aside).is_err() {
+        return;
+    }
+    let moved = std::fs::read_to_string(&aside).unwrap_or_default();
+    if moved != seen {
+        // Not the claim we judged stale: put it back unless a newer one took its place.
+        let _ = std::fs::hard_link(&aside, path);
+    }
+    let _ = std::fs::remove_file(&aside);
+}
+
+/// Waits until `done()` holds or the claim on `path` is ours: `Ok(None)` when another process
+/// produced the artefact meanwhile, `Ok(Some(claim))` when this process should compute it (the
+/// caller checks `done()` once more: it may have appeared just before the claim was taken).
+pub fn claim_or_wait(
+    path: &Path,
+    done: &dyn Fn() -> bool,
+    on_wait: &mut dyn FnMut(&str),
+) -> std::io::Result<Option<Claim>> {
+    let stale = stale_after();
+    let mut delay = Duration::from_millis(200);
+    let mut told = false;
+    loop {
+        if done() {
+            return Ok(None);
+        }
+        match try_claim_with(path, stale)? {
+            Attempt::Taken(c) => return Ok(Some(c)),
+            Attempt::Held(holder) => {
+                if !told {
+                    on_wait(&holder);
+                    told = true;
+                }
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_holder_at_a_time_and_release_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.claim");
+        let Attempt::Taken(claim) = try_claim(&path).unwrap() else {
+            panic!("a free claim is taken");
+        };
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(&std::process::id().to_string()), "{text}");
+        assert!(matches!(try_claim(&path).unwrap(), Attempt::Held(_)));
+        drop(claim);
+        assert!(!path.exists());
+        assert!(matches!(try_claim(&path).unwrap(), Attempt::Taken(_)));
+    }
+
+    #[test]
+    fn a_claim_of_a_dead_process_on_this_host_is_broken() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.claim");
+        // A finished child's pid, reaped: no such process any more.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let host = crate::cache::hostname();
+        std::fs::write(&path, format!("{host} {pid} 0\n")).unwrap();
+        assert!(matches!(try_claim(&path).unwrap(), Attempt::Taken(_)));
+        // A live holder on this host (this process) is respected.
+        std::fs::write(&path, format!("{host} {} 0\n", std::process::id())).unwrap();
+        assert!(matches!(
+            try_claim_with(&path, Duration::from_secs(3600)).unwrap(),
+            Attempt::Held(_)
+        ));
+    }
+
+    #[test]
+    fn a_claim_from_another_host_is_broken_after_the_timeout_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.claim");
+        std::fs::write(&path, "elsewhere 1 0\n").unwrap();
+        let hour = Duration::from_secs(3600);
+        assert!(matches!(
+            try_claim_with(&path, hour).unwrap(),
+            Attempt::Held(h) if h == "elsewhere 1 0"
+        ));
+        let old = SystemTime::now() - Duration::from_secs(600);
+        std::fs::File::options()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert!(matches!(
+            try_claim_with(&path, Duration::from_secs(300)).unwrap(),
+            Attempt::Taken(_)
+        ));
+    }
+
+    #[test]
+    fn waiting_ends_when_the_artefact_appears() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.claim");
+        let target = dir.path().join("x.json");
+        std::fs::write(
+            &path,
+            format!("{} {} 0\n", crate::cache::hostname(), std::process::id()),
+        )
+        .unwrap();
+        let t = target.clone();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            std::fs::write(&t, b"{}").unwrap();
+        });
+        let mut waited = Vec::new();
+        let got = claim_or_wait(&path, &|| target.exists(), &mut |h| {
+            waited.push(h.to_string())
+        })
+        .unwrap();
+        writer.join().unwrap();
+        assert!(got.is_none(), "the artefact appeared: nothing to claim");
+        assert_eq!(waited.len(), 1, "told once who holds it");
+    }
+}

@@ -1,0 +1,474 @@
+//! `w2s sweep --jobs N`: N worker processes on this machine take the grid's stages as they become
+//! ready: the features of every (model, dataset) first, then each weak supervisor and ceiling,
+//! then each run, whose students read the weak labels. The workers are this binary again
+//! (`w2s sweep FILE --worker`), fed one task per line on stdin and answering one JSON line each on
+//! stdout; all of them share the store, whose claims keep two from training one node.
+//!
+//! Each stage is a node of the content-addressed store computed from its own seed, so the records
+//! are the same as with `--jobs 1`, whatever order the stages ran in.
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use w2s_experiment::methods::zeroshot::Template;
+use w2s_experiment::{ExperimentConfig, NodeCounts, RunRecord, RunSpec, Runner};
+
+/// One stage of the grid, as sent to a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum Stage {
+    /// Pooled features of a model on a dataset.
+    Features {
+        /// Model name.
+        model: String,
+        /// Dataset name.
+        dataset: String,
+    },
+    /// The weak supervisor of a run.
+    Weak {
+        /// The run.
+        spec: RunSpec,
+    },
+    /// The strong ceiling of a run.
+    Ceiling {
+        /// The run.
+        spec: RunSpec,
+    },
+    /// The whole run (its students; the rest is stored by then) and its record.
+    Run {
+        /// The run.
+        spec: RunSpec,
+    },
+}
+
+impl Stage {
+    fn describe(&self) -> String {
+        match self {
+            Stage::Features { model, dataset } => format!("features of {model} on {dataset}"),
+            Stage::Weak { spec } => format!(
+                "weak {} on {} (seed {})",
+                spec.weak(),
+                spec.dataset,
+                spec.seed
+            ),
+            Stage::Ceiling { spec } => format!(
+                "ceiling {} on {} (seed {})",
+                spec.strong(),
+                spec.dataset,
+                spec.seed
+            ),
+            Stage::Run { spec } => spec.describe(),
+        }
+    }
+}
+
+/// A task line: an id and its stage.
+#[derive(Debug, Serialize, Deserialize)]
+struct TaskLine {
+    id: usize,
+    #[serde(flatten)]
+    stage: Stage,
+}
+
+/// A worker's answer to one task.
+#[derive(Debug, Serialize, Deserialize)]
+struct Reply {
+    id: usize,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    record: Option<RunRecord>,
+    counts: NodeCounts,
+}
+
+/// A stage with the stages it waits for.
+struct Task {
+    stage: Stage,
+    deps: Vec<usize>,
+}
+
+/// The grid's stages in the order they are handed out (features, supervisors, runs), each once.
+fn plan(runner: &Runner, specs: &[RunSpec]) -> Vec<Task> {
+    let mut tasks: Vec<Task> = Vec::new();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut add = |tasks: &mut Vec<Task>, key: String, stage: Stage, deps: Vec<usize>| -> usize {
+        *index.entry(key).or_insert_with(|| {
+            tasks.push(Task { stage, deps });
+            tasks.len() - 1
+        })
+    };
+    let mut features_of = |tasks: &mut Vec<Task>, spec: &RunSpec| -> Vec<(String, usize)> {
+        runner
+            .feature_needs(std::slice::from_ref(spec))
+            .into_iter()
+            .map(|(model, dataset)| {
+                let key = format!("F|{model}|{dataset}");
+                let t = add(
+                    tasks,
+                    key,
+                    Stage::Features {
+                        model: model.clone(),
+                        dataset,
+                    },
+                    Vec::new(),
+                );
+                (model, t)
+            })
+            .collect()
+    };
+    let mut per_spec = Vec::new();
+    for spec in specs {
+        per_spec.push(features_of(&mut tasks, spec));
+    }
+    let mut supervisors = Vec::new();
+    for (spec, feats) in specs.iter().zip(&per_spec) {
+        let of = |models: &[&str]| -> Vec<usize> {
+            feats
+                .iter()
+                .filter(|(m, _)| models.contains(&m.as_str()))
+                .map(|(_, t)| *t)
+                .collect()
+        };
+        let weak_models: Vec<&str> = spec.weak().split('+').collect();
+        let bag = spec.method.bagged_weak_models();
+        let (d, seed) = (&spec.dataset, spec.seed);
+        let w = add(
+            &mut tasks,
+            format!("W|{d}|{seed}|{}|{bag}", spec.weak()),
+            Stage::Weak { spec: spec.clone() },
+            of(&weak_models),
+        );
+        let c = add(
+            &mut tasks,
+            format!("C|{d}|{seed}|{}", spec.strong()),
+            Stage::Ceiling { spec: spec.clone() },
+            of(&[spec.strong()]),
+        );
+        supervisors.push((w, c));
+    }
+    for ((spec, feats), (w, c)) in specs.iter().zip(&per_spec).zip(supervisors) {
+        let mut deps = vec![w, c];
+        deps.extend(feats.iter().map(|(_, t)| *t));
+        tasks.push(Task {
+            stage: Stage::Run { spec: spec.clone() },
+            deps,
+        });
+    }
+    tasks
+}
+
+/// What a sweep's workers need to know.
+pub struct Pool<'a> {
+    /// The sweep file (the workers read it again).
+    pub file: &'a Path,
+    /// The output folder.
+    pub out: &'a Path,
+    /// Worker processes.
+    pub jobs: usize,
+    /// GPUs to pin the workers to, one each, round-robin (`CUDA_VISIBLE_DEVICES`).
+    pub gpus: &'a [String],
+    /// No progress bars.
+    pub quiet: bool,
+}
+
+/// A running worker.
+struct Worker {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    busy: Option<usize>,
+    alive: bool,
+}
+
+/// Runs `specs` on `pool.jobs` workers; returns the records in the order of `specs`, and the
+/// nodes trained and reused by all workers together.
+pub fn execute(
+    pool: &Pool,
+    specs: &[RunSpec],
+    cfg: ExperimentConfig,
+    templates: BTreeMap<String, Template>,
+) -> Result<(Vec<RunRecord>, NodeCounts)> {
+    let assets = w2s_assets::Store::open();
+    // Resolve every model and load every dataset here first: a misspelt name fails before any
+    // worker starts, and missing assets are fetched once, not by every worker at once.
+    let mut runner =
+        Runner::new(&assets, pool.out, cfg, Box::new(|_| {})).with_zero_shot_templates(templates);
+    runner.prepare(specs)?;
+    let tasks = plan(&runner, specs);
+    drop(runner);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / pool.jobs).max(1);
+    let exe = std::env::current_exe().context("finding the w2s binary to start workers")?;
+    let (tx, rx) = mpsc::channel::<(usize, Option<String>)>();
+    let mut workers = Vec::new();
+    for w in 0..pool.jobs {
+        let mut cmd = Command::new(&exe);
+        cmd.arg("--quiet")
+            .arg("sweep")
+            .arg(pool.file)
+            .arg("--out")
+            .arg(pool.out)
+            .arg("--worker")
+            .env("RAYON_NUM_THREADS", threads.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if !pool.gpus.is_empty() {
+            cmd.env("CUDA_VISIBLE_DEVICES", &pool.gpus[w % pool.gpus.len()]);
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting worker {w} ({})", exe.display()))?;
+        let stdout = child.stdout.take().context("worker stdout")?;
+        let stdin = child.stdin.take();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                match line {
+                    Ok(l) => {
+                        if tx.send((w, Some(l))).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            let _ = tx.send((w, None));
+        });
+        workers.push(Worker {
+            child,
+            stdin,
+            busy: None,
+            alive: true,
+        });
+    }
+    drop(tx);
+
+    #[derive(Clone, PartialEq)]
+    enum State {
+        Pending,
+        Running,
+        Done,
+        Failed(String),
+    }
+    let mut state = vec![State::Pending; tasks.len()];
+    let mut records: BTreeMap<usize, RunRecord> = BTreeMap::new();
+    let mut counts = NodeCounts::default();
+    let bar = crate::progress::bar(
+        pool.quiet,
+        tasks.len() as u64,
+        "stages",
+        &format!("{} workers", pool.jobs),
+    );
+    loop {
+        // Skip what can no longer run, then hand every idle worker the first ready stage.
+        for t in 0..tasks.len() {
+            if state[t] == State::Pending {
+                if let Some(d) = tasks[t]
+                    .deps
+                    .iter()
+                    .find(|&&d| matches!(state[d], State::Failed(_)))
+                {
+                    state[t] =
+                        State::Failed(format!("skipped: {} failed", tasks[*d].stage.describe()));
+                    bar.inc(1);
+                }
+            }
+        }
+        for worker in workers.iter_mut().filter(|w| w.alive && w.busy.is_none()) {
+            let Some(t) = (0..tasks.len()).find(|&t| {
+                state[t] == State::Pending && tasks[t].deps.iter().all(|&d| state[d] == State::Done)
+            }) else {
+                break;
+            };
+            let line = serde_json::to_string(&TaskLine {
+                id: t,
+                stage: tasks[t].stage.clone(),
+            })?;
+            let sent = worker
+                .stdin
+                .as_mut()
+                .map(|s| writeln!(s, "{line}").and_then(|()| s.flush()));
+            if matches!(sent, Some(Ok(()))) {
+                worker.busy = Some(t);
+                state[t] = State::Running;
+            } else {
+                worker.alive = false;
+            }
+        }
+        let running: Vec<String> = workers
+            .iter()
+            .filter_map(|w| w.busy.map(|t| tasks[t].stage.describe()))
+            .collect();
+        if running.is_empty() {
+            break;
+        }
+        bar.set_message(running.join("; "));
+        let Ok((w, line)) = rx.recv() else { break };
+        match line {
+            None => {
+                workers[w].alive = false;
+                let status = workers[w].child.wait().ok();
+                if let Some(t) = workers[w].busy.take() {
+                    state[t] = State::Failed(format!(
+                        "worker {w} exited ({}) during {}",
+                        status.map_or("unknown status".into(), |s| s.to_string()),
+                        tasks[t].stage.describe()
+                    ));
+                    bar.inc(1);
+                }
+            }
+            Some(line) => {
+                let reply: Reply = serde_json::from_str(&line)
+                    .with_context(|| format!("worker {w} answered `{line}`"))?;
+                workers[w].busy = None;
+                counts.computed += reply.counts.computed;
+                counts.reused += reply.counts.reused;
+                state[reply.id] = match reply.error {
+                    Some(e) => State::Failed(e),
+                    None => State::Done,
+                };
+                if let Some(r) = reply.record {
+                    records.insert(reply.id, r);
+                }
+                bar.inc(1);
+            }
+        }
+        if workers.iter().all(|w| !w.alive) {
+            for s in state.iter_mut().filter(|s| **s == State::Pending) {
+                *s = State::Failed("no worker left".into());
+            }
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    for w in &mut workers {
+        w.stdin.take();
+    }
+    for w in &mut workers {
+        let _ = w.child.wait();
+    }
+    let failed: Vec<String> = tasks
+        .iter()
+        .zip(&state)
+        .filter_map(|(t, s)| match s {
+            State::Failed(e) if !e.starts_with("skipped") => {
+                Some(format!("{}: {e}", t.stage.describe()))
+            }
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        let skipped = state
+            .iter()
+            .filter(|s| matches!(s, State::Failed(e) if e.starts_with("skipped")))
+            .count();
+        bail!(
+            "{} stages failed ({skipped} more skipped; what finished is stored, rerun to resume):\n  {}",
+            failed.len(),
+            failed.join("\n  ")
+        );
+    }
+    let records = records.into_values().collect();
+    Ok((records, counts))
+}
+
+/// `w2s sweep FILE --worker`: reads task lines on stdin and answers each on stdout, until stdin
+/// closes.
+pub fn serve(
+    out: &Path,
+    cfg: ExperimentConfig,
+    templates: BTreeMap<String, Template>,
+) -> Result<()> {
+    let assets = w2s_assets::Store::open();
+    let mut runner =
+        Runner::new(&assets, out, cfg, Box::new(|_| {})).with_zero_shot_templates(templates);
+    let stdout = std::io::stdout();
+    for line in std::io::stdin().lock().lines() {
+        let line = line.context("reading a task")?;
+        let task: TaskLine =
+            serde_json::from_str(&line).with_context(|| format!("task `{line}`"))?;
+        let before = runner.counts;
+        let mut record = None;
+        let result = match &task.stage {
+            Stage::Features { model, dataset } => runner.ensure_features(model, dataset),
+            Stage::Weak { spec } => runner.ensure_weak(spec),
+            Stage::Ceiling { spec } => runner.ensure_ceiling(spec),
+            Stage::Run { spec } => runner.run(spec).map(|r| record = Some(r)),
+        };
+        let reply = Reply {
+            id: task.id,
+            error: result.err().map(|e| format!("{e}")),
+            record,
+            counts: NodeCounts {
+                computed: runner.counts.computed - before.computed,
+                reused: runner.counts.reused - before.reused,
+            },
+        };
+        let mut w = stdout.lock();
+        writeln!(w, "{}", serde_json::to_string(&reply)?)?;
+        w.flush()?;
+    }
+    Ok(())
+}
+
+/// The absolute form of `path` (workers and batch jobs may start elsewhere).
+pub fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_wait_for_features_and_supervisors_and_are_planned_once() {
+        let assets = w2s_assets::Store::open();
+        let dir = tempfile::tempdir().unwrap();
+        let runner = Runner::new(
+            &assets,
+            dir.path(),
+            ExperimentConfig::default(),
+            Box::new(|_| {}),
+        );
+        let m = |s: &str| w2s_experiment::Method::parse(s).unwrap();
+        let spec = |weak: &str, strong: &str, method: &str| RunSpec {
+            dataset: "tweets".into(),
+            chain: vec![weak.into(), strong.into()],
+            method: m(method),
+            seed: 0,
+        };
+        let specs = vec![
+            spec("a", "b", "xent"),
+            spec("a", "b", "logconf"),
+            spec("a", "c", "xent"),
+        ];
+        let tasks = plan(&runner, &specs);
+        let kinds: Vec<&str> = tasks
+            .iter()
+            .map(|t| match t.stage {
+                Stage::Features { .. } => "F",
+                Stage::Weak { .. } => "W",
+                Stage::Ceiling { .. } => "C",
+                Stage::Run { .. } => "R",
+            })
+            .collect();
+        // features of a, b, c; one weak model a; ceilings b and c; three runs
+        assert_eq!(kinds, ["F", "F", "F", "W", "C", "C", "R", "R", "R"]);
+        assert_eq!(
+            tasks[3].deps,
+            vec![0],
+            "the weak model waits for its features"
+        );
+        assert_eq!(tasks[5].deps, vec![2]);
+        assert_eq!(tasks[8].deps, vec![3, 5, 0, 2]);
+        for (i, t) in tasks.iter().enumerate() {
+            assert!(
+                t.deps.iter().all(|&d| d < i),
+                "a stage waits only for earlier ones"
+            );
+        }
+    }
+}
