@@ -217,6 +217,8 @@ pub fn script(exe: &Path, file: &Path, out: &Path, what: &str, count: usize) -> 
          # Written by w2s sweep --executor slurm; one array task = one {what} of {count}.\n\
          set -euo pipefail\n\
          export W2S_HOME={home}\n\
+         # As many threads as CPUs given to the task, not the node's count.\n\
+         export RAYON_NUM_THREADS=\"${{SLURM_CPUS_PER_TASK:-$(nproc)}}\"\n\
          echo \"w2s: $(hostname) task ${{SLURM_ARRAY_TASK_ID}} of {what}s\"\n\
          exec {exe} --quiet sweep {file} --out {out} --no-report{extra} --shard \"${{SLURM_ARRAY_TASK_ID}}/{count}\"\n",
         home = q(&home),
@@ -397,7 +399,8 @@ pub fn submit(sweep: &SlurmSweep, opts: &SlurmArgs) -> Result<()> {
     .map(|t| parse_scontrol(&t))
     .unwrap_or_default();
     let mut ok = 0;
-    println!(
+    // On stderr, like the progress: stdout stays one JSON document under --json.
+    eprintln!(
         "slurm job {shard_job}: {} shards in {:.0}s",
         missing.len(),
         start.elapsed().as_secs_f64()
@@ -419,7 +422,7 @@ pub fn submit(sweep: &SlurmSweep, opts: &SlurmArgs) -> Result<()> {
         } else {
             "no result"
         };
-        println!(
+        eprintln!(
             "  shard {i}/{}: {state:<13} exit {:<6} {result:<14} {log}",
             sweep.shards,
             end.map_or("", |e| e.exit_code.as_str())
