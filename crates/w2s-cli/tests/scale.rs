@@ -1,6 +1,9 @@
 //! Scaling a sweep out: `--jobs N` worker processes, two sweeps writing one folder at once, and
 //! `--shard i/N`, on real models (MiniLM-L3, MiniLM-L6) and a real dataset (tweets, capped). They
 //! need the asset cache that `w2s fetch --all` fills (`.ci/run` does).
+mod common;
+
+use common::{files_under, forget_features};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -32,22 +35,6 @@ fn computed(doc: &Value) -> u64 {
     doc["nodes"]["computed"].as_u64().expect("nodes.computed")
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                found.push(p);
-            }
-        }
-    }
-    found
-}
-
 /// A sweep file over tweets with a `max_len` no other test uses, so that its features are not in
 /// the cache yet and the two sweeps below contend for them too.
 fn sweep_file(dir: &Path, max_len: usize) -> PathBuf {
@@ -66,24 +53,10 @@ fn sweep_file(dir: &Path, max_len: usize) -> PathBuf {
     path
 }
 
-/// Removes this test's feature files from the shared cache (their name carries the max length).
-fn forget_features(max_len: usize) {
-    let home = std::env::var_os("W2S_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/w2s"));
-    for f in files_under(&home.join("features")) {
-        if f.to_string_lossy()
-            .contains(&format!("tweets-len{max_len}-"))
-        {
-            let _ = std::fs::remove_file(f);
-        }
-    }
-}
-
 #[test]
 fn two_sweeps_with_two_workers_each_into_one_folder_train_every_node_once() {
     let max_len = 61;
-    forget_features(max_len);
+    forget_features(&format!("tweets-len{max_len}-"));
     let dir = tempfile::tempdir().unwrap();
     let file = sweep_file(dir.path(), max_len);
     let shared = dir.path().join("shared");
@@ -109,7 +82,7 @@ fn two_sweeps_with_two_workers_each_into_one_folder_train_every_node_once() {
             .unwrap(),
         "the same sweep with --jobs 1",
     );
-    forget_features(max_len);
+    forget_features(&format!("tweets-len{max_len}-"));
 
     // 2 seeds × (weak, ceiling, 3 students) = 10 nodes, each trained by one process only.
     let stored = files_under(&shared.join("store/models"));

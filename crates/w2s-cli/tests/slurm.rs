@@ -4,8 +4,11 @@
 //!
 //! The grid: 2 datasets × 2 pairs × 2 losses × 2 seeds = 16 runs in 4 shards (dataset × seed),
 //! few rows, many probe epochs so that a shard runs for seconds and can be cancelled mid-run.
+mod common;
+
+use common::{files_under, forget_features};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,36 +27,7 @@ fn slurm_is_up() -> bool {
     up
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                found.push(p);
-            }
-        }
-    }
-    found
-}
-
 const MAX_LEN: usize = 63;
-
-/// Removes this test's feature files (their name carries its max length), so that the features
-/// array has work to do every time.
-fn forget_features() {
-    let home = std::env::var_os("W2S_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/w2s"));
-    for f in files_under(&home.join("features")) {
-        if f.to_string_lossy().contains(&format!("-len{MAX_LEN}-")) {
-            let _ = std::fs::remove_file(f);
-        }
-    }
-}
 
 fn stored_nodes(out: &Path) -> usize {
     files_under(&out.join("store/models"))
@@ -91,7 +65,7 @@ fn a_sweep_on_slurm_equals_the_local_one_and_survives_a_cancelled_shard() {
         eprintln!("skipped: no Slurm cluster (sinfo does not answer); .ci/run starts one");
         return;
     }
-    forget_features();
+    forget_features(&format!("-len{MAX_LEN}-"));
     let dir = tempfile::tempdir().unwrap();
     let grid = dir.path().join("grid.toml");
     std::fs::write(
@@ -205,7 +179,7 @@ fn a_sweep_on_slurm_equals_the_local_one_and_survives_a_cancelled_shard() {
         .unwrap();
     assert!(local.status.success());
     let local = json(&local);
-    forget_features();
+    forget_features(&format!("-len{MAX_LEN}-"));
     assert_eq!(on_slurm["summary"], local["summary"]);
     assert_eq!(
         on_slurm["runs"].as_array().map(Vec::len),

@@ -248,14 +248,23 @@ impl<'a> Runner<'a> {
     pub fn features_cached(&mut self, model: &str, dataset: &str) -> Result<bool> {
         let data = self.prepared(dataset)?;
         let source = self.source(model)?;
-        let req = FeatureRequest {
-            model: source.as_ref(),
+        let req = self.feature_request(&source, &data);
+        Ok(req.path_on(&self.feature_root, &self.device).is_file())
+    }
+
+    /// What the features of `source` on `data` are computed from (and keyed by).
+    fn feature_request<'b>(
+        &self,
+        source: &'b ModelSource,
+        data: &'b Prepared,
+    ) -> FeatureRequest<'b> {
+        FeatureRequest {
+            model: source,
             dataset: &data.dataset,
             max_len: self.cfg.max_len,
             batch_size: 32,
             dtype: self.cfg.dtype,
-        };
-        Ok(req.path_on(&self.feature_root, &self.device).is_file())
+        }
     }
 
     /// Computes (or reads from the cache) the features of `model` on `dataset`.
@@ -345,13 +354,7 @@ impl<'a> Runner<'a> {
             cause: Box::new(source),
         };
         let source = self.source(model)?;
-        let req = FeatureRequest {
-            model: source.as_ref(),
-            dataset: &data.dataset,
-            max_len: self.cfg.max_len,
-            batch_size: 32,
-            dtype: self.cfg.dtype,
-        };
+        let req = self.feature_request(&source, data);
         let on_event = &mut self.on_event;
         let name = data.dataset.name.as_str();
         let feats = w2s_models::cached_features(

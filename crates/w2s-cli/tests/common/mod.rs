@@ -1,0 +1,32 @@
+//! Helpers shared by the integration tests that scale a sweep out.
+use std::path::{Path, PathBuf};
+
+/// Every file under `dir`, recursively (none when it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// Removes the cached feature files whose name holds `pattern` (a test's own max length, which
+/// no other test uses), so that the test computes them afresh and leaves nothing behind.
+pub fn forget_features(pattern: &str) {
+    let home = std::env::var_os("W2S_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/w2s"));
+    for f in files_under(&home.join("features")) {
+        if f.to_string_lossy().contains(pattern) {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
