@@ -12,10 +12,13 @@ pub enum DataCommand {
         #[arg(long)]
         fetch: bool,
     },
-    /// Print rows of a dataset (a built-in name, or a .jsonl/.csv file with text and label).
+    /// Print rows of a dataset: a built-in name, or a .jsonl/.csv/.parquet file or a Hugging
+    /// Face `save_to_disk` folder with a text and a 0/1 label column.
     Show {
         /// Dataset name or path.
         name: String,
+        #[command(flatten)]
+        columns: ColumnArgs,
         /// Number of rows.
         #[arg(short = 'n', default_value_t = 5)]
         rows: usize,
@@ -23,6 +26,39 @@ pub enum DataCommand {
         #[arg(long, default_value_t = 0)]
         skip: usize,
     },
+}
+
+/// Which columns of a user's data file to read (Parquet, `save_to_disk`, JSONL, CSV).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ColumnArgs {
+    /// The column holding the text of a user's file [default: text].
+    #[arg(long, value_name = "NAME")]
+    text_column: Option<String>,
+    /// The column holding the 0/1 label (booleans and ClassLabel integers work) [default: label].
+    #[arg(long, value_name = "NAME")]
+    label_column: Option<String>,
+    /// The column whose equal values keep rows in one split part [default: group, if present].
+    #[arg(long, value_name = "NAME")]
+    group_column: Option<String>,
+}
+
+impl ColumnArgs {
+    /// The dataset reference with these columns: a file or folder becomes
+    /// `PATH?text=..&label=..`; a built-in name is left as it is.
+    pub fn apply(&self, data: &str) -> String {
+        if w2s_data::registry::info(data).is_some() || !std::path::Path::new(data).exists() {
+            return data.to_string();
+        }
+        let mut cols = w2s_data::Columns::default();
+        if let Some(t) = &self.text_column {
+            cols.text = t.clone();
+        }
+        if let Some(l) = &self.label_column {
+            cols.label = l.clone();
+        }
+        cols.group = self.group_column.clone();
+        cols.reference(data)
+    }
 }
 
 /// Runs `w2s data`.
@@ -51,8 +87,13 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 }
             }
         }
-        DataCommand::Show { name, rows, skip } => {
-            let ds = w2s_data::load(&name, &store)?;
+        DataCommand::Show {
+            name,
+            columns,
+            rows,
+            skip,
+        } => {
+            let ds = w2s_data::load(&columns.apply(&name), &store)?;
             println!(
                 "{}: {} rows, {:.1}% positive, version {}",
                 ds.name,

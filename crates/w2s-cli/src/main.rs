@@ -7,6 +7,7 @@ mod fetch;
 mod progress;
 mod report;
 mod run;
+mod scout;
 mod shard;
 mod slurm;
 mod sweep;
@@ -45,6 +46,8 @@ enum Command {
     Run(Box<run::RunArgs>),
     /// Run a grid of experiments from a TOML file, reusing every stage already stored.
     Sweep(sweep::SweepArgs),
+    /// Which weak -> strong pairs of a model ladder have a real gap on a dataset (probe mode).
+    Scout(scout::ScoutArgs),
     /// Write plots (PNG, SVG) and an HTML page from the runs in a folder.
     Report(report::ReportArgs),
     /// Time embedding or a fine-tuning step in w2s and in a PyTorch reference, same invocation.
@@ -74,6 +77,7 @@ fn main() -> std::process::ExitCode {
         Command::Embed(args) => embed::run(args, cli.quiet),
         Command::Run(args) => run::run(*args, cli.quiet),
         Command::Sweep(args) => sweep::run(args, cli.quiet),
+        Command::Scout(args) => scout::run(args, cli.quiet),
         Command::Report(args) => report::run(args, cli.quiet),
         Command::Bench(args) => bench::run(args, cli.quiet),
     };

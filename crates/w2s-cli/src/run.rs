@@ -33,10 +33,12 @@ const RUN_EXAMPLES: &str = "Examples:
 #[derive(Debug, clap::Args)]
 #[command(after_help = run_after_help())]
 pub struct RunArgs {
-    /// Dataset: a built-in name (`w2s data list`) or a .jsonl/.csv file with text and label.
-    /// Repeat for several.
+    /// Dataset: a built-in name (`w2s data list`), a .jsonl/.csv/.parquet file or a Hugging Face
+    /// `save_to_disk` folder with a text and a 0/1 label column. Repeat for several.
     #[arg(long = "data", value_name = "NAME|PATH")]
     data: Vec<String>,
+    #[command(flatten)]
+    columns: crate::data::ColumnArgs,
     /// Weak supervisor model (see the list below the options).
     #[arg(long, conflicts_with = "chain", help = model_help())]
     weak: Option<String>,
@@ -160,7 +162,7 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
     let data: Vec<String> = if args.data.is_empty() {
         DEMO_DATA.iter().map(|s| s.to_string()).collect()
     } else {
-        args.data.clone()
+        args.data.iter().map(|d| args.columns.apply(d)).collect()
     };
     let chain: Vec<String> = if !args.chain.is_empty() {
         if args.chain.len() < 2 {

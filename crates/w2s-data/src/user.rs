@@ -1,23 +1,134 @@
-//! User-supplied datasets: JSONL or CSV with `text`, `label` (0/1) and optional `id`, `group`.
+//! User-supplied datasets: JSONL, CSV, Parquet or a Hugging Face `save_to_disk` folder, with a
+//! text column, a 0/1 label column and optional id and group columns.
 use crate::{DataError, Dataset, Example, Result};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Loads a `.jsonl` or `.csv` file; every malformed row is reported with its line number.
+/// Which columns of a user's file hold the text, the label, the group and the id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Columns {
+    /// The text (default `text`).
+    pub text: String,
+    /// The 0/1 label (default `label`).
+    pub label: String,
+    /// Rows sharing a group never straddle a split (default: `group` when the file has one).
+    pub group: Option<String>,
+    /// A row id (default: `id` when the file has one, else the row number).
+    pub id: Option<String>,
+}
+
+impl Default for Columns {
+    fn default() -> Columns {
+        Columns {
+            text: "text".into(),
+            label: "label".into(),
+            group: None,
+            id: None,
+        }
+    }
+}
+
+impl Columns {
+    /// The reference naming a file with these columns: `PATH` when they are the defaults, else
+    /// `PATH?text=..&label=..&group=..` (the form a sweep file's `datasets` accepts too).
+    pub fn reference(&self, path: &str) -> String {
+        let mut parts = Vec::new();
+        if self.text != "text" {
+            parts.push(format!("text={}", self.text));
+        }
+        if self.label != "label" {
+            parts.push(format!("label={}", self.label));
+        }
+        if let Some(g) = &self.group {
+            parts.push(format!("group={g}"));
+        }
+        if let Some(i) = &self.id {
+            parts.push(format!("id={i}"));
+        }
+        if parts.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{}", parts.join("&"))
+        }
+    }
+
+    /// Splits `PATH?text=..&label=..` into the path and its columns; a plain path has the
+    /// defaults. `None` when `reference` names no existing file or folder.
+    pub fn parse(reference: &str) -> Option<Result<(PathBuf, Columns)>> {
+        let plain = Path::new(reference);
+        if plain.exists() {
+            return Some(Ok((plain.to_path_buf(), Columns::default())));
+        }
+        let (path, query) = reference.rsplit_once('?')?;
+        if !Path::new(path).exists() {
+            return None;
+        }
+        let mut cols = Columns::default();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let Some((k, v)) = pair.split_once('=') else {
+                return Some(Err(DataError::File {
+                    path: path.into(),
+                    reason: format!("`{pair}` in `{reference}`: write KEY=COLUMN"),
+                }));
+            };
+            match k {
+                "text" => cols.text = v.into(),
+                "label" => cols.label = v.into(),
+                "group" => cols.group = Some(v.into()),
+                "id" => cols.id = Some(v.into()),
+                _ => {
+                    return Some(Err(DataError::File {
+                        path: path.into(),
+                        reason: format!(
+                            "unknown column key `{k}` in `{reference}` (text, label, group, id)"
+                        ),
+                    }))
+                }
+            }
+        }
+        Some(Ok((path.into(), cols)))
+    }
+
+    /// The group column to read: the chosen one, else `group` when `has` says the file has it.
+    fn group_or_default(&self, has: impl Fn(&str) -> bool) -> Option<String> {
+        self.group
+            .clone()
+            .or_else(|| has("group").then(|| "group".into()))
+    }
+
+    /// The id column to read: the chosen one, else `id` when `has` says the file has it.
+    fn id_or_default(&self, has: impl Fn(&str) -> bool) -> Option<String> {
+        self.id.clone().or_else(|| has("id").then(|| "id".into()))
+    }
+}
+
+/// Loads a user file with the default columns.
 pub fn load(path: &Path) -> Result<Dataset> {
+    load_with(path, &Columns::default(), &path.display().to_string())
+}
+
+/// Loads a `.jsonl`, `.csv` or `.parquet` file or a `save_to_disk` folder, with `cols` naming
+/// the columns, as the dataset `name`; every malformed row is reported with its row number.
+pub fn load_with(path: &Path, cols: &Columns, name: &str) -> Result<Dataset> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let rows = match ext.as_str() {
-        "jsonl" | "json" => load_jsonl(path)?,
-        "csv" => load_csv(path)?,
-        _ => {
-            return Err(DataError::File {
-                path: path.to_path_buf(),
-                reason: "expected a .jsonl or .csv file".into(),
-            })
+    let rows = if path.is_dir() {
+        crate::hf::load_saved(path, &resolve_for_arrow(path, cols))?
+    } else {
+        match ext.as_str() {
+            "jsonl" | "json" => load_jsonl(path, cols)?,
+            "csv" => load_csv(path, cols)?,
+            "parquet" => crate::hf::load_parquet(path, &resolve_for_arrow(path, cols))?,
+            _ => {
+                return Err(DataError::File {
+                    path: path.to_path_buf(),
+                    reason: "expected a .jsonl, .csv or .parquet file, or a save_to_disk folder"
+                        .into(),
+                })
+            }
         }
     };
     if rows.is_empty() {
@@ -36,7 +147,18 @@ pub fn load(path: &Path) -> Result<Dataset> {
             });
         }
     }
-    Ok(Dataset::new(path.display().to_string(), rows))
+    Ok(Dataset::new(name.to_string(), rows))
+}
+
+/// For Arrow inputs the optional `group` and `id` columns are taken when present by name.
+fn resolve_for_arrow(path: &Path, cols: &Columns) -> Columns {
+    let names = crate::hf::column_names(path).unwrap_or_default();
+    let has = |c: &str| names.iter().any(|n| n == c);
+    Columns {
+        group: cols.group_or_default(has),
+        id: cols.id_or_default(has),
+        ..cols.clone()
+    }
 }
 
 fn parse_label(v: &Value) -> Option<u8> {
@@ -64,7 +186,7 @@ fn id_string(v: Option<&Value>) -> Option<String> {
     }
 }
 
-fn load_jsonl(path: &Path) -> Result<Vec<Example>> {
+fn load_jsonl(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
     let mut out = Vec::new();
     for (line, v) in crate::sources::jsonl(path)? {
         let err = |reason: String| DataError::Row {
@@ -76,16 +198,18 @@ fn load_jsonl(path: &Path) -> Result<Vec<Example>> {
             return Err(err("expected a JSON object".into()));
         }
         let text = v
-            .get("text")
+            .get(&cols.text)
             .and_then(Value::as_str)
-            .ok_or_else(|| err("missing string field 'text'".into()))?;
+            .ok_or_else(|| err(format!("missing string field '{}'", cols.text)))?;
         let label = v
-            .get("label")
-            .ok_or_else(|| err("missing field 'label'".into()))?;
+            .get(&cols.label)
+            .ok_or_else(|| err(format!("missing field '{}'", cols.label)))?;
         let label =
             parse_label(label).ok_or_else(|| err(format!("label {label} is not 0 or 1")))?;
-        let id = id_string(v.get("id")).unwrap_or_else(|| format!("row-{line}"));
-        let group = id_string(v.get("group")).unwrap_or_else(|| id.clone());
+        let id_col = cols.id.as_deref().unwrap_or("id");
+        let group_col = cols.group.as_deref().unwrap_or("group");
+        let id = id_string(v.get(id_col)).unwrap_or_else(|| format!("row-{line}"));
+        let group = id_string(v.get(group_col)).unwrap_or_else(|| id.clone());
         out.push(Example {
             id,
             text: text.to_string(),
@@ -96,7 +220,7 @@ fn load_jsonl(path: &Path) -> Result<Vec<Example>> {
     Ok(out)
 }
 
-fn load_csv(path: &Path) -> Result<Vec<Example>> {
+fn load_csv(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
     let bytes = std::fs::read(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
@@ -117,15 +241,21 @@ fn load_csv(path: &Path) -> Result<Vec<Example>> {
             .iter()
             .position(|h| h.trim().eq_ignore_ascii_case(name))
     };
-    let text_col = col("text").ok_or_else(|| DataError::MissingColumn {
+    let missing = |column: &str| DataError::MissingColumn {
         path: path.to_path_buf(),
-        column: "text".into(),
-    })?;
-    let label_col = col("label").ok_or_else(|| DataError::MissingColumn {
-        path: path.to_path_buf(),
-        column: "label".into(),
-    })?;
-    let (id_col, group_col) = (col("id"), col("group"));
+        column: column.to_string(),
+        found: headers.iter().collect::<Vec<_>>().join(", "),
+    };
+    let text_col = col(&cols.text).ok_or_else(|| missing(&cols.text))?;
+    let label_col = col(&cols.label).ok_or_else(|| missing(&cols.label))?;
+    let id_col = match &cols.id {
+        Some(c) => Some(col(c).ok_or_else(|| missing(c))?),
+        None => col("id"),
+    };
+    let group_col = match &cols.group {
+        Some(c) => Some(col(c).ok_or_else(|| missing(c))?),
+        None => col("group"),
+    };
     let mut out = Vec::new();
     for rec in reader.records() {
         let rec = rec.map_err(|e| DataError::Row {
@@ -208,7 +338,16 @@ mod tests {
     fn csv_missing_label_column_is_named() {
         let (_d, p) = write("x.csv", "text,score\nhello,1\n");
         let err = load(&p).unwrap_err().to_string();
-        assert!(err.contains("missing column 'label'"), "{err}");
+        assert!(
+            err.contains("no column 'label' (its columns: text, score)"),
+            "{err}"
+        );
+        // Named with --label-column, it is found.
+        let cols = Columns {
+            label: "score".into(),
+            ..Columns::default()
+        };
+        assert_eq!(load_with(&p, &cols, "x").unwrap().examples[0].label, 1);
     }
 
     #[test]

@@ -163,3 +163,71 @@ fn conversion_is_deterministic_and_cached_rows_match() {
     assert_eq!(a.version, b.version);
     assert_eq!(a.examples, b.examples);
 }
+
+/// The number of distinct groups.
+fn groups(ds: &Dataset) -> usize {
+    ds.examples
+        .iter()
+        .map(|e| &e.group)
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+}
+
+#[test]
+fn vitaminc_drops_neither_and_groups_by_claim() {
+    let ds = check("vitaminc", 47_411, 27_242);
+    // The contrastive rows of one claim (two revisions of the passage) stay together.
+    assert_eq!(groups(&ds), 25_680);
+    assert!(ds.examples.iter().all(|e| e.text.contains("\nClaim: ")));
+}
+
+#[test]
+fn fever_keeps_duplicates_in_one_group() {
+    let ds = check("fever", 6_612, 3_292);
+    // 86 repeated claims (shared/notes/datasets.md): one group per distinct text.
+    assert_eq!(groups(&ds), 6_612 - 86);
+}
+
+#[test]
+fn strategyqa_has_no_explanation() {
+    let ds = check("strategyqa", 2_290, 1_071);
+    // The task's `target` holds the answer with its reasoning ("Yes. College commencement
+    // ceremonies often happen in December..."); only the question is kept.
+    assert!(ds.examples.iter().all(|e| e.text.ends_with('?')));
+}
+
+#[test]
+fn dialog_datasets_ask_about_two_lines_of_one_conversation() {
+    let movie = check("movie-dialogs", 50_000, 23_585);
+    assert!(movie.examples.iter().all(|e| e.text.contains(" ----- ")));
+    let play = check("play-dialogs", 3_264, 1_205);
+    assert!(play
+        .examples
+        .iter()
+        .all(|e| e.text.contains("In the preceding dialogue")));
+}
+
+#[test]
+fn multiemo_reviews_drop_neutral_and_ambivalent() {
+    check("multiemo-reviews", 5_397, 2_286);
+}
+
+#[test]
+fn winowhy_groups_the_reasons_of_one_schema() {
+    let ds = check("winowhy", 2_865, 1_270);
+    assert_eq!(groups(&ds), 271);
+}
+
+#[test]
+fn small_reasoning_sets() {
+    check("epistemic", 2_000, 741);
+    check("sports", 1_000, 500);
+}
+
+#[test]
+fn privacy_qa_groups_by_question() {
+    let ds = check("privacy-qa", 10_923, 5_449);
+    // 390 distinct question strings, two of which differ only in trailing spaces.
+    assert_eq!(groups(&ds), 389);
+    assert!(ds.examples.iter().all(|e| e.text.starts_with("Policy: ")));
+}

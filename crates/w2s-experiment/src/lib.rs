@@ -6,6 +6,7 @@ pub mod metrics;
 pub mod node;
 pub mod record;
 pub mod runner;
+pub mod scout;
 pub mod store;
 
 pub use config::{ExperimentConfig, FinetuneConfig, LabelForm, Mode, RunSpec};

@@ -289,6 +289,35 @@ impl<'a> Runner<'a> {
             .map(|_| ())
     }
 
+    /// Test accuracies of `model` trained on ground truth on A (as a weak model is) and on B (as
+    /// a ceiling is) of `dataset` at `seed`, through the same nodes a run uses, so that a later
+    /// sweep into the same folder reuses them.
+    pub fn ground_truth_accuracies(
+        &mut self,
+        model: &str,
+        dataset: &str,
+        seed: u64,
+    ) -> Result<[f64; 2]> {
+        let data = self.prepared(dataset)?;
+        let split = self.split_rows(&data, seed);
+        let (a, b) = (split.split.a.clone(), split.split.b.clone());
+        let as_weak = self.ground_truth("weak", model, &data, &split, &a, seed)?;
+        let as_ceiling = self.ground_truth("ceiling", model, &data, &split, &b, seed)?;
+        let test = &split.split.test;
+        let y: Vec<u8> = test.iter().map(|&r| data.labels[r]).collect();
+        Ok([
+            metrics::accuracy(&as_weak.probs_of(test), &y),
+            metrics::accuracy(&as_ceiling.probs_of(test), &y),
+        ])
+    }
+
+    /// The sizes of A, B, val and test of `dataset` at `seed`.
+    pub fn split_sizes(&mut self, dataset: &str, seed: u64) -> Result<[usize; 4]> {
+        let data = self.prepared(dataset)?;
+        let s = self.split_rows(&data, seed).split;
+        Ok([s.a.len(), s.b.len(), s.val.len(), s.test.len()])
+    }
+
     fn prepared(&mut self, name: &str) -> Result<Rc<Prepared>> {
         if let Some(p) = self.datasets.get(name) {
             return Ok(p.clone());

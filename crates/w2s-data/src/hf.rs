@@ -1,0 +1,237 @@
+//! Hugging Face datasets as they are saved: a Parquet file (`Dataset.to_parquet`, the Hub's own
+//! format) or a `save_to_disk` folder (Arrow IPC stream files `data-*-of-*.arrow`, listed in
+//! `state.json`, beside `dataset_info.json`). Both arrive as Arrow record batches; the columns
+//! named by [`Columns`] become [`Example`]s.
+use crate::user::Columns;
+use crate::{DataError, Example, Result};
+use arrow_array::cast::AsArray;
+use arrow_array::types::*;
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+use std::path::{Path, PathBuf};
+
+/// The column names of a Parquet file or a saved folder (its first Arrow file).
+pub fn column_names(path: &Path) -> Result<Vec<String>> {
+    let schema = if path.is_dir() {
+        let first = arrow_files(path)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| file_err(path, "no .arrow files"))?;
+        let bytes = std::fs::read(&first).map_err(|source| DataError::Io {
+            path: first.clone(),
+            source,
+        })?;
+        match arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(&bytes), None) {
+            Ok(r) => r.schema(),
+            Err(_) => arrow_ipc::reader::FileReader::try_new(std::io::Cursor::new(&bytes), None)
+                .map_err(|e| file_err(&first, format!("not an Arrow IPC file: {e}")))?
+                .schema(),
+        }
+    } else {
+        let file = std::fs::File::open(path).map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| file_err(path, format!("not a readable Parquet file: {e}")))?
+            .schema()
+            .clone()
+    };
+    Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
+}
+
+/// Reads a `.parquet` file.
+pub fn load_parquet(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
+    let file = std::fs::File::open(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| file_err(path, format!("not a readable Parquet file: {e}")))?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| file_err(path, format!("reading a row group: {e}")))?;
+        examples_of(&batch, path, cols, &mut rows)?;
+    }
+    Ok(rows)
+}
+
+/// Reads a `save_to_disk` folder: its Arrow files in the order `state.json` lists them (by name
+/// when it does not).
+pub fn load_saved(dir: &Path, cols: &Columns) -> Result<Vec<Example>> {
+    if !dir.join("dataset_info.json").is_file() && !dir.join("state.json").is_file() {
+        return Err(file_err(
+            dir,
+            "not a `save_to_disk` folder (no dataset_info.json or state.json); for a DatasetDict, give one split's folder",
+        ));
+    }
+    let files = arrow_files(dir)?;
+    if files.is_empty() {
+        return Err(file_err(dir, "no .arrow files"));
+    }
+    let mut rows = Vec::new();
+    for f in files {
+        let bytes = std::fs::read(&f).map_err(|source| DataError::Io {
+            path: f.clone(),
+            source,
+        })?;
+        // `datasets` writes the stream format; accept the file format too.
+        let batches: Vec<RecordBatch> =
+            match arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(&bytes), None) {
+                Ok(r) => r
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| file_err(&f, format!("reading Arrow batches: {e}")))?,
+                Err(_) => {
+                    arrow_ipc::reader::FileReader::try_new(std::io::Cursor::new(&bytes), None)
+                        .map_err(|e| file_err(&f, format!("not an Arrow IPC file: {e}")))?
+                        .collect::<std::result::Result<_, _>>()
+                        .map_err(|e| file_err(&f, format!("reading Arrow batches: {e}")))?
+                }
+            };
+        let before = rows.len();
+        for batch in &batches {
+            examples_of(batch, &f, cols, &mut rows)?;
+        }
+        tracing::debug!("{}: {} rows", f.display(), rows.len() - before);
+    }
+    Ok(rows)
+}
+
+/// The data files of a saved dataset, in order.
+fn arrow_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    if let Ok(text) = std::fs::read_to_string(dir.join("state.json")) {
+        let state: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| file_err(&dir.join("state.json"), format!("invalid JSON: {e}")))?;
+        if let Some(files) = state.get("_data_files").and_then(|f| f.as_array()) {
+            return files
+                .iter()
+                .map(|f| {
+                    f.get("filename")
+                        .and_then(|n| n.as_str())
+                        .map(|n| dir.join(n))
+                        .ok_or_else(|| {
+                            file_err(
+                                &dir.join("state.json"),
+                                "a _data_files entry has no filename",
+                            )
+                        })
+                })
+                .collect();
+        }
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| DataError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "arrow"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn file_err(path: &Path, reason: impl ToString) -> DataError {
+    DataError::File {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Appends the rows of one batch; row numbers count from 1 over the whole file.
+fn examples_of(
+    batch: &RecordBatch,
+    path: &Path,
+    cols: &Columns,
+    out: &mut Vec<Example>,
+) -> Result<()> {
+    let column = |name: &str| -> Result<&dyn Array> {
+        batch
+            .column_by_name(name)
+            .map(|c| c.as_ref())
+            .ok_or_else(|| DataError::MissingColumn {
+                path: path.to_path_buf(),
+                column: name.to_string(),
+                found: batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    };
+    let text = column(&cols.text)?;
+    let label = column(&cols.label)?;
+    let group = cols.group.as_deref().map(column).transpose()?;
+    let id = cols.id.as_deref().map(column).transpose()?;
+    let first = out.len();
+    for i in 0..batch.num_rows() {
+        let row = first + i + 1;
+        let err = |reason: String| DataError::Row {
+            path: path.to_path_buf(),
+            line: row,
+            reason,
+        };
+        let text = cell_text(text, i)
+            .ok_or_else(|| err(format!("'{}' is not a string or is null", cols.text)))?;
+        let label = cell_label(label, i).ok_or_else(|| {
+            err(format!(
+                "'{}' is {}, not 0 or 1",
+                cols.label,
+                cell_text(label, i).unwrap_or_else(|| "null or not a number".into())
+            ))
+        })?;
+        let id = match id {
+            Some(c) => cell_text(c, i).ok_or_else(|| err("the id is null".into()))?,
+            None => format!("row-{row}"),
+        };
+        let group = match group {
+            Some(c) => cell_text(c, i).ok_or_else(|| err("the group is null".into()))?,
+            None => id.clone(),
+        };
+        out.push(Example {
+            id,
+            text,
+            label,
+            group,
+        });
+    }
+    Ok(())
+}
+
+/// A cell as text: strings as they are, integers and booleans printed.
+fn cell_text(a: &dyn Array, i: usize) -> Option<String> {
+    if a.is_null(i) {
+        return None;
+    }
+    Some(match a.data_type() {
+        DataType::Utf8 => a.as_string::<i32>().value(i).to_string(),
+        DataType::LargeUtf8 => a.as_string::<i64>().value(i).to_string(),
+        DataType::Utf8View => a.as_string_view().value(i).to_string(),
+        DataType::Boolean => a.as_boolean().value(i).to_string(),
+        DataType::Int8 => a.as_primitive::<Int8Type>().value(i).to_string(),
+        DataType::Int16 => a.as_primitive::<Int16Type>().value(i).to_string(),
+        DataType::Int32 => a.as_primitive::<Int32Type>().value(i).to_string(),
+        DataType::Int64 => a.as_primitive::<Int64Type>().value(i).to_string(),
+        DataType::UInt8 => a.as_primitive::<UInt8Type>().value(i).to_string(),
+        DataType::UInt16 => a.as_primitive::<UInt16Type>().value(i).to_string(),
+        DataType::UInt32 => a.as_primitive::<UInt32Type>().value(i).to_string(),
+        DataType::UInt64 => a.as_primitive::<UInt64Type>().value(i).to_string(),
+        DataType::Float32 => a.as_primitive::<Float32Type>().value(i).to_string(),
+        DataType::Float64 => a.as_primitive::<Float64Type>().value(i).to_string(),
+        _ => return None,
+    })
+}
+
+/// A cell as a 0/1 label: integers and floats equal to 0 or 1, booleans, or the strings "0"/"1"/
+/// "true"/"false" (a `ClassLabel` column is stored as its integer).
+fn cell_label(a: &dyn Array, i: usize) -> Option<u8> {
+    let text = cell_text(a, i)?;
+    match text.trim() {
+        "0" | "false" | "0.0" => Some(0),
+        "1" | "true" | "1.0" => Some(1),
+        _ => None,
+    }
+}
