@@ -393,6 +393,18 @@ fn scored_examples(path: &Path) -> Result<Vec<(String, serde_json::Map<String, V
         .collect()
 }
 
+/// The answer with the highest score of a BIG-bench example.
+fn best_answer(scores: &serde_json::Map<String, Value>) -> Option<&str> {
+    scores
+        .iter()
+        .max_by(|a, b| {
+            a.1.as_f64()
+                .partial_cmp(&b.1.as_f64())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+        .map(|(k, _)| k.as_str())
+}
+
 /// SocialIQA (BIG-bench `social_iqa`): context + question, three scored answers.
 pub fn social_iqa(dir: &Path) -> Result<Vec<Example>> {
     let mut out = Vec::new();
@@ -421,14 +433,7 @@ pub fn multiemo(dir: &Path) -> Result<Vec<Example>> {
         .into_iter()
         .enumerate()
     {
-        let best = scores
-            .iter()
-            .max_by(|a, b| {
-                a.1.as_f64()
-                    .partial_cmp(&b.1.as_f64())
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            })
-            .map(|(k, _)| k.as_str());
+        let best = best_answer(&scores);
         let label = match best {
             Some("positive") => 1,
             Some("negative") => 0,
@@ -481,15 +486,7 @@ pub fn bigbench_binary(
                 format!("example {i} has no answer '{positive}'"),
             ));
         }
-        let best = scores
-            .iter()
-            .max_by(|a, b| {
-                a.1.as_f64()
-                    .partial_cmp(&b.1.as_f64())
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            })
-            .map(|(k, _)| k.as_str())
-            .unwrap_or("");
+        let best = best_answer(&scores).unwrap_or("");
         if drop.contains(&best) || input.is_empty() {
             continue;
         }
