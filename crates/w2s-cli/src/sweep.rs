@@ -31,7 +31,9 @@ crates/w2s-experiment/src/methods/zeroshot.toml; a [zeroshot.DATASET] table with
 Models are built-in names, hf:ORG/NAME from the local Hugging Face cache, model folders or .gguf
 files (docs/models.md), e.g. models = [\"hf:EleutherAI/pythia-70m\", \"hf:EleutherAI/pythia-410m\"];
 [experiment] dtype = \"bf16\" sets the precision of frozen weights.
-Stages already in OUT/store are reused: a killed sweep restarts where it stopped.
+Stages already in OUT/store are reused: a killed sweep restarts where it stopped. Several
+processes may share OUT: --jobs N workers here, --shard i/N anywhere, --executor slurm on a cluster
+(docs/cluster.md); a user file with other column names is written PATH?text=..&label=..&group=...
 See configs/paper-probe.toml and configs/gpt2-ladder.toml.")]
 pub struct SweepArgs {
     /// The sweep file (TOML).
