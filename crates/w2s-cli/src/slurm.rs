@@ -254,55 +254,50 @@ pub struct SlurmSweep<'a> {
 pub fn submit(sweep: &SlurmSweep, opts: &SlurmArgs) -> Result<()> {
     let dir = sweep.out.join("slurm");
     let logs = dir.join("logs");
-    let missing: Vec<usize> = (0..sweep.shards)
-        .filter(|&i| {
-            let s = Shard {
-                index: i,
-                count: sweep.shards,
-            };
-            !matches!(shard::read_result(sweep.out, sweep.grid, s), Ok(Some(_)))
-        })
-        .collect();
+    let done = |i: usize| {
+        let s = Shard {
+            index: i,
+            count: sweep.shards,
+        };
+        matches!(shard::read_result(sweep.out, sweep.grid, s), Ok(Some(_)))
+    };
+    let missing: Vec<usize> = (0..sweep.shards).filter(|&i| !done(i)).collect();
     if missing.is_empty() {
         tracing::info!("all {} shards are done", sweep.shards);
         return Ok(());
     }
     let exe = std::env::current_exe().context("finding the w2s binary")?;
-    let mut jobs = Vec::new();
+    // Each array with its script; the shards wait for the features when there are any.
+    let mut jobs: Vec<(ArrayJob, String)> = Vec::new();
     if !sweep.missing_features.is_empty() {
-        jobs.push(ArrayJob {
-            name: format!("w2s-features-{}", sweep.grid),
-            tasks: sweep.missing_features.clone(),
-            script: dir.join(format!("features-{}.sh", sweep.grid)),
-            log: logs.join("features-%A_%a.log"),
-            after: None,
-        });
+        jobs.push((
+            ArrayJob {
+                name: format!("w2s-features-{}", sweep.grid),
+                tasks: sweep.missing_features.clone(),
+                script: dir.join(format!("features-{}.sh", sweep.grid)),
+                log: logs.join("features-%A_%a.log"),
+                after: None,
+            },
+            script(&exe, sweep.file, sweep.out, "feature", sweep.features),
+        ));
     }
-    jobs.push(ArrayJob {
-        name: format!("w2s-shards-{}", sweep.grid),
-        tasks: missing.clone(),
-        script: dir.join(format!("shards-{}-of-{}.sh", sweep.grid, sweep.shards)),
-        log: logs.join("shard-%A_%a.log"),
-        after: None,
-    });
-    let scripts: Vec<String> = jobs
-        .iter()
-        .map(|j| {
-            let (what, count) = if j.name.starts_with("w2s-features") {
-                ("feature", sweep.features)
-            } else {
-                ("shard", sweep.shards)
-            };
-            script(&exe, sweep.file, sweep.out, what, count)
-        })
-        .collect();
+    jobs.push((
+        ArrayJob {
+            name: format!("w2s-shards-{}", sweep.grid),
+            tasks: missing.clone(),
+            script: dir.join(format!("shards-{}-of-{}.sh", sweep.grid, sweep.shards)),
+            log: logs.join("shard-%A_%a.log"),
+            after: None,
+        },
+        script(&exe, sweep.file, sweep.out, "shard", sweep.shards),
+    ));
     if sweep.dry_run {
-        for (j, s) in jobs.iter().zip(&scripts) {
-            let mut shown = j.clone();
-            if shown.name.starts_with("w2s-shards") && jobs.len() > 1 {
+        for (i, (job, text)) in jobs.iter().enumerate() {
+            let mut shown = job.clone();
+            if i > 0 {
                 shown.after = Some("FEATURES_JOB_ID".into());
             }
-            println!("# {}\n{s}", j.script.display());
+            println!("# {}\n{text}", job.script.display());
             println!("sbatch {}\n", sbatch_args(&shown, opts).join(" "));
         }
         println!(
@@ -314,7 +309,7 @@ pub fn submit(sweep: &SlurmSweep, opts: &SlurmArgs) -> Result<()> {
     }
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     let mut ids: Vec<String> = Vec::new();
-    for (i, (job, text)) in jobs.iter_mut().zip(&scripts).enumerate() {
+    for (i, (job, text)) in jobs.iter_mut().enumerate() {
         w2s_assets::cache::write_atomic(&job.script, text.as_bytes())
             .with_context(|| format!("writing {}", job.script.display()))?;
         if i > 0 {
@@ -331,19 +326,6 @@ pub fn submit(sweep: &SlurmSweep, opts: &SlurmArgs) -> Result<()> {
     let shard_job = ids.last().cloned().unwrap_or_default();
     let bar = crate::progress::bar(sweep.quiet, missing.len() as u64, "shards", "slurm");
     let start = Instant::now();
-    let done = |i: usize| {
-        matches!(
-            shard::read_result(
-                sweep.out,
-                sweep.grid,
-                Shard {
-                    index: i,
-                    count: sweep.shards
-                }
-            ),
-            Ok(Some(_))
-        )
-    };
     let mut failures = 0;
     loop {
         let queue = match slurm(
