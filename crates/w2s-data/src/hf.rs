@@ -10,36 +10,6 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use std::path::{Path, PathBuf};
 
-/// The column names of a Parquet file or a saved folder (its first Arrow file).
-pub fn column_names(path: &Path) -> Result<Vec<String>> {
-    let schema = if path.is_dir() {
-        let first = arrow_files(path)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| file_err(path, "no .arrow files"))?;
-        let bytes = std::fs::read(&first).map_err(|source| DataError::Io {
-            path: first.clone(),
-            source,
-        })?;
-        match arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(&bytes), None) {
-            Ok(r) => r.schema(),
-            Err(_) => arrow_ipc::reader::FileReader::try_new(std::io::Cursor::new(&bytes), None)
-                .map_err(|e| file_err(&first, format!("not an Arrow IPC file: {e}")))?
-                .schema(),
-        }
-    } else {
-        let file = std::fs::File::open(path).map_err(|source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| file_err(path, format!("not a readable Parquet file: {e}")))?
-            .schema()
-            .clone()
-    };
-    Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
-}
-
 /// Reads a `.parquet` file.
 pub fn load_parquet(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
     let file = std::fs::File::open(path).map_err(|source| DataError::Io {
@@ -164,8 +134,15 @@ fn examples_of(
     };
     let text = column(&cols.text)?;
     let label = column(&cols.label)?;
-    let group = cols.group.as_deref().map(column).transpose()?;
-    let id = cols.id.as_deref().map(column).transpose()?;
+    // Chosen columns must exist; without a choice, `group` and `id` are read when present.
+    let optional = |chosen: Option<&str>, default: &str| -> Result<Option<&dyn Array>> {
+        match chosen {
+            Some(name) => column(name).map(Some),
+            None => Ok(batch.column_by_name(default).map(|c| c.as_ref())),
+        }
+    };
+    let group = optional(cols.group.as_deref(), "group")?;
+    let id = optional(cols.id.as_deref(), "id")?;
     let first = out.len();
     for i in 0..batch.num_rows() {
         let row = first + i + 1;

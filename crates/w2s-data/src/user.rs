@@ -88,18 +88,6 @@ impl Columns {
         }
         Some(Ok((path.into(), cols)))
     }
-
-    /// The group column to read: the chosen one, else `group` when `has` says the file has it.
-    fn group_or_default(&self, has: impl Fn(&str) -> bool) -> Option<String> {
-        self.group
-            .clone()
-            .or_else(|| has("group").then(|| "group".into()))
-    }
-
-    /// The id column to read: the chosen one, else `id` when `has` says the file has it.
-    fn id_or_default(&self, has: impl Fn(&str) -> bool) -> Option<String> {
-        self.id.clone().or_else(|| has("id").then(|| "id".into()))
-    }
 }
 
 /// Loads a user file with the default columns.
@@ -116,12 +104,12 @@ pub fn load_with(path: &Path, cols: &Columns, name: &str) -> Result<Dataset> {
         .unwrap_or("")
         .to_ascii_lowercase();
     let rows = if path.is_dir() {
-        crate::hf::load_saved(path, &resolve_for_arrow(path, cols))?
+        crate::hf::load_saved(path, cols)?
     } else {
         match ext.as_str() {
             "jsonl" | "json" => load_jsonl(path, cols)?,
             "csv" => load_csv(path, cols)?,
-            "parquet" => crate::hf::load_parquet(path, &resolve_for_arrow(path, cols))?,
+            "parquet" => crate::hf::load_parquet(path, cols)?,
             _ => {
                 return Err(DataError::File {
                     path: path.to_path_buf(),
@@ -148,17 +136,6 @@ pub fn load_with(path: &Path, cols: &Columns, name: &str) -> Result<Dataset> {
         }
     }
     Ok(Dataset::new(name.to_string(), rows))
-}
-
-/// For Arrow inputs the optional `group` and `id` columns are taken when present by name.
-fn resolve_for_arrow(path: &Path, cols: &Columns) -> Columns {
-    let names = crate::hf::column_names(path).unwrap_or_default();
-    let has = |c: &str| names.iter().any(|n| n == c);
-    Columns {
-        group: cols.group_or_default(has),
-        id: cols.id_or_default(has),
-        ..cols.clone()
-    }
 }
 
 fn parse_label(v: &Value) -> Option<u8> {
