@@ -230,7 +230,6 @@ impl SweepFile {
 pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
     let start = Instant::now();
     let sweep = SweepFile::read(&args.file)?;
-    let all = sweep.specs()?;
     let cfg = sweep.config()?;
     let out = args
         .out
@@ -240,15 +239,16 @@ pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
     if args.worker {
         return crate::workers::serve(&out, cfg, sweep.zeroshot.clone());
     }
+    let all = sweep.specs()?;
     let grid = shard::grid_id(&all, &cfg, &sweep.zeroshot);
     if args.executor == ExecutorKind::Slurm {
         if args.jobs.is_some_and(|j| j > 1) || args.shard.is_some() || args.features_only {
             bail!("--executor slurm makes its own shards: leave out --jobs, --shard and --features-only (use --cpus-per-task and --shards)");
         }
-        return slurm_sweep(&args, &sweep, &all, &out, &grid, quiet);
+        return slurm_sweep(&args, &sweep, cfg, &all, &out, &grid, quiet);
     }
     if args.features_only {
-        return features_only(&sweep, &all, &out, args.shard, quiet);
+        return features_only(cfg, &all, &out, args.shard, quiet);
     }
     let specs = match args.shard {
         Some(s) => {
@@ -378,14 +378,14 @@ fn warn_without_gap(summary: &[w2s_experiment::SummaryRow]) {
 
 /// `--features-only`: the features of the grid (or of one share of its feature list).
 fn features_only(
-    sweep: &SweepFile,
+    cfg: ExperimentConfig,
     all: &[RunSpec],
     out: &Path,
     shard: Option<Shard>,
     quiet: bool,
 ) -> Result<()> {
     let assets = w2s_assets::Store::open();
-    let mut runner = Runner::new(&assets, out, sweep.config()?, Box::new(|_| {}));
+    let mut runner = Runner::new(&assets, out, cfg, Box::new(|_| {}));
     let needs = runner.feature_needs(all);
     let mine: Vec<&(String, String)> = needs
         .iter()
@@ -410,6 +410,7 @@ fn features_only(
 fn slurm_sweep(
     args: &SweepArgs,
     sweep: &SweepFile,
+    cfg: ExperimentConfig,
     all: &[RunSpec],
     out: &Path,
     grid: &str,
@@ -426,7 +427,7 @@ fn slurm_sweep(
     let file = crate::workers::absolute(&args.file)?;
     let out_abs = crate::workers::absolute(out)?;
     let assets = w2s_assets::Store::open();
-    let mut runner = Runner::new(&assets, out, sweep.config()?, Box::new(|_| {}));
+    let mut runner = Runner::new(&assets, out, cfg, Box::new(|_| {}));
     // Every asset is fetched here, before anything is submitted.
     runner.prepare(all)?;
     let needs = runner.feature_needs(all);
@@ -451,8 +452,7 @@ fn slurm_sweep(
     if args.dry_run {
         return Ok(());
     }
-    let (records, counts) =
-        crate::execute::execute(all, sweep.config()?, sweep.zeroshot.clone(), out, true)?;
+    let (records, counts) = crate::execute::execute(all, cfg, sweep.zeroshot.clone(), out, true)?;
     if counts.computed > 0 {
         tracing::warn!(
             "{} nodes were missing after every shard finished, and were trained here",
