@@ -3,22 +3,13 @@
 //! need the asset cache that `w2s fetch --all` fills (`.ci/run` does).
 mod common;
 
-use common::{files_under, forget_features};
+use common::{files_under, forget_features, success_json};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 fn w2s() -> Command {
     Command::new(env!("CARGO_BIN_EXE_w2s"))
-}
-
-fn ok(out: Output, what: &str) -> Value {
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
 }
 
 /// The runs without what differs between processes (timings, and the path of their predictions).
@@ -74,10 +65,10 @@ fn two_sweeps_with_two_workers_each_into_one_folder_train_every_node_once() {
     };
     let a = start("2", &shared);
     let b = start("2", &shared);
-    let a = ok(a.wait_with_output().unwrap(), "first sweep");
-    let b = ok(b.wait_with_output().unwrap(), "second sweep");
-    let single = ok(
-        start("1", &dir.path().join("single"))
+    let a = success_json(&a.wait_with_output().unwrap(), "first sweep");
+    let b = success_json(&b.wait_with_output().unwrap(), "second sweep");
+    let single = success_json(
+        &start("1", &dir.path().join("single"))
             .wait_with_output()
             .unwrap(),
         "the same sweep with --jobs 1",
@@ -145,8 +136,8 @@ fn shards_split_the_grid_by_dataset_and_seed_and_add_up_to_it() {
     let dir = tempfile::tempdir().unwrap();
     let file = sweep_file(dir.path(), 128);
     let run = |extra: &[&str], out: &str| {
-        ok(
-            w2s()
+        success_json(
+            &w2s()
                 .args(["--quiet", "sweep"])
                 .arg(&file)
                 .arg("--out")

@@ -1,6 +1,9 @@
 //! `w2s scout` on real models and a real dataset: tweets at the settings of docs/results.md
 //! (6,000 rows, 5 seeds), where MiniLM-L3 -> mpnet-base has a clear gap and MiniLM-L3 ->
 //! MiniLM-L6 does not. Needs the asset cache that `w2s fetch --all` fills (`.ci/run` does).
+mod common;
+
+use common::success_json;
 use serde_json::Value;
 use std::process::Command;
 
@@ -18,12 +21,7 @@ fn scout_finds_the_gaps_of_docs_results_on_tweets() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = success_json(&out, "w2s scout");
     let d = &v["datasets"][0];
     assert_eq!(d["dataset"], "tweets");
     assert_eq!(d["seeds"], 5);

@@ -6,10 +6,10 @@
 //! few rows, many probe epochs so that a shard runs for seconds and can be cancelled mid-run.
 mod common;
 
-use common::{files_under, forget_features};
+use common::{files_under, forget_features, success_json};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn w2s() -> Command {
@@ -46,16 +46,6 @@ fn running_shard() -> Option<String> {
         let f: Vec<&str> = l.split('|').collect();
         (f.len() == 3 && f[1] == "RUNNING" && f[2].starts_with("w2s-shards"))
             .then(|| f[0].to_string())
-    })
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}):\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
     })
 }
 
@@ -158,7 +148,7 @@ fn a_sweep_on_slurm_equals_the_local_one_and_survives_a_cancelled_shard() {
         "only the missing shard is resubmitted:\n{report}"
     );
     assert!(shard_lines[0].contains("COMPLETED"), "{}", shard_lines[0]);
-    let on_slurm = json(&second);
+    let on_slurm = success_json(&second, "the rerun");
     for i in 0..4 {
         let results = files_under(&out.join("shards"));
         assert!(
@@ -178,8 +168,7 @@ fn a_sweep_on_slurm_equals_the_local_one_and_survives_a_cancelled_shard() {
         .args(["--json", "--no-report"])
         .output()
         .unwrap();
-    assert!(local.status.success());
-    let local = json(&local);
+    let local = success_json(&local, "the local sweep");
     forget_features(&format!("-len{MAX_LEN}-"));
     assert_eq!(on_slurm["summary"], local["summary"]);
     assert_eq!(

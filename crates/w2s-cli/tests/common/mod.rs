@@ -1,5 +1,24 @@
-//! Helpers shared by the integration tests that scale a sweep out.
+//! Helpers shared by the integration tests of sweeps at scale and of `w2s scout`.
+// Each test binary uses some of them.
+#![allow(dead_code)]
+use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// The one JSON document a w2s command printed, after checking that `what` succeeded.
+pub fn success_json(out: &Output, what: &str) -> Value {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{what}: not one JSON object on stdout ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
 
 /// Every file under `dir`, recursively (none when it does not exist).
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
