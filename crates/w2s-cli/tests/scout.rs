@@ -1,6 +1,6 @@
 //! `w2s scout` on real models and a real dataset: tweets at the settings of docs/results.md
 //! (6,000 rows, 5 seeds), where MiniLM-L3 -> mpnet-base has a clear gap and MiniLM-L3 ->
-//! MiniLM-L6 does not. Needs the asset cache that `w2s fetch --all` fills (`.ci/run` does).
+//! MiniLM-L6 does not, and a sweep over both pairs warns about the second only. Needs the asset cache that `w2s fetch --all` fills (`.ci/run` does).
 mod common;
 
 use common::success_json;
@@ -56,4 +56,39 @@ fn scout_finds_the_gaps_of_docs_results_on_tweets() {
         .unwrap()
         .count();
     assert_eq!(stored, 3 * 5 * 2, "each model on A and on B, per seed");
+
+    // A sweep over both pairs reuses the scout's nodes, and warns about the pair without a gap
+    // only.
+    let grid = dir.path().join("grid.toml");
+    std::fs::write(
+        &grid,
+        "datasets = [\"tweets\"]\n\
+         pairs = [[\"minilm-l3\", \"minilm-l6\"], [\"minilm-l3\", \"mpnet-base\"]]\n\
+         methods = [\"xent\"]\n\
+         seeds = 5\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_w2s"))
+        .args(["--quiet", "sweep"])
+        .arg(&grid)
+        .args(["--json", "--no-report", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let v = success_json(&out, "w2s sweep");
+    assert_eq!(
+        v["nodes"]["computed"],
+        2 * 5,
+        "only the students are trained: {}",
+        v["nodes"]
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tweets: minilm-l3 -> minilm-l6 has"),
+        "no warning about L3 -> L6:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("minilm-l3 -> mpnet-base has"),
+        "a warning about L3 -> mpnet:\n{stderr}"
+    );
 }
