@@ -1,6 +1,7 @@
 //! `w2s scout` on real models and a real dataset: tweets at the settings of docs/results.md
 //! (6,000 rows, 5 seeds), where MiniLM-L3 -> mpnet-base has a clear gap and MiniLM-L3 ->
-//! MiniLM-L6 does not, and a sweep over both pairs warns about the second only. Needs the asset cache that `w2s fetch --all` fills (`.ci/run` does).
+//! MiniLM-L6 does not, and a sweep over both pairs warns about the second only. Needs the asset
+//! cache that `w2s fetch --all` fills (`.ci/run` does).
 mod common;
 
 use common::success_json;
