@@ -1,6 +1,8 @@
 //! End-to-end tests of `w2s run` and `w2s sweep` on real models and a real dataset (MiniLM-L3 and
 //! MiniLM-L6 on Pang & Lee sentences, capped to keep them short). They need the asset cache that
 //! `w2s fetch --all` fills (`.ci/run` does).
+mod common;
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,6 +48,9 @@ fn nodes(out: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 #[test]
 fn run_on_a_user_file_gives_the_documented_schema() {
     let tmp = tempfile::tempdir().unwrap();
+    // The cache names a user file's features after its path, temporary folder included.
+    let tmp_name = tmp.path().file_name().unwrap().to_string_lossy();
+    let _forget = common::ForgetFeaturesOnDrop(tmp_name.trim_start_matches('.').to_string());
     // A file w2s has never seen: real sentences, written as a user would.
     let store = w2s_assets::Store::open();
     let data = w2s_data::load("pang-lee-sentences", &store).unwrap();

@@ -49,3 +49,13 @@ pub fn forget_features(pattern: &str) {
         }
     }
 }
+
+/// Calls [`forget_features`] with its pattern when dropped, so that a test that caches the
+/// features of its own temporary file leaves none behind, pass or fail.
+pub struct ForgetFeaturesOnDrop(pub String);
+
+impl Drop for ForgetFeaturesOnDrop {
+    fn drop(&mut self) {
+        forget_features(&self.0);
+    }
+}
