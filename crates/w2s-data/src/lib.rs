@@ -5,6 +5,7 @@
 //! one question's answers on both sides.
 pub mod format;
 pub mod hf;
+pub mod orange;
 pub mod registry;
 pub mod sources;
 pub mod split;

