@@ -3,7 +3,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::PathBuf;
 use w2s_experiment::metrics::{mean_ci, MeanCi};
-use w2s_experiment::scout::{Verdict, MIN_USABLE_GAP};
+use w2s_experiment::scout::{near_chance, Verdict, MIN_USABLE_GAP, NEAR_CHANCE};
 use w2s_experiment::{ExperimentConfig, Runner};
 
 /// Arguments of `w2s scout`.
@@ -14,7 +14,10 @@ and on B (as a ceiling is), through the same stored nodes a run uses: a later `w
 `w2s run` into the same --out reuses them. For every weaker -> stronger pair (the ladder's order)
 the gap is the ceiling's test accuracy minus the weak model's, per seed, with a t-based 95%
 interval over seeds. Verdicts: usable (the interval excludes 0 and the mean gap is at least 3
-points), marginal (a positive mean gap below that), no gap.
+points), marginal (a positive mean gap below that), no gap. A pair is also marked when its weak
+model is within 10 points of chance (the test set's majority share): such labels carry little
+signal, and in docs/results.md students trained on them mostly landed at or below the weak
+model.
 
 Examples:
   w2s scout --data tweets
@@ -68,6 +71,8 @@ struct PairRow {
     /// Ceiling(strong) − weak(weak) test accuracy, over seeds.
     gap: MeanCi,
     verdict: Verdict,
+    /// The weak model's mean test accuracy is within `NEAR_CHANCE` of `chance`.
+    weak_near_chance: bool,
 }
 
 /// One dataset's scouting.
@@ -77,6 +82,8 @@ struct DatasetRow {
     seeds: u64,
     /// Rows of A, B, val, test (seed 0).
     rows: [usize; 4],
+    /// Chance level: the test rows' majority share, mean over seeds.
+    chance: f64,
     models: Vec<ModelRow>,
     pairs: Vec<PairRow>,
 }
@@ -115,7 +122,9 @@ pub fn run(args: ScoutArgs, quiet: bool) -> Result<()> {
     for dataset in &data {
         // acc[model][seed] = [as weak, as ceiling]
         let mut acc = vec![Vec::new(); args.models.len()];
+        let mut chance = 0.0;
         for seed in 0..args.seeds {
+            chance += runner.test_majority_share(dataset, seed)? / args.seeds as f64;
             for (m, model) in args.models.iter().enumerate() {
                 bar.set_message(format!("{model} on {dataset}, seed {seed}"));
                 let a = runner
@@ -126,7 +135,7 @@ pub fn run(args: ScoutArgs, quiet: bool) -> Result<()> {
             }
         }
         let of = |m: usize, role: usize| -> Vec<f64> { acc[m].iter().map(|a| a[role]).collect() };
-        let models = args
+        let models: Vec<ModelRow> = args
             .models
             .iter()
             .enumerate()
@@ -148,6 +157,7 @@ pub fn run(args: ScoutArgs, quiet: bool) -> Result<()> {
                     strong: args.models[s].clone(),
                     gap,
                     verdict: Verdict::of(&gap),
+                    weak_near_chance: near_chance(models[w].weak_acc.mean, chance),
                 });
             }
         }
@@ -155,6 +165,7 @@ pub fn run(args: ScoutArgs, quiet: bool) -> Result<()> {
             dataset: dataset.clone(),
             seeds: args.seeds,
             rows: runner.split_sizes(dataset, 0)?,
+            chance,
             models,
             pairs,
         });
@@ -174,6 +185,16 @@ pub fn run(args: ScoutArgs, quiet: bool) -> Result<()> {
         "\nusable: the gap's 95% interval over seeds excludes 0 and its mean is at least {:.0} points.",
         100.0 * MIN_USABLE_GAP
     );
+    if out
+        .iter()
+        .flat_map(|d| &d.pairs)
+        .any(|p| p.weak_near_chance)
+    {
+        println!(
+            "weak near chance: the weak model is within {:.0} points of chance, so its labels carry little signal (in docs/results.md, students trained on such labels mostly landed at or below the weak model).",
+            100.0 * NEAR_CHANCE
+        );
+    }
     Ok(())
 }
 
@@ -188,8 +209,10 @@ fn pm(v: &MeanCi) -> String {
 fn print_dataset(d: &DatasetRow) {
     let [a, b, val, test] = d.rows;
     println!(
-        "\n{}  ({} seeds; A {a} / B {b} / val {val} / test {test})",
-        d.dataset, d.seeds
+        "\n{}  ({} seeds; A {a} / B {b} / val {val} / test {test}; chance {:.1}%)",
+        d.dataset,
+        d.seeds,
+        100.0 * d.chance
     );
     println!(
         "  {:<16} {:>16} {:>18}",
@@ -211,10 +234,15 @@ fn print_dataset(d: &DatasetRow) {
             format!("{:+.1}", 100.0 * p.gap.mean)
         };
         println!(
-            "  {:<34} {:>16}  {}",
+            "  {:<34} {:>16}  {}{}",
             format!("{} -> {}", p.weak, p.strong),
             gap,
-            p.verdict.name()
+            p.verdict.name(),
+            if p.weak_near_chance {
+                ", weak near chance"
+            } else {
+                ""
+            }
         );
     }
 }

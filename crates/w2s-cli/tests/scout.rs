@@ -46,6 +46,10 @@ fn scout_finds_the_gaps_of_docs_results_on_tweets() {
     assert!((0.048..0.066).contains(&gap), "{far}");
     let near = pair("minilm-l3", "minilm-l6");
     assert_ne!(near["verdict"], "usable", "{near}");
+    // Balanced, so chance is about 50%, and MiniLM-L3's 80.9% is far above it.
+    let chance = d["chance"].as_f64().unwrap();
+    assert!((0.5..0.53).contains(&chance), "chance {chance}");
+    assert_eq!(far["weak_near_chance"], false, "{far}");
     // The weak and ceiling accuracies are those of the runs' own nodes: a sweep reuses them.
     let l3 = &d["models"][0];
     assert_eq!(l3["model"], "minilm-l3");

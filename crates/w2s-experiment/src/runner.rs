@@ -318,6 +318,15 @@ impl<'a> Runner<'a> {
         Ok([s.a.len(), s.b.len(), s.val.len(), s.test.len()])
     }
 
+    /// The accuracy of always answering the more common label on the test rows of `dataset` at
+    /// `seed`: chance level.
+    pub fn test_majority_share(&mut self, dataset: &str, seed: u64) -> Result<f64> {
+        let data = self.prepared(dataset)?;
+        let test = self.split_rows(&data, seed).split.test;
+        let positives = test.iter().filter(|&&i| data.labels[i] == 1).count();
+        Ok(positives.max(test.len() - positives) as f64 / test.len().max(1) as f64)
+    }
+
     fn prepared(&mut self, name: &str) -> Result<Rc<Prepared>> {
         if let Some(p) = self.datasets.get(name) {
             return Ok(p.clone());
