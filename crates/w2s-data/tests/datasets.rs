@@ -242,11 +242,16 @@ fn election_tweets_without_retweets_links_or_signatures() {
 }
 
 #[test]
-fn newsgroups_hardware_without_the_group_names() {
+fn newsgroup_pairs_without_the_group_names() {
     let ds = check("newsgroups-hardware", 1_944, 962);
     assert!(ds
         .examples
         .iter()
         .all(|e| !e.text.contains("comp sys mac hardware")
             && !e.text.contains("comp sys ibm pc hardware")));
+    let ds = check("newsgroups-religion", 1_427, 628);
+    assert!(ds
+        .examples
+        .iter()
+        .all(|e| !e.text.contains("alt atheism") && !e.text.contains("talk religion misc")));
 }
