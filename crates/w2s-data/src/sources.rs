@@ -9,7 +9,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
-fn row_err(path: &Path, line: usize, reason: impl ToString) -> DataError {
+/// The error for row `line` of `path`.
+pub(crate) fn row_err(path: &Path, line: usize, reason: impl ToString) -> DataError {
     DataError::Row {
         path: path.to_path_buf(),
         line,
@@ -17,7 +18,8 @@ fn row_err(path: &Path, line: usize, reason: impl ToString) -> DataError {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
+/// The bytes of `path`, with the path in the error.
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
