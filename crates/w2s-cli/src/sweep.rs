@@ -356,7 +356,7 @@ fn warn_without_gap(summary: &[w2s_experiment::SummaryRow]) {
     let mut seen = std::collections::BTreeSet::new();
     for r in summary.iter().filter(|r| r.chain.is_none()) {
         let gap = w2s_experiment::metrics::MeanCi {
-            mean: r.ceiling_acc - r.weak_acc,
+            mean: r.gap,
             ci95: r.gap_ci95,
             n: r.n_seeds,
         };

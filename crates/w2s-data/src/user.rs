@@ -198,10 +198,7 @@ fn load_jsonl(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
 }
 
 fn load_csv(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = crate::sources::read(path)?;
     let bytes = bytes
         .strip_prefix(b"\xef\xbb\xbf".as_slice())
         .unwrap_or(&bytes);
