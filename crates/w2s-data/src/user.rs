@@ -245,10 +245,10 @@ fn load_csv(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
         };
         let text = rec
             .get(text_col)
-            .ok_or_else(|| err("missing 'text' value".into()))?;
+            .ok_or_else(|| err(format!("missing '{}' value", cols.text)))?;
         let raw = rec
             .get(label_col)
-            .ok_or_else(|| err("missing 'label' value".into()))?;
+            .ok_or_else(|| err(format!("missing '{}' value", cols.label)))?;
         let label = parse_label(&Value::String(raw.to_string()))
             .ok_or_else(|| err(format!("label '{raw}' is not 0 or 1")))?;
         let id = id_col
