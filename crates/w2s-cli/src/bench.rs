@@ -141,7 +141,12 @@ pub(crate) fn cpu_model() -> String {
         .into_iter()
         .filter(|f| flags.contains(f))
         .collect();
-    format!("{name} ({})", has.join(" "))
+    let bf16 = w2s_kernels::bf16::best_kernel().map_or("none", |k| k.name());
+    format!(
+        "{name} ({}); element loops {}, bf16 products {bf16}",
+        has.join(" "),
+        w2s_kernels::simd_level()
+    )
 }
 
 /// Peak resident memory of this process so far, in MB (Linux; 0 elsewhere).
@@ -204,7 +209,7 @@ fn w2s_side(args: &BenchArgs, source: &ModelSource, device: &Device) -> Result<W
         BenchKind::Embed | BenchKind::Gemm | BenchKind::Sweep => {
             let req = w2s_models::LoadRequest {
                 device,
-                dtype: dtype.candle(),
+                dtype: dtype.load_dtype(device),
                 train: w2s_models::Train::Nothing,
             };
             let encoder = w2s_models::Encoder::load_with(source, &req)?;
@@ -475,6 +480,7 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
             serde_json::json!({
                 "kind": format!("{:?}", args.kind).to_lowercase(), "model": args.model,
                 "batch": args.batch, "seq": args.seq, "steps": args.steps, "dtype": args.dtype,
+                "bf16_products": dtype_of(&args)?.bf16_products_on(&device),
                 "adapt": format!("{:?}", adapt_of(&args)), "device": w2s.device, "cpu": cpu,
                 "model_flops_per_step": flops, "matmul_peak_gflops": gemm.as_ref().map(|g| g.peak),
                 "w2s": side_json(&w2s), "w2s_composed": composed.as_ref().map(side_json),
@@ -484,9 +490,13 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
         );
         return Ok(());
     }
+    let precision = match dtype_of(&args)?.bf16_products_on(&device) {
+        Some(kernel) => format!("bf16 products on {kernel} (weights rounded, f32 elsewhere)"),
+        None => args.dtype.clone(),
+    };
     println!(
-        "{:?} {} batch {} x {} tokens, median of {} steps, {} on {}",
-        args.kind, args.model, args.batch, args.seq, args.steps, args.dtype, w2s.device
+        "{:?} {} batch {} x {} tokens, median of {} steps, {precision} on {}",
+        args.kind, args.model, args.batch, args.seq, args.steps, w2s.device
     );
     println!("  cpu      {cpu}");
     if let Some(g) = &gemm {

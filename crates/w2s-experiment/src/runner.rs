@@ -754,7 +754,7 @@ impl<'a> Runner<'a> {
             &source,
             &w2s_models::LoadRequest {
                 device: &self.device,
-                dtype: self.cfg.dtype.candle(),
+                dtype: self.cfg.dtype.load_dtype(&self.device),
                 train: w2s_models::Train::Nothing,
             },
         )

@@ -226,7 +226,7 @@ impl Attention {
                 for (x, &b) in row.iter_mut().zip(brow) {
                     *x += b;
                 }
-                fast(|| softmax_in_place(row));
+                fast(#[inline(always)] || softmax_in_place(row));
             }
             unsafe {
                 matmul(
@@ -345,7 +345,7 @@ impl Attention {
                         );
                     }
                     let prow = unsafe { std::slice::from_raw_parts(p.ptr, t * t) };
-                    fast(|| {
+                    fast(#[inline(always)] || {
                         for i in 0..t {
                             let pr = &prow[i * t..(i + 1) * t];
                             let dr = &mut ds[i * t..(i + 1) * t];

@@ -11,6 +11,7 @@
 //! `W2S_FUSED=0` (or [`set_enabled`]) switches every entry point to the composed path: `w2s
 //! bench` measures both in one invocation.
 pub mod attention;
+pub mod bf16;
 pub mod linear;
 mod matmul;
 pub mod norm;
@@ -24,6 +25,7 @@ pub use norm::{
     composed_layer_norm, composed_rms_norm, fused_layer_norm, fused_rms_norm, layer_norm, rms_norm,
 };
 pub use rope::{composed_rotary, fused_rotary, rotary};
+pub use simd::level_name as simd_level;
 
 use candle_core::{DType, Tensor};
 use std::sync::atomic::{AtomicU8, Ordering};

@@ -4,13 +4,14 @@
 //! copy, the bias gradient is a serial reduction over rows, and GELU's backward is about a dozen
 //! ops with a scalar erf. Here backward computes `dz = g ⊙ act′(z)` in one parallel pass,
 //! `dx = dz·W`, `dW = dzᵀ·x` directly as `[out, in]`, and `db` as per-thread column sums.
+use crate::bf16;
 use crate::matmul::{matmul, Mat, Threads};
 use crate::real::{cpu_slice, Real};
 use crate::simd::fast;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Rows a parallel element-wise task takes at a time.
 const ROWS_PER_TASK: usize = 32;
@@ -66,29 +67,32 @@ impl Act {
 /// function, so each element loop is compiled (and vectorised) for one activation.
 macro_rules! with_act {
     ($act:expr, |$f:ident| $body:expr) => {
+        with_act!($act, T, |$f| $body)
+    };
+    ($act:expr, $t:ty, |$f:ident| $body:expr) => {
         match $act {
             Act::Identity => {
-                let $f = identity::<T>;
+                let $f = identity::<$t>;
                 $body
             }
             Act::GeluErf => {
-                let $f = gelu_erf::<T>;
+                let $f = gelu_erf::<$t>;
                 $body
             }
             Act::GeluTanh => {
-                let $f = gelu_tanh::<T>;
+                let $f = gelu_tanh::<$t>;
                 $body
             }
             Act::QuickGelu => {
-                let $f = quick_gelu::<T>;
+                let $f = quick_gelu::<$t>;
                 $body
             }
             Act::Silu => {
-                let $f = silu::<T>;
+                let $f = silu::<$t>;
                 $body
             }
             Act::Relu => {
-                let $f = relu::<T>;
+                let $f = relu::<$t>;
                 $body
             }
         }
@@ -148,6 +152,8 @@ struct Linear {
     keep: bool,
     /// The pre-activation `z` (kept only when there is an activation).
     saved: Mutex<Option<CpuStorage>>,
+    /// The frozen weight rounded to bf16, when bf16 products are on ([`crate::bf16`]).
+    bf16: Option<(bf16::Kernel, Arc<bf16::PackedWeight>)>,
 }
 
 /// A 2-D weight's strides and offset (frozen weights may be transposed views, as GPT-2's are).
@@ -187,26 +193,11 @@ impl Linear {
         }
         let rows = x.len() / in_dim.max(1);
         let mut z = vec![T::ZERO; rows * out_dim];
-        // SAFETY: x and W are live for the call and z is ours.
-        unsafe {
-            matmul(
-                rows,
-                out_dim,
-                in_dim,
-                z.as_mut_ptr(),
-                out_dim as isize,
-                false,
-                Mat::rows(x.as_ptr(), in_dim),
-                w.t(),
-                T::ONE,
-                Threads::All,
-            );
-        }
-        let mut shape = dims.to_vec();
-        *shape.last_mut().expect("rank ≥ 1") = out_dim;
-        let shape = Shape::from(shape);
-        let chunk = out_dim * ROWS_PER_TASK;
-        // Bias and activation in one pass over the rows; in place unless backward needs z.
+        let frozen_bf16 = self.bf16.as_ref().and_then(|(kernel, packed)| {
+            Some((*kernel, packed, T::as_f32(x)?, T::as_f32_mut(&mut z)?))
+        });
+        // The bias and activation join the bf16 product unless backward needs z itself.
+        let epilogue_fused = self.act == Act::Identity || !self.keep;
         let zeros;
         let bias: &[T] = match b {
             Some(b) => b,
@@ -215,9 +206,52 @@ impl Linear {
                 &zeros
             }
         };
-        if self.act == Act::Identity || !self.keep {
+        if let Some((kernel, packed, x32, z32)) = frozen_bf16 {
+            let bias32 = T::as_f32(bias).expect("f32 like x");
+            if epilogue_fused {
+                with_act!(self.act, f32, |f| bf16::matmul(kernel, x32, packed, z32, &|rows| {
+                    fast(
+                        #[inline(always)]
+                        || {
+                            for row in rows.chunks_mut(out_dim) {
+                                for (v, &bb) in row.iter_mut().zip(bias32) {
+                                    *v = f(*v + bb).0;
+                                }
+                            }
+                        },
+                    )
+                }));
+                let mut shape = dims.to_vec();
+                *shape.last_mut().expect("rank ≥ 1") = out_dim;
+                return Ok((T::wrap(z), Shape::from(shape)));
+            }
+            bf16::matmul(kernel, x32, packed, z32, &|_| {});
+        } else {
+            // SAFETY: x and W are live for the call and z is ours.
+            unsafe {
+                matmul(
+                rows,
+                out_dim,
+                in_dim,
+                z.as_mut_ptr(),
+                out_dim as isize,
+                false,
+                Mat::rows(x.as_ptr(), in_dim),
+                    w.t(),
+                    T::ONE,
+                    Threads::All,
+                );
+            }
+        }
+        let mut shape = dims.to_vec();
+        *shape.last_mut().expect("rank ≥ 1") = out_dim;
+        let shape = Shape::from(shape);
+        let chunk = out_dim * ROWS_PER_TASK;
+        // Bias and activation in one pass over the rows; in place unless backward needs z.
+        if epilogue_fused {
             if self.act != Act::Identity || b.is_some() {
                 with_act!(self.act, |f| z.par_chunks_mut(chunk).for_each(|z| fast(
+                    #[inline(always)]
                     || {
                         for row in z.chunks_mut(out_dim) {
                             for (v, &bb) in row.iter_mut().zip(bias) {
@@ -233,7 +267,7 @@ impl Linear {
         with_act!(self.act, |f| y
             .par_chunks_mut(chunk)
             .zip(z.par_chunks_mut(chunk))
-            .for_each(|(y, z)| fast(|| {
+            .for_each(|(y, z)| fast(#[inline(always)] || {
                 for (yr, zr) in y.chunks_mut(out_dim).zip(z.chunks_mut(out_dim)) {
                     for ((y, z), &bb) in yr.iter_mut().zip(zr.iter_mut()).zip(bias) {
                         *z += bb;
@@ -274,7 +308,7 @@ impl Linear {
                 .par_chunks_mut(chunk)
                 .zip(g.par_chunks(chunk))
                 .zip(z.par_chunks(chunk))
-                .for_each(|((d, g), z)| fast(|| {
+                .for_each(|((d, g), z)| fast(#[inline(always)] || {
                     for ((d, &g), &z) in d.iter_mut().zip(g).zip(z) {
                         *d = g * f(z).1;
                     }
@@ -450,10 +484,18 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Result<Te
 pub fn fused_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Result<Tensor> {
     let x = x.contiguous()?;
     let keep = x.track_op() || w.track_op() || b.is_some_and(|b| b.track_op());
+    // Only frozen f32 weights take the bf16 products; trained ones stay f32 throughout.
+    let bf16 = match bf16::active() {
+        Some(kernel) if !w.track_op() && w.dtype() == DType::F32 => {
+            Some((kernel, bf16::packed(w)?))
+        }
+        _ => None,
+    };
     let op = Linear {
         act,
         keep,
         saved: Mutex::new(None),
+        bf16,
     };
     match (b, keep) {
         (Some(b), true) => x.apply_op3(w, b, op),

@@ -53,7 +53,7 @@ impl Norm {
             .zip(stats.par_chunks_mut(2 * ROWS_PER_TASK))
             .enumerate()
             .for_each(|(c, (out, stats))| {
-                fast(|| {
+                fast(#[inline(always)] || {
                     for (r, (y, st)) in out.chunks_mut(dim).zip(stats.chunks_mut(2)).enumerate() {
                         let row = c * ROWS_PER_TASK + r;
                         let xr = &x[row * dim..(row + 1) * dim];
@@ -138,7 +138,7 @@ impl Norm {
                 let (dw, db) = acc.split_at_mut(dim);
                 let first = c * ROWS_PER_TASK;
                 let last = (first + ROWS_PER_TASK).min(rows);
-                fast(|| {
+                fast(#[inline(always)] || {
                     for row in first..last {
                         let (xr, gr) = (
                             &xv[row * dim..(row + 1) * dim],

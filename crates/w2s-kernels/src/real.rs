@@ -58,6 +58,10 @@ pub trait Real:
     fn all<'a>(storage: &'a CpuStorage, op: &str) -> Result<&'a [Self]>;
     /// A buffer as candle storage.
     fn wrap(v: Vec<Self>) -> CpuStorage;
+    /// The buffer as f32, when this is f32 (the bf16 products take f32 only).
+    fn as_f32(v: &[Self]) -> Option<&[f32]>;
+    /// The buffer as mutable f32, when this is f32.
+    fn as_f32_mut(v: &mut [Self]) -> Option<&mut [f32]>;
 }
 
 impl Real for f64 {
@@ -86,6 +90,12 @@ impl Real for f64 {
     }
     fn wrap(v: Vec<f64>) -> CpuStorage {
         CpuStorage::F64(v)
+    }
+    fn as_f32(_: &[f64]) -> Option<&[f32]> {
+        None
+    }
+    fn as_f32_mut(_: &mut [f64]) -> Option<&mut [f32]> {
+        None
     }
 }
 
@@ -121,6 +131,12 @@ impl Real for f32 {
     }
     fn wrap(v: Vec<f32>) -> CpuStorage {
         CpuStorage::F32(v)
+    }
+    fn as_f32(v: &[f32]) -> Option<&[f32]> {
+        Some(v)
+    }
+    fn as_f32_mut(v: &mut [f32]) -> Option<&mut [f32]> {
+        Some(v)
     }
 }
 

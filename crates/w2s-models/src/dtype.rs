@@ -1,5 +1,5 @@
 //! `--dtype`: the precision of frozen weights and of the forward pass.
-use candle_core::DType;
+use candle_core::{DType, Device};
 use serde::{Deserialize, Serialize};
 
 /// Precision of frozen weights (probe features, frozen layers, LoRA's base) and of the forward
@@ -24,6 +24,28 @@ impl WeightDtype {
             WeightDtype::Bf16 => DType::BF16,
             WeightDtype::F16 => DType::F16,
         }
+    }
+
+    /// The dtype weights load in on `device`. bf16 on a CPU with AMX or AVX512-BF16 loads f32 and
+    /// turns on [`w2s_kernels::bf16`]'s products for frozen weights (the norms, softmax and
+    /// activations then stay on the fused f32 kernels, as under autocast); elsewhere it is
+    /// [`WeightDtype::candle`]. The switch is process-wide: one process computes in one dtype.
+    pub fn load_dtype(&self, device: &Device) -> DType {
+        let bf16_products = self.bf16_products_on(device).is_some();
+        if w2s_kernels::bf16::set_active(bf16_products).is_some() {
+            DType::F32
+        } else {
+            self.candle()
+        }
+    }
+
+    /// The kernel that [`WeightDtype::load_dtype`] would run bf16 products on (`"amx"`,
+    /// `"avx512-bf16"`), or `None` where this dtype loads as itself.
+    pub fn bf16_products_on(&self, device: &Device) -> Option<&'static str> {
+        if *self != WeightDtype::Bf16 || !device.is_cpu() {
+            return None;
+        }
+        w2s_kernels::bf16::best_kernel().map(|k| k.name())
     }
 
     /// Command-line name.

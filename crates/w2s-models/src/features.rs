@@ -76,6 +76,10 @@ impl FeatureRequest<'_> {
         if !self.dtype.is_default() {
             desc["dtype"] = self.dtype.name().into();
         }
+        // bf16 products of f32 activations round differently from a forward pass all in bf16.
+        if let Some(kernel) = self.dtype.bf16_products_on(device) {
+            desc["bf16_products"] = kernel.into();
+        }
         w2s_assets::cache::sha256_bytes(desc.to_string().as_bytes())[..16].to_string()
     }
 
@@ -146,7 +150,7 @@ pub fn cached_features(
         req.model,
         &LoadRequest {
             device,
-            dtype: req.dtype.candle(),
+            dtype: req.dtype.load_dtype(device),
             train: Train::Nothing,
         },
     )?;

@@ -82,7 +82,7 @@ impl EncoderClassifier {
         };
         let load = LoadRequest {
             device,
-            dtype: req.dtype.candle(),
+            dtype: req.dtype.load_dtype(device),
             train,
         };
         let mut encoder = Encoder::load_with(source, &load)?;
