@@ -272,7 +272,7 @@ pub fn matmul(
     epilogue: &(dyn Fn(&mut [f32]) + Sync),
 ) {
     let (n, k) = (w.n, w.k);
-    let m = if k == 0 { dst.len() / n.max(1) } else { x.len() / k };
+    let m = x.len().checked_div(k).unwrap_or(dst.len() / n.max(1));
     assert!(x.len() == m * k && dst.len() == m * n, "bf16 matmul shapes");
     if m == 0 || n == 0 {
         return;
@@ -300,11 +300,14 @@ pub fn matmul(
 }
 
 fn round_row(src: &[f32], dst: &mut [u16]) {
-    crate::simd::fast(#[inline(always)] || {
-        for (d, &s) in dst.iter_mut().zip(src) {
-            *d = to_bf16(s);
-        }
-    })
+    crate::simd::fast(
+        #[inline(always)]
+        || {
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = to_bf16(s);
+            }
+        },
+    )
 }
 
 /// Scalar products of the rounded values; the order of the f32 sums is the only difference from
@@ -433,8 +436,10 @@ unsafe fn avx512_rows(a: &[u16], w: &PackedWeight, rows: usize, dst: &mut [f32])
             let mut acc = [[_mm512_setzero_ps(); 2]; MICRO];
             let ap = a.as_ptr().add(i0 * w.kp) as *const i32;
             for p in 0..pairs {
-                let w0: __m512bh = std::mem::transmute(_mm512_loadu_si512(b0.add(p * 2 * COLS) as *const _));
-                let w1: __m512bh = std::mem::transmute(_mm512_loadu_si512(b1.add(p * 2 * COLS) as *const _));
+                let w0: __m512bh =
+                    std::mem::transmute(_mm512_loadu_si512(b0.add(p * 2 * COLS) as *const _));
+                let w1: __m512bh =
+                    std::mem::transmute(_mm512_loadu_si512(b1.add(p * 2 * COLS) as *const _));
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let x: __m512bh =
                         std::mem::transmute(_mm512_set1_epi32(*ap.add(r * pairs + p)));

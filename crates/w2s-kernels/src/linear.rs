@@ -209,18 +209,24 @@ impl Linear {
         if let Some((kernel, packed, x32, z32)) = frozen_bf16 {
             let bias32 = T::as_f32(bias).expect("f32 like x");
             if epilogue_fused {
-                with_act!(self.act, f32, |f| bf16::matmul(kernel, x32, packed, z32, &|rows| {
-                    fast(
-                        #[inline(always)]
-                        || {
-                            for row in rows.chunks_mut(out_dim) {
-                                for (v, &bb) in row.iter_mut().zip(bias32) {
-                                    *v = f(*v + bb).0;
+                with_act!(self.act, f32, |f| bf16::matmul(
+                    kernel,
+                    x32,
+                    packed,
+                    z32,
+                    &|rows| {
+                        fast(
+                            #[inline(always)]
+                            || {
+                                for row in rows.chunks_mut(out_dim) {
+                                    for (v, &bb) in row.iter_mut().zip(bias32) {
+                                        *v = f(*v + bb).0;
+                                    }
                                 }
-                            }
-                        },
-                    )
-                }));
+                            },
+                        )
+                    }
+                ));
                 let mut shape = dims.to_vec();
                 *shape.last_mut().expect("rank ≥ 1") = out_dim;
                 return Ok((T::wrap(z), Shape::from(shape)));
@@ -230,13 +236,13 @@ impl Linear {
             // SAFETY: x and W are live for the call and z is ours.
             unsafe {
                 matmul(
-                rows,
-                out_dim,
-                in_dim,
-                z.as_mut_ptr(),
-                out_dim as isize,
-                false,
-                Mat::rows(x.as_ptr(), in_dim),
+                    rows,
+                    out_dim,
+                    in_dim,
+                    z.as_mut_ptr(),
+                    out_dim as isize,
+                    false,
+                    Mat::rows(x.as_ptr(), in_dim),
                     w.t(),
                     T::ONE,
                     Threads::All,
@@ -267,14 +273,17 @@ impl Linear {
         with_act!(self.act, |f| y
             .par_chunks_mut(chunk)
             .zip(z.par_chunks_mut(chunk))
-            .for_each(|(y, z)| fast(#[inline(always)] || {
-                for (yr, zr) in y.chunks_mut(out_dim).zip(z.chunks_mut(out_dim)) {
-                    for ((y, z), &bb) in yr.iter_mut().zip(zr.iter_mut()).zip(bias) {
-                        *z += bb;
-                        *y = f(*z).0;
+            .for_each(|(y, z)| fast(
+                #[inline(always)]
+                || {
+                    for (yr, zr) in y.chunks_mut(out_dim).zip(z.chunks_mut(out_dim)) {
+                        for ((y, z), &bb) in yr.iter_mut().zip(zr.iter_mut()).zip(bias) {
+                            *z += bb;
+                            *y = f(*z).0;
+                        }
                     }
                 }
-            })));
+            )));
         *self.saved.lock().expect("linear state") = Some(T::wrap(z));
         Ok((T::wrap(y), shape))
     }
@@ -308,11 +317,14 @@ impl Linear {
                 .par_chunks_mut(chunk)
                 .zip(g.par_chunks(chunk))
                 .zip(z.par_chunks(chunk))
-                .for_each(|((d, g), z)| fast(#[inline(always)] || {
-                    for ((d, &g), &z) in d.iter_mut().zip(g).zip(z) {
-                        *d = g * f(z).1;
+                .for_each(|((d, g), z)| fast(
+                    #[inline(always)]
+                    || {
+                        for ((d, &g), &z) in d.iter_mut().zip(g).zip(z) {
+                            *d = g * f(z).1;
+                        }
                     }
-                })));
+                )));
             dz_owned = d;
             &dz_owned
         };

@@ -53,37 +53,41 @@ impl Norm {
             .zip(stats.par_chunks_mut(2 * ROWS_PER_TASK))
             .enumerate()
             .for_each(|(c, (out, stats))| {
-                fast(#[inline(always)] || {
-                    for (r, (y, st)) in out.chunks_mut(dim).zip(stats.chunks_mut(2)).enumerate() {
-                        let row = c * ROWS_PER_TASK + r;
-                        let xr = &x[row * dim..(row + 1) * dim];
-                        let mean = match kind {
-                            Kind::Layer => lane_sum(dim, |i| xr[i]) * inv_n,
-                            Kind::Rms { .. } => T::ZERO,
-                        };
-                        let var = lane_sum(dim, |i| (xr[i] - mean) * (xr[i] - mean)) * inv_n;
-                        let rstd = T::ONE / (var + eps).sqrt();
-                        st[0] = mean;
-                        st[1] = rstd;
-                        match (kind, b) {
-                            (Kind::Layer, Some(b)) => {
-                                for i in 0..dim {
-                                    y[i] = (xr[i] - mean) * rstd * w[i] + b[i];
+                fast(
+                    #[inline(always)]
+                    || {
+                        for (r, (y, st)) in out.chunks_mut(dim).zip(stats.chunks_mut(2)).enumerate()
+                        {
+                            let row = c * ROWS_PER_TASK + r;
+                            let xr = &x[row * dim..(row + 1) * dim];
+                            let mean = match kind {
+                                Kind::Layer => lane_sum(dim, |i| xr[i]) * inv_n,
+                                Kind::Rms { .. } => T::ZERO,
+                            };
+                            let var = lane_sum(dim, |i| (xr[i] - mean) * (xr[i] - mean)) * inv_n;
+                            let rstd = T::ONE / (var + eps).sqrt();
+                            st[0] = mean;
+                            st[1] = rstd;
+                            match (kind, b) {
+                                (Kind::Layer, Some(b)) => {
+                                    for i in 0..dim {
+                                        y[i] = (xr[i] - mean) * rstd * w[i] + b[i];
+                                    }
                                 }
-                            }
-                            (Kind::Rms { plus_one: true }, _) => {
-                                for i in 0..dim {
-                                    y[i] = xr[i] * rstd * (T::ONE + w[i]);
+                                (Kind::Rms { plus_one: true }, _) => {
+                                    for i in 0..dim {
+                                        y[i] = xr[i] * rstd * (T::ONE + w[i]);
+                                    }
                                 }
-                            }
-                            _ => {
-                                for i in 0..dim {
-                                    y[i] = (xr[i] - mean) * rstd * w[i];
+                                _ => {
+                                    for i in 0..dim {
+                                        y[i] = (xr[i] - mean) * rstd * w[i];
+                                    }
                                 }
                             }
                         }
-                    }
-                })
+                    },
+                )
             });
         if self.keep {
             *self.saved.lock().expect("norm state") = Some(T::wrap(stats));
@@ -138,35 +142,39 @@ impl Norm {
                 let (dw, db) = acc.split_at_mut(dim);
                 let first = c * ROWS_PER_TASK;
                 let last = (first + ROWS_PER_TASK).min(rows);
-                fast(#[inline(always)] || {
-                    for row in first..last {
-                        let (xr, gr) = (
-                            &xv[row * dim..(row + 1) * dim],
-                            &g[row * dim..(row + 1) * dim],
-                        );
-                        let (mean, rstd) = (stats[2 * row], stats[2 * row + 1]);
-                        let sum_gw = lane_sum(dim, |i| gr[i] * scale(i));
-                        let sum_gwx = lane_sum(dim, |i| gr[i] * scale(i) * ((xr[i] - mean) * rstd));
-                        for i in 0..dim {
-                            let xhat = (xr[i] - mean) * rstd;
-                            dw[i] += gr[i] * xhat;
-                            db[i] += gr[i];
-                        }
-                        if want_x {
-                            let local = row - first;
-                            let d = &mut dxc[local * dim..(local + 1) * dim];
-                            let (m1, m2) = (sum_gw * inv_n, sum_gwx * inv_n);
+                fast(
+                    #[inline(always)]
+                    || {
+                        for row in first..last {
+                            let (xr, gr) = (
+                                &xv[row * dim..(row + 1) * dim],
+                                &g[row * dim..(row + 1) * dim],
+                            );
+                            let (mean, rstd) = (stats[2 * row], stats[2 * row + 1]);
+                            let sum_gw = lane_sum(dim, |i| gr[i] * scale(i));
+                            let sum_gwx =
+                                lane_sum(dim, |i| gr[i] * scale(i) * ((xr[i] - mean) * rstd));
                             for i in 0..dim {
                                 let xhat = (xr[i] - mean) * rstd;
-                                let gw = gr[i] * scale(i);
-                                d[i] = match kind {
-                                    Kind::Layer => rstd * (gw - m1 - xhat * m2),
-                                    Kind::Rms { .. } => rstd * (gw - xhat * m2),
-                                };
+                                dw[i] += gr[i] * xhat;
+                                db[i] += gr[i];
+                            }
+                            if want_x {
+                                let local = row - first;
+                                let d = &mut dxc[local * dim..(local + 1) * dim];
+                                let (m1, m2) = (sum_gw * inv_n, sum_gwx * inv_n);
+                                for i in 0..dim {
+                                    let xhat = (xr[i] - mean) * rstd;
+                                    let gw = gr[i] * scale(i);
+                                    d[i] = match kind {
+                                        Kind::Layer => rstd * (gw - m1 - xhat * m2),
+                                        Kind::Rms { .. } => rstd * (gw - xhat * m2),
+                                    };
+                                }
                             }
                         }
-                    }
-                })
+                    },
+                )
             });
         let mut dw = vec![T::ZERO; dim];
         let mut db = vec![T::ZERO; dim];

@@ -52,7 +52,8 @@ fn every_kernel_matches_the_rounded_product_and_the_f32_one_within_bf16() {
                     let (mut rounded, mut exact, mut size) = (0f64, 0f64, 0f64);
                     for c in 0..k {
                         let (a, b) = (x[i * k + c], w[j * k + c]);
-                        rounded += f64::from(from_bf16(to_bf16(a))) * f64::from(from_bf16(to_bf16(b)));
+                        rounded +=
+                            f64::from(from_bf16(to_bf16(a))) * f64::from(from_bf16(to_bf16(b)));
                         exact += f64::from(a) * f64::from(b);
                         size += f64::from(a.abs() * b.abs());
                     }
@@ -83,15 +84,29 @@ fn strided_weights_pack_as_their_transpose() {
     let w: Vec<f32> = (0..n * k).map(|i| wt[(i % k) * n + i / k]).collect();
     let x = random(&mut rng, m * k);
     let (mut a, mut b) = (vec![0f32; m * n], vec![0f32; m * n]);
-    bf16::matmul(Kernel::Portable, &x, &PackedWeight::pack(&w, n, k, k, 1), &mut a, &|_| {});
-    bf16::matmul(Kernel::Portable, &x, &PackedWeight::pack(&wt, n, k, 1, n), &mut b, &|_| {});
+    bf16::matmul(
+        Kernel::Portable,
+        &x,
+        &PackedWeight::pack(&w, n, k, k, 1),
+        &mut a,
+        &|_| {},
+    );
+    bf16::matmul(
+        Kernel::Portable,
+        &x,
+        &PackedWeight::pack(&wt, n, k, 1, n),
+        &mut b,
+        &|_| {},
+    );
     assert_eq!(a, b);
 }
 
 #[test]
 fn fused_linear_uses_bf16_for_frozen_weights_only() -> candle_core::Result<()> {
     let Some(kernel) = bf16::best_kernel() else {
-        eprintln!("no AMX or AVX512-BF16 on this CPU: bf16 products are not offered, nothing to check");
+        eprintln!(
+            "no AMX or AVX512-BF16 on this CPU: bf16 products are not offered, nothing to check"
+        );
         assert_eq!(bf16::set_active(true), None);
         assert_eq!(bf16::active(), None);
         return Ok(());
@@ -119,10 +134,17 @@ fn fused_linear_uses_bf16_for_frozen_weights_only() -> candle_core::Result<()> {
     let off_out = fused_linear(&x, &w, Some(&b), Act::GeluErf)?;
     let a = f32_out.flatten_all()?.to_vec1::<f32>()?;
     let c = bf16_out.flatten_all()?.to_vec1::<f32>()?;
-    let worst = a.iter().zip(&c).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+    let worst = a
+        .iter()
+        .zip(&c)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0f32, f32::max);
     // |x·w| ≤ 96 terms of |a·b| < 1 with 2⁻⁸ relative error each: about 0.1 at most; seen ~0.02.
     assert!(worst < 0.1, "bf16 against f32 differs by up to {worst}");
-    assert!(worst > 0.0, "the bf16 path gave exactly the f32 result: did it run?");
+    assert!(
+        worst > 0.0,
+        "the bf16 path gave exactly the f32 result: did it run?"
+    );
     assert_eq!(c, through, "the kept and the fused epilogue differ");
     assert_eq!(a, trained_out.flatten_all()?.to_vec1::<f32>()?);
     assert_eq!(a, off_out.flatten_all()?.to_vec1::<f32>()?);
