@@ -120,9 +120,7 @@ fn amx_request() -> bool {
 /// `W2S_BF16_KERNEL=amx|avx512-bf16|portable` picks one, if available.
 pub fn best_kernel() -> Option<Kernel> {
     if let Ok(name) = std::env::var("W2S_BF16_KERNEL") {
-        let pick = [Kernel::Amx, Kernel::Avx512, Kernel::Portable]
-            .into_iter()
-            .find(|k| k.name() == name);
+        let pick = KERNELS.into_iter().find(|k| k.name() == name);
         return pick.filter(|k| k.available());
     }
     [Kernel::Amx, Kernel::Avx512]
@@ -130,23 +128,24 @@ pub fn best_kernel() -> Option<Kernel> {
         .find(|k| k.available())
 }
 
-/// 0: off; 1: on.
+/// The kernel frozen products use: 0 while off, else 1 + its index in [`KERNELS`].
 static ACTIVE: AtomicU8 = AtomicU8::new(0);
+const KERNELS: [Kernel; 3] = [Kernel::Amx, Kernel::Avx512, Kernel::Portable];
 
 /// Turns bf16 products of frozen weights on or off for the whole process. Returns the kernel
 /// that will run, or `None` (and stays off) when the CPU has neither AMX nor AVX512-BF16.
 pub fn set_active(on: bool) -> Option<Kernel> {
     let kernel = if on { best_kernel() } else { None };
-    ACTIVE.store(u8::from(kernel.is_some()), Ordering::Relaxed);
+    let code = kernel.map_or(0, |k| 1 + KERNELS.iter().position(|&c| c == k).unwrap_or(0));
+    ACTIVE.store(code as u8, Ordering::Relaxed);
     kernel
 }
 
 /// The kernel frozen products use now, if bf16 products are on.
 pub fn active() -> Option<Kernel> {
-    if ACTIVE.load(Ordering::Relaxed) == 1 {
-        best_kernel()
-    } else {
-        None
+    match ACTIVE.load(Ordering::Relaxed) {
+        0 => None,
+        code => KERNELS.get(usize::from(code) - 1).copied(),
     }
 }
 

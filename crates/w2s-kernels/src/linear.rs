@@ -147,6 +147,21 @@ fn relu<T: Real>(z: T) -> (T, T) {
     }
 }
 
+/// `row ← act(row + bias)` for each row of `rows` (rows of `bias.len()`), vectorised.
+#[inline(always)]
+fn bias_act_in_place<T: Real>(rows: &mut [T], bias: &[T], f: impl Fn(T) -> (T, T)) {
+    fast(
+        #[inline(always)]
+        || {
+            for row in rows.chunks_mut(bias.len()) {
+                for (v, &bb) in row.iter_mut().zip(bias) {
+                    *v = f(*v + bb).0;
+                }
+            }
+        },
+    )
+}
+
 struct Linear {
     act: Act,
     keep: bool,
@@ -196,8 +211,13 @@ impl Linear {
         let frozen_bf16 = self.bf16.as_ref().and_then(|(kernel, packed)| {
             Some((*kernel, packed, T::as_f32(x)?, T::as_f32_mut(&mut z)?))
         });
-        // The bias and activation join the bf16 product unless backward needs z itself.
-        let epilogue_fused = self.act == Act::Identity || !self.keep;
+        let mut shape = dims.to_vec();
+        *shape.last_mut().expect("rank ≥ 1") = out_dim;
+        let shape = Shape::from(shape);
+        // Bias and activation go in place unless backward needs z itself, and need no pass at
+        // all for a plain Linear without bias.
+        let in_place = self.act == Act::Identity || !self.keep;
+        let needs_pass = self.act != Act::Identity || b.is_some();
         let zeros;
         let bias: &[T] = match b {
             Some(b) => b,
@@ -207,29 +227,17 @@ impl Linear {
             }
         };
         if let Some((kernel, packed, x32, z32)) = frozen_bf16 {
-            let bias32 = T::as_f32(bias).expect("f32 like x");
-            if epilogue_fused {
+            if in_place && needs_pass {
+                // In the product's epilogue, while each task's rows are in cache.
+                let bias32 = T::as_f32(bias).expect("f32 like x");
                 with_act!(self.act, f32, |f| bf16::matmul(
                     kernel,
                     x32,
                     packed,
                     z32,
-                    &|rows| {
-                        fast(
-                            #[inline(always)]
-                            || {
-                                for row in rows.chunks_mut(out_dim) {
-                                    for (v, &bb) in row.iter_mut().zip(bias32) {
-                                        *v = f(*v + bb).0;
-                                    }
-                                }
-                            },
-                        )
-                    }
+                    &|rows| bias_act_in_place(rows, bias32, f)
                 ));
-                let mut shape = dims.to_vec();
-                *shape.last_mut().expect("rank ≥ 1") = out_dim;
-                return Ok((T::wrap(z), Shape::from(shape)));
+                return Ok((T::wrap(z), shape));
             }
             bf16::matmul(kernel, x32, packed, z32, &|_| {});
         } else {
@@ -249,23 +257,12 @@ impl Linear {
                 );
             }
         }
-        let mut shape = dims.to_vec();
-        *shape.last_mut().expect("rank ≥ 1") = out_dim;
-        let shape = Shape::from(shape);
         let chunk = out_dim * ROWS_PER_TASK;
-        // Bias and activation in one pass over the rows; in place unless backward needs z.
-        if epilogue_fused {
-            if self.act != Act::Identity || b.is_some() {
-                with_act!(self.act, |f| z.par_chunks_mut(chunk).for_each(|z| fast(
-                    #[inline(always)]
-                    || {
-                        for row in z.chunks_mut(out_dim) {
-                            for (v, &bb) in row.iter_mut().zip(bias) {
-                                *v = f(*v + bb).0;
-                            }
-                        }
-                    }
-                )));
+        if in_place {
+            if needs_pass {
+                with_act!(self.act, |f| z
+                    .par_chunks_mut(chunk)
+                    .for_each(|z| bias_act_in_place(z, bias, f)));
             }
             return Ok((T::wrap(z), shape));
         }
