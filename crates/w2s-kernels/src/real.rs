@@ -199,7 +199,11 @@ pub fn lane_max<T: Real>(xs: &[T]) -> T {
 pub fn exp_f32(x: f32) -> f32 {
     let x = x.clamp(-87.3, 88.7);
     // Round to nearest by adding and removing 1.5·2²³ (no libm call, so the loop vectorises).
-    let n = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
+    // The sum's low mantissa bits hold n itself: reading them replaces `n as i32`, whose
+    // saturating semantics compile to a scalar convert-and-cmov per lane.
+    let shifted = x * std::f32::consts::LOG2_E + 12_582_912.0;
+    let n = shifted - 12_582_912.0;
+    let n_int = shifted.to_bits() as i32 - 0x4B40_0000;
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let p = 1.987_569_1e-4;
     let p = p * r + 1.398_199_9e-3;
@@ -209,7 +213,7 @@ pub fn exp_f32(x: f32) -> f32 {
     let p = p * r + 0.5;
     let er = 1.0 + r + r * r * p;
     // n is in [-126, 128] after the clamp; 2^128 is split as 2^127 · 2 so the bits stay finite.
-    let n = n as i32;
+    let n = n_int;
     let half = n >> 1;
     let s1 = f32::from_bits(((half + 127) as u32) << 23);
     let s2 = f32::from_bits(((n - half + 127) as u32) << 23);
