@@ -46,6 +46,11 @@ no MFU is printed for --lora or --train-layers). --composed also times w2s with 
 kernels off (W2S_FUSED=0): the composed candle path they replace. `loss` is the mean training
 loss of the timed steps: the same ids and weights give the same number on any device.
 
+--rounds N runs the matmul peak and every side N times, alternating w2s and PyTorch, so that a
+noisy neighbour on a shared machine slows both sides rather than one. Each side then reports its
+fastest round (the highest peak counts for MFU, the largest peak RSS is printed) and the ratio of
+each round is printed as well.
+
 `sweep` runs the probe sweep DATA x every weaker -> stronger pair of MODELS x LOSSES x SEEDS
 twice in scratch folders, both from nothing: once with one runner (each model's features are
 computed once and every run reuses them, as `w2s sweep` does), and once with a fresh runner,
@@ -56,7 +61,7 @@ same accuracies run by run.
 Examples:
   w2s bench gemm --model minilm-l6
   w2s bench embed --model minilm-l6 --composed
-  w2s bench train --model mpnet-base --batch 16 --seq 128
+  w2s bench train --model mpnet-base --batch 16 --seq 128 --rounds 3
   w2s bench train --model hf:Qwen/Qwen2-0.5B --lora 8 --dtype bf16
   w2s bench sweep --seeds 1 --max-rows 200")]
 pub struct BenchArgs {
@@ -86,6 +91,9 @@ pub struct BenchArgs {
     /// Also time w2s with its fused CPU kernels off (the composed path they replace).
     #[arg(long)]
     composed: bool,
+    /// Rounds of every side, alternating w2s and PyTorch; each side reports its best round.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    rounds: usize,
     /// Python interpreter for the PyTorch reference.
     #[arg(long, default_value = "python3")]
     python: String,
@@ -431,14 +439,56 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
     let device = w2s_models::default_device();
     let cpu = cpu_model();
     let shapes = step_shapes(&args, &source, &device)?;
-    let gemm = if device.is_cuda() {
-        None
-    } else {
-        Some(gemm_peak(&args, &shapes)?)
-    };
+    let torch_ok = torch_available(&args);
+    let mut rounds: Vec<Round> = Vec::with_capacity(args.rounds.max(1));
+    for _ in 0..args.rounds.max(1) {
+        let gemm = if device.is_cuda() {
+            None
+        } else {
+            Some(gemm_peak(&args, &shapes)?)
+        };
+        if args.kind == BenchKind::Gemm {
+            rounds.push(Round {
+                gemm,
+                ..Round::default()
+            });
+            continue;
+        }
+        let w2s = w2s_side(&args, &source, &device)?;
+        let composed = if args.composed {
+            w2s_kernels::set_enabled(false);
+            let side = w2s_side(&args, &source, &device)?;
+            w2s_kernels::set_enabled(true);
+            Some(side)
+        } else {
+            None
+        };
+        let (torch, torch_eager) = match &torch_ok {
+            Ok(()) => (
+                Some(torch_side(&args, &source, &device, "sdpa")?),
+                Some(torch_side(&args, &source, &device, "eager")?),
+            ),
+            Err(_) => (None, None),
+        };
+        rounds.push(Round {
+            gemm,
+            w2s: Some(w2s),
+            composed,
+            torch,
+            torch_eager,
+        });
+    }
+    let gemm = best_gemm(rounds.iter_mut().filter_map(|r| r.gemm.take()));
     if args.kind == BenchKind::Gemm {
         return print_gemm(&args, &cpu, gemm.as_ref());
     }
+    let round_ratios: Vec<f64> = rounds
+        .iter()
+        .filter_map(|r| {
+            let t = r.torch.as_ref()?["tokens_per_second"].as_f64()?;
+            Some(r.w2s.as_ref()?.tokens_per_second / t)
+        })
+        .collect();
     let full = args.lora.is_none() && args.train_layers.is_none();
     let flops = match args.kind {
         BenchKind::Train => 3.0 * shapes.forward_flops,
@@ -449,22 +499,15 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
         let peak = gemm.as_ref()?.peak;
         (full && peak > 0.0).then(|| flops * tps / tokens / (peak * 1e9))
     };
-    let w2s = w2s_side(&args, &source, &device)?;
-    let composed = if args.composed {
-        w2s_kernels::set_enabled(false);
-        let side = w2s_side(&args, &source, &device)?;
-        w2s_kernels::set_enabled(true);
-        Some(side)
-    } else {
-        None
+    let w2s = best_w2s(rounds.iter_mut().filter_map(|r| r.w2s.take()))
+        .context("w2s bench: no round ran")?;
+    let composed = best_w2s(rounds.iter_mut().filter_map(|r| r.composed.take()));
+    let torch: std::result::Result<serde_json::Value, String> = match torch_ok {
+        Ok(()) => best_torch(rounds.iter_mut().filter_map(|r| r.torch.take()))
+            .ok_or_else(|| "no PyTorch round ran".to_string()),
+        Err(note) => Err(note),
     };
-    let (torch, torch_eager) = match torch_available(&args) {
-        Ok(()) => (
-            Ok(torch_side(&args, &source, &device, "sdpa")?),
-            Some(torch_side(&args, &source, &device, "eager")?),
-        ),
-        Err(note) => (Err(note), None),
-    };
+    let torch_eager = best_torch(rounds.iter_mut().filter_map(|r| r.torch_eager.take()));
     let torch_tps = torch
         .as_ref()
         .ok()
@@ -485,7 +528,8 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
                 "model_flops_per_step": flops, "matmul_peak_gflops": gemm.as_ref().map(|g| g.peak),
                 "w2s": side_json(&w2s), "w2s_composed": composed.as_ref().map(side_json),
                 "pytorch": torch.as_ref().ok(), "pytorch_eager": torch_eager,
-                "ratio_w2s_over_pytorch": ratio, "note": torch.as_ref().err(),
+                "ratio_w2s_over_pytorch": ratio, "ratio_per_round": round_ratios,
+                "rounds": args.rounds.max(1), "note": torch.as_ref().err(),
             })
         );
         return Ok(());
@@ -494,8 +538,13 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
         Some(kernel) => format!("bf16 products on {kernel} (weights rounded, f32 elsewhere)"),
         None => args.dtype.clone(),
     };
+    let best_of = if args.rounds > 1 {
+        format!(", best of {} rounds", args.rounds)
+    } else {
+        String::new()
+    };
     println!(
-        "{:?} {} batch {} x {} tokens, median of {} steps, {precision} on {}",
+        "{:?} {} batch {} x {} tokens, median of {} steps{best_of}, {precision} on {}",
         args.kind, args.model, args.batch, args.seq, args.steps, w2s.device
     );
     println!("  cpu      {cpu}");
@@ -557,7 +606,51 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
     if let Some(r) = ratio {
         println!("  ratio w2s / pytorch (sdpa) = {r:.2}");
     }
+    if round_ratios.len() > 1 {
+        let each: Vec<String> = round_ratios.iter().map(|r| format!("{r:.2}")).collect();
+        println!("    (round by round: {})", each.join(", "));
+    }
     Ok(())
+}
+
+/// Everything one round of `w2s bench` measured; each field is taken out when the rounds are
+/// combined.
+#[derive(Default)]
+struct Round {
+    gemm: Option<GemmPeak>,
+    w2s: Option<W2sSide>,
+    composed: Option<W2sSide>,
+    torch: Option<serde_json::Value>,
+    torch_eager: Option<serde_json::Value>,
+}
+
+/// The round with the highest peak (each round's shapes are the same).
+fn best_gemm(rounds: impl Iterator<Item = GemmPeak>) -> Option<GemmPeak> {
+    rounds.max_by(|a, b| a.peak.total_cmp(&b.peak))
+}
+
+/// The fastest round, with the largest peak RSS of any round.
+fn best_w2s(rounds: impl Iterator<Item = W2sSide>) -> Option<W2sSide> {
+    let all: Vec<W2sSide> = rounds.collect();
+    let rss = all.iter().map(|s| s.peak_rss_mb).fold(0f64, f64::max);
+    let mut best = all
+        .into_iter()
+        .max_by(|a, b| a.tokens_per_second.total_cmp(&b.tokens_per_second))?;
+    best.peak_rss_mb = rss;
+    Some(best)
+}
+
+/// The fastest PyTorch round, with the largest peak RSS of any round.
+fn best_torch(rounds: impl Iterator<Item = serde_json::Value>) -> Option<serde_json::Value> {
+    let all: Vec<serde_json::Value> = rounds.collect();
+    let tps = |v: &serde_json::Value| v["tokens_per_second"].as_f64().unwrap_or(f64::NAN);
+    let rss = all
+        .iter()
+        .filter_map(|v| v["peak_rss_mb"].as_f64())
+        .fold(0f64, f64::max);
+    let mut best = all.into_iter().max_by(|a, b| tps(a).total_cmp(&tps(b)))?;
+    best["peak_rss_mb"] = serde_json::json!(rss);
+    Some(best)
 }
 
 fn print_gemm(args: &BenchArgs, cpu: &str, gemm: Option<&GemmPeak>) -> Result<()> {
@@ -588,4 +681,41 @@ fn print_gemm(args: &BenchArgs, cpu: &str, gemm: Option<&GemmPeak>) -> Result<()
     }
     println!("  peak {:.0} GFLOP/s", g.peak);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(tokens_per_second: f64, peak_rss_mb: f64) -> W2sSide {
+        W2sSide {
+            tokens_per_second,
+            peak_rss_mb,
+            check: 0.5,
+            device: "Cpu".into(),
+        }
+    }
+
+    #[test]
+    fn rounds_combine_into_the_fastest_round_and_the_largest_peak_memory() {
+        let w2s = best_w2s([side(90.0, 700.0), side(120.0, 650.0), side(100.0, 800.0)].into_iter())
+            .expect("three rounds");
+        assert_eq!((w2s.tokens_per_second, w2s.peak_rss_mb), (120.0, 800.0));
+        let torch = best_torch(
+            [
+                serde_json::json!({"tokens_per_second": 80.0, "peak_rss_mb": 1500.0}),
+                serde_json::json!({"tokens_per_second": 95.0, "peak_rss_mb": 1400.0}),
+            ]
+            .into_iter(),
+        )
+        .expect("two rounds");
+        assert_eq!(torch["tokens_per_second"], 95.0);
+        assert_eq!(torch["peak_rss_mb"], 1500.0);
+        assert!(best_w2s(std::iter::empty()).is_none());
+        let peaks = [50.0, 70.0, 60.0].map(|peak| GemmPeak {
+            rows: Vec::new(),
+            peak,
+        });
+        assert_eq!(best_gemm(peaks.into_iter()).map(|g| g.peak), Some(70.0));
+    }
 }
