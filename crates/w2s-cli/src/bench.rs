@@ -393,15 +393,16 @@ struct GemmPeak {
     peak: f64,
 }
 
-fn gemm_peak(args: &BenchArgs, shapes: &StepShapes) -> Result<GemmPeak> {
+/// The peak at `shapes` and 2048³; `torch` says whether PyTorch is there to time as well.
+fn gemm_peak(args: &BenchArgs, shapes: &StepShapes, torch: bool) -> Result<GemmPeak> {
     let mut all = shapes.products.clone();
     all.push((2048, 2048, 2048));
     let w2s: Vec<f64> = all
         .iter()
         .map(|&(m, n, k)| w2s_kernels::gemm_rate(m, n, k, 5))
         .collect();
-    let torch: Vec<Option<f64>> = match torch_available(args) {
-        Ok(()) => {
+    let torch: Vec<Option<f64>> = match torch {
+        true => {
             let spec: Vec<String> = all.iter().map(|(m, n, k)| format!("{m},{n},{k}")).collect();
             let extra = [
                 "gemm".to_string(),
@@ -412,7 +413,7 @@ fn gemm_peak(args: &BenchArgs, shapes: &StepShapes) -> Result<GemmPeak> {
             let v = torch_script(args, &extra)?;
             (0..all.len()).map(|i| v["gflops"][i].as_f64()).collect()
         }
-        Err(_) => vec![None; all.len()],
+        false => vec![None; all.len()],
     };
     let peak = w2s
         .iter()
@@ -440,54 +441,36 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
     let cpu = cpu_model();
     let shapes = step_shapes(&args, &source, &device)?;
     let torch_ok = torch_available(&args);
-    let mut rounds: Vec<Round> = Vec::with_capacity(args.rounds.max(1));
-    for _ in 0..args.rounds.max(1) {
-        let gemm = if device.is_cuda() {
-            None
-        } else {
-            Some(gemm_peak(&args, &shapes)?)
-        };
+    let rounds = args.rounds.max(1);
+    // Round by round, one entry a round.
+    let (mut peaks, mut w2s_runs, mut composed_runs) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut torch_runs, mut eager_runs) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        if !device.is_cuda() {
+            peaks.push(gemm_peak(&args, &shapes, torch_ok.is_ok())?);
+        }
         if args.kind == BenchKind::Gemm {
-            rounds.push(Round {
-                gemm,
-                ..Round::default()
-            });
             continue;
         }
-        let w2s = w2s_side(&args, &source, &device)?;
-        let composed = if args.composed {
+        w2s_runs.push(w2s_side(&args, &source, &device)?);
+        if args.composed {
             w2s_kernels::set_enabled(false);
-            let side = w2s_side(&args, &source, &device)?;
+            composed_runs.push(w2s_side(&args, &source, &device)?);
             w2s_kernels::set_enabled(true);
-            Some(side)
-        } else {
-            None
-        };
-        let (torch, torch_eager) = match &torch_ok {
-            Ok(()) => (
-                Some(torch_side(&args, &source, &device, "sdpa")?),
-                Some(torch_side(&args, &source, &device, "eager")?),
-            ),
-            Err(_) => (None, None),
-        };
-        rounds.push(Round {
-            gemm,
-            w2s: Some(w2s),
-            composed,
-            torch,
-            torch_eager,
-        });
+        }
+        if torch_ok.is_ok() {
+            torch_runs.push(torch_side(&args, &source, &device, "sdpa")?);
+            eager_runs.push(torch_side(&args, &source, &device, "eager")?);
+        }
     }
-    let gemm = best_gemm(rounds.iter_mut().filter_map(|r| r.gemm.take()));
+    let gemm = best_gemm(peaks);
     if args.kind == BenchKind::Gemm {
         return print_gemm(&args, &cpu, gemm.as_ref());
     }
-    let round_ratios: Vec<f64> = rounds
+    let round_ratios: Vec<f64> = w2s_runs
         .iter()
-        .filter_map(|r| {
-            let t = r.torch.as_ref()?["tokens_per_second"].as_f64()?;
-            Some(r.w2s.as_ref()?.tokens_per_second / t)
-        })
+        .zip(&torch_runs)
+        .map(|(w, t)| w.tokens_per_second / torch_tps(t))
         .collect();
     let full = args.lora.is_none() && args.train_layers.is_none();
     let flops = match args.kind {
@@ -499,20 +482,18 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
         let peak = gemm.as_ref()?.peak;
         (full && peak > 0.0).then(|| flops * tps / tokens / (peak * 1e9))
     };
-    let w2s = best_w2s(rounds.iter_mut().filter_map(|r| r.w2s.take()))
-        .context("w2s bench: no round ran")?;
-    let composed = best_w2s(rounds.iter_mut().filter_map(|r| r.composed.take()));
+    let w2s = best_w2s(w2s_runs).context("w2s bench: no round ran")?;
+    let composed = best_w2s(composed_runs);
     let torch: std::result::Result<serde_json::Value, String> = match torch_ok {
-        Ok(()) => best_torch(rounds.iter_mut().filter_map(|r| r.torch.take()))
-            .ok_or_else(|| "no PyTorch round ran".to_string()),
+        Ok(()) => best_torch(torch_runs).ok_or_else(|| "no PyTorch round ran".to_string()),
         Err(note) => Err(note),
     };
-    let torch_eager = best_torch(rounds.iter_mut().filter_map(|r| r.torch_eager.take()));
-    let torch_tps = torch
+    let torch_eager = best_torch(eager_runs);
+    let ratio = torch
         .as_ref()
         .ok()
-        .and_then(|v| v["tokens_per_second"].as_f64());
-    let ratio = torch_tps.map(|t| w2s.tokens_per_second / t);
+        .and_then(|v| v["tokens_per_second"].as_f64())
+        .map(|t| w2s.tokens_per_second / t);
     let side_json = |s: &W2sSide| {
         serde_json::json!({"tokens_per_second": s.tokens_per_second, "peak_rss_mb": s.peak_rss_mb,
             "check": s.check, "mfu": mfu(s.tokens_per_second)})
@@ -529,7 +510,7 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
                 "w2s": side_json(&w2s), "w2s_composed": composed.as_ref().map(side_json),
                 "pytorch": torch.as_ref().ok(), "pytorch_eager": torch_eager,
                 "ratio_w2s_over_pytorch": ratio, "ratio_per_round": round_ratios,
-                "rounds": args.rounds.max(1), "note": torch.as_ref().err(),
+                "rounds": rounds, "note": torch.as_ref().err(),
             })
         );
         return Ok(());
@@ -538,8 +519,8 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
         Some(kernel) => format!("bf16 products on {kernel} (weights rounded, f32 elsewhere)"),
         None => args.dtype.clone(),
     };
-    let best_of = if args.rounds > 1 {
-        format!(", best of {} rounds", args.rounds)
+    let best_of = if rounds > 1 {
+        format!(", best of {rounds} rounds")
     } else {
         String::new()
     };
@@ -576,7 +557,7 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
         line("w2s composed", c);
     }
     let torch_line = |name: &str, v: &serde_json::Value| {
-        let tps = v["tokens_per_second"].as_f64().unwrap_or(f64::NAN);
+        let tps = torch_tps(v);
         println!(
             "  {name:<14} {tps:>7.0} tokens/s   peak RSS {:>6.0} MB   {}   (torch {}, {} threads)",
             v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
@@ -613,42 +594,40 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// Everything one round of `w2s bench` measured; each field is taken out when the rounds are
-/// combined.
-#[derive(Default)]
-struct Round {
-    gemm: Option<GemmPeak>,
-    w2s: Option<W2sSide>,
-    composed: Option<W2sSide>,
-    torch: Option<serde_json::Value>,
-    torch_eager: Option<serde_json::Value>,
-}
-
 /// The round with the highest peak (each round's shapes are the same).
-fn best_gemm(rounds: impl Iterator<Item = GemmPeak>) -> Option<GemmPeak> {
-    rounds.max_by(|a, b| a.peak.total_cmp(&b.peak))
+fn best_gemm(rounds: Vec<GemmPeak>) -> Option<GemmPeak> {
+    rounds.into_iter().max_by(|a, b| a.peak.total_cmp(&b.peak))
 }
 
-/// The fastest round, with the largest peak RSS of any round.
-fn best_w2s(rounds: impl Iterator<Item = W2sSide>) -> Option<W2sSide> {
-    let all: Vec<W2sSide> = rounds.collect();
-    let rss = all.iter().map(|s| s.peak_rss_mb).fold(0f64, f64::max);
-    let mut best = all
+/// A PyTorch side's tokens/s (NaN when the script did not report it).
+fn torch_tps(v: &serde_json::Value) -> f64 {
+    v["tokens_per_second"].as_f64().unwrap_or(f64::NAN)
+}
+
+/// The fastest of some rounds by `tps`, and the largest `rss` of any of them.
+fn fastest<T>(
+    rounds: Vec<T>,
+    tps: impl Fn(&T) -> f64,
+    rss: impl Fn(&T) -> f64,
+) -> Option<(T, f64)> {
+    let largest = rounds.iter().map(&rss).fold(0f64, f64::max);
+    let best = rounds
         .into_iter()
-        .max_by(|a, b| a.tokens_per_second.total_cmp(&b.tokens_per_second))?;
+        .max_by(|a, b| tps(a).total_cmp(&tps(b)))?;
+    Some((best, largest))
+}
+
+/// The fastest w2s round, with the largest peak RSS of any round.
+fn best_w2s(rounds: Vec<W2sSide>) -> Option<W2sSide> {
+    let (mut best, rss) = fastest(rounds, |s| s.tokens_per_second, |s| s.peak_rss_mb)?;
     best.peak_rss_mb = rss;
     Some(best)
 }
 
 /// The fastest PyTorch round, with the largest peak RSS of any round.
-fn best_torch(rounds: impl Iterator<Item = serde_json::Value>) -> Option<serde_json::Value> {
-    let all: Vec<serde_json::Value> = rounds.collect();
-    let tps = |v: &serde_json::Value| v["tokens_per_second"].as_f64().unwrap_or(f64::NAN);
-    let rss = all
-        .iter()
-        .filter_map(|v| v["peak_rss_mb"].as_f64())
-        .fold(0f64, f64::max);
-    let mut best = all.into_iter().max_by(|a, b| tps(a).total_cmp(&tps(b)))?;
+fn best_torch(rounds: Vec<serde_json::Value>) -> Option<serde_json::Value> {
+    let rss_of = |v: &serde_json::Value| v["peak_rss_mb"].as_f64().unwrap_or(0.0);
+    let (mut best, rss) = fastest(rounds, torch_tps, rss_of)?;
     best["peak_rss_mb"] = serde_json::json!(rss);
     Some(best)
 }
@@ -698,24 +677,25 @@ mod tests {
 
     #[test]
     fn rounds_combine_into_the_fastest_round_and_the_largest_peak_memory() {
-        let w2s = best_w2s([side(90.0, 700.0), side(120.0, 650.0), side(100.0, 800.0)].into_iter())
-            .expect("three rounds");
+        let w2s = best_w2s(vec![
+            side(90.0, 700.0),
+            side(120.0, 650.0),
+            side(100.0, 800.0),
+        ])
+        .expect("three rounds");
         assert_eq!((w2s.tokens_per_second, w2s.peak_rss_mb), (120.0, 800.0));
-        let torch = best_torch(
-            [
-                serde_json::json!({"tokens_per_second": 80.0, "peak_rss_mb": 1500.0}),
-                serde_json::json!({"tokens_per_second": 95.0, "peak_rss_mb": 1400.0}),
-            ]
-            .into_iter(),
-        )
+        let torch = best_torch(vec![
+            serde_json::json!({"tokens_per_second": 80.0, "peak_rss_mb": 1500.0}),
+            serde_json::json!({"tokens_per_second": 95.0, "peak_rss_mb": 1400.0}),
+        ])
         .expect("two rounds");
         assert_eq!(torch["tokens_per_second"], 95.0);
         assert_eq!(torch["peak_rss_mb"], 1500.0);
-        assert!(best_w2s(std::iter::empty()).is_none());
+        assert!(best_w2s(Vec::new()).is_none());
         let peaks = [50.0, 70.0, 60.0].map(|peak| GemmPeak {
             rows: Vec::new(),
             peak,
         });
-        assert_eq!(best_gemm(peaks.into_iter()).map(|g| g.peak), Some(70.0));
+        assert_eq!(best_gemm(peaks.into()).map(|g| g.peak), Some(70.0));
     }
 }

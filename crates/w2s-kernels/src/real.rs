@@ -213,10 +213,9 @@ pub fn exp_f32(x: f32) -> f32 {
     let p = p * r + 0.5;
     let er = 1.0 + r + r * r * p;
     // n is in [-126, 128] after the clamp; 2^128 is split as 2^127 · 2 so the bits stay finite.
-    let n = n_int;
-    let half = n >> 1;
+    let half = n_int >> 1;
     let s1 = f32::from_bits(((half + 127) as u32) << 23);
-    let s2 = f32::from_bits(((n - half + 127) as u32) << 23);
+    let s2 = f32::from_bits(((n_int - half + 127) as u32) << 23);
     er * s1 * s2
 }
 
