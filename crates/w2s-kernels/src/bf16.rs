@@ -417,20 +417,30 @@ fn copy_out(c: &[f32], j0: usize, rows: usize, n: usize, dst: &mut [f32]) {
 const MICRO: usize = 8;
 
 /// One task's 32 rows with `vdpbf16ps`: 8 rows × 2 column blocks at a time, one pair of `k` per
-/// step, the pair of each row broadcast.
+/// step, the pair of each row broadcast. Results go straight to `dst` through masked stores
+/// instead of through a staging block and a copy.
 ///
 /// # Safety
-/// The CPU must have AVX-512F and AVX512-BF16; `a` is `[32][kp]`.
+/// The CPU must have AVX-512F and AVX512-BF16; `a` is `[32][kp]`, `dst` is `[rows][n]`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn avx512_rows(a: &[u16], w: &PackedWeight, rows: usize, dst: &mut [f32]) {
     use std::arch::x86_64::*;
     let n = w.n;
     let pairs = w.kp / 2;
-    let mut c = [0f32; ROWS * 2 * COLS];
+    // Lanes of a 16-column block that lie inside n.
+    let mask = |j0: usize| -> __mmask16 {
+        match n.saturating_sub(j0) {
+            0 => 0,
+            c if c >= COLS => !0,
+            c => (1u16 << c) - 1,
+        }
+    };
     for b in (0..w.blocks).step_by(2) {
         let b0 = w.block(b, 0);
         let b1 = w.block(b + 1, 0);
+        let j0 = b * COLS;
+        let masks = [mask(j0), mask(j0 + COLS)];
         for i0 in (0..rows).step_by(MICRO) {
             let mut acc = [[_mm512_setzero_ps(); 2]; MICRO];
             let ap = a.as_ptr().add(i0 * w.kp) as *const i32;
@@ -446,13 +456,16 @@ unsafe fn avx512_rows(a: &[u16], w: &PackedWeight, rows: usize, dst: &mut [f32])
                     acc[1] = _mm512_dpbf16_ps(acc[1], x, w1);
                 }
             }
-            for (r, acc) in acc.iter().enumerate() {
-                let row = c.as_mut_ptr().add((i0 + r) * 2 * COLS);
-                _mm512_storeu_ps(row, acc[0]);
-                _mm512_storeu_ps(row.add(COLS), acc[1]);
+            // Rows past `rows` are the zero padding of `a`: not stored.
+            for (r, acc) in acc.iter().enumerate().take(rows - i0) {
+                let row = dst.as_mut_ptr().add((i0 + r) * n + j0);
+                for (h, (&v, &m)) in acc.iter().zip(&masks).enumerate() {
+                    if m != 0 {
+                        _mm512_mask_storeu_ps(row.add(h * COLS), m, v);
+                    }
+                }
             }
         }
-        copy_out(&c, b * COLS, rows, n, dst);
     }
 }
 
