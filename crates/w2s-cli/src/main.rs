@@ -54,6 +54,9 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// How long candle's element-wise pool spins before it parks (candle 0.11's variable).
+const SPIN_LIMIT: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
+
 fn main() -> std::process::ExitCode {
     // Die quietly on a closed pipe (`w2s fetch --list | head`) like other Unix tools, instead of
     // panicking on the failed write.
@@ -61,6 +64,13 @@ fn main() -> std::process::ExitCode {
     // SAFETY: restoring the default disposition of SIGPIPE before any thread is started.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    // candle runs element-wise ops on a pool of its own whose threads spin 25,000 turns after
+    // each op, taking a core from gemm's rayon pool meanwhile (3.9% of a MiniLM-L6 training
+    // profile on 2 cores, 0.04% with this limit; docs/results.md). A short spin makes them park
+    // instead. A limit the user set is kept.
+    if std::env::var_os(SPIN_LIMIT).is_none() {
+        std::env::set_var(SPIN_LIMIT, "200");
     }
     let cli = Cli::parse();
     let default_level = if cli.quiet { "warn" } else { "info" };
