@@ -401,19 +401,18 @@ fn gemm_peak(args: &BenchArgs, shapes: &StepShapes, torch: bool) -> Result<GemmP
         .iter()
         .map(|&(m, n, k)| w2s_kernels::gemm_rate(m, n, k, 5))
         .collect();
-    let torch: Vec<Option<f64>> = match torch {
-        true => {
-            let spec: Vec<String> = all.iter().map(|(m, n, k)| format!("{m},{n},{k}")).collect();
-            let extra = [
-                "gemm".to_string(),
-                "-".to_string(),
-                "--shapes".to_string(),
-                spec.join(";"),
-            ];
-            let v = torch_script(args, &extra)?;
-            (0..all.len()).map(|i| v["gflops"][i].as_f64()).collect()
-        }
-        false => vec![None; all.len()],
+    let torch: Vec<Option<f64>> = if torch {
+        let spec: Vec<String> = all.iter().map(|(m, n, k)| format!("{m},{n},{k}")).collect();
+        let extra = [
+            "gemm".to_string(),
+            "-".to_string(),
+            "--shapes".to_string(),
+            spec.join(";"),
+        ];
+        let v = torch_script(args, &extra)?;
+        (0..all.len()).map(|i| v["gflops"][i].as_f64()).collect()
+    } else {
+        vec![None; all.len()]
     };
     let peak = w2s
         .iter()
