@@ -10,7 +10,7 @@
 //! `[b, t, heads·d]`, so no split or merge copies are made. Grouped-query attention reads the
 //! shared key/value head directly instead of repeating it.
 use crate::matmul::{matmul, Mat, Shared, SharedMut, Threads};
-use crate::real::{cpu_slice, lane_max, lane_sum, Real};
+use crate::real::{cpu_slice, lane_max, lane_sum, Fresh, Real};
 use crate::simd::fast;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
@@ -182,12 +182,8 @@ impl Attention {
         let (b, h, t, dv) = (q.b, q.heads, q.t, v.d);
         let groups = h / k.heads;
         let scale = T::of(self.scale);
-        let mut out = vec![T::ZERO; b * t * h * dv];
-        let mut probs = if self.keep {
-            vec![T::ZERO; b * h * t * t]
-        } else {
-            Vec::new()
-        };
+        let mut out = Fresh::<T>::new(b * t * h * dv);
+        let mut probs = Fresh::<T>::new(if self.keep { b * h * t * t } else { 0 });
         let bias_guard = self.bias.values.storage_and_layout();
         let bias_data = cpu_slice::<T>(&bias_guard.0, None, "attention bias")?;
         let bias_strides = self.bias.strides;
@@ -199,7 +195,8 @@ impl Attention {
         let pout = SharedMut(out.as_mut_ptr());
         let pbias = Shared(bias_data.as_ptr());
         let keep = self.keep;
-        let task = |task: usize, p: &mut [T]| {
+        // `p` is the task's `[t, t]` probabilities, unwritten until the first product.
+        let task = |task: usize, p: *mut T| {
             let (bi, hi) = (task / h, task % h);
             let kh = hi / groups;
             // SAFETY: q/k/v are read-only for the call; each task writes only its own
@@ -209,7 +206,7 @@ impl Attention {
                     t,
                     t,
                     q.d,
-                    p.as_mut_ptr(),
+                    p,
                     t as isize,
                     false,
                     q.mat(pq.get(), bi, hi),
@@ -218,6 +215,8 @@ impl Attention {
                     Threads::One,
                 );
             }
+            // SAFETY: the product above wrote all t·t elements, and they are this task's.
+            let p = unsafe { std::slice::from_raw_parts_mut(p, t * t) };
             for i in 0..t {
                 let row = &mut p[i * t..(i + 1) * t];
                 let at = bi * bias_strides[0] + hi * bias_strides[1] + i * bias_strides[2];
@@ -248,15 +247,18 @@ impl Attention {
         };
         if keep {
             probs
+                .slots()
                 .par_chunks_mut(t * t)
                 .enumerate()
-                .for_each(|(i, p)| task(i, p));
+                .for_each(|(i, p)| task(i, p.as_mut_ptr().cast()));
         } else {
             (0..b * h)
                 .into_par_iter()
-                .for_each_init(|| vec![T::ZERO; t * t], |p, i| task(i, p));
+                .for_each_init(|| vec![T::ZERO; t * t], |p, i| task(i, p.as_mut_ptr()));
         }
         drop(bias_guard);
+        // SAFETY: every (batch, head) task wrote its probabilities and its columns of `out`.
+        let (out, probs) = unsafe { (out.assume_init(), probs.assume_init()) };
         if keep {
             *self.saved.lock().expect("attention state") = Some(Saved {
                 probs: T::wrap(probs),
@@ -296,17 +298,17 @@ impl Attention {
             k.contiguous(args[1].rank()),
             v.contiguous(args[2].rank()),
         );
-        let mut dq = vec![T::ZERO; if want[0] { q.len() } else { 0 }];
-        let mut dk = vec![T::ZERO; if want[1] { k.len() } else { 0 }];
-        let mut dvv = vec![T::ZERO; if want[2] { v.len() } else { 0 }];
-        let mut dbias = vec![
-            T::ZERO;
-            if self.dbias.is_some() {
-                b * h * t * t
-            } else {
-                0
-            }
-        ];
+        // Written in full by the products below: the first head of each group writes dk and dv
+        // (later ones accumulate), and every head writes its own columns of dq.
+        let mut dq = Fresh::<T>::new(if want[0] { q.len() } else { 0 });
+        let mut dk = Fresh::<T>::new(if want[1] { k.len() } else { 0 });
+        let mut dvv = Fresh::<T>::new(if want[2] { v.len() } else { 0 });
+        // Each (batch, head) copies its score gradient in when one is wanted.
+        let mut dbias = Fresh::<T>::new(if self.dbias.is_some() {
+            b * h * t * t
+        } else {
+            0
+        });
         let (pq, pk, pv) = (
             Shared(datas[0].as_ptr()),
             Shared(datas[1].as_ptr()),
@@ -395,6 +397,15 @@ impl Attention {
             },
         );
         drop(guards);
+        // SAFETY: see where they are made.
+        let (dq, dk, dvv, dbias) = unsafe {
+            (
+                dq.assume_init(),
+                dk.assume_init(),
+                dvv.assume_init(),
+                dbias.assume_init(),
+            )
+        };
         let dev = grad.device();
         let wrap = |buf: Vec<T>, want: bool, arg: &Tensor| -> Result<Option<Tensor>> {
             if !want {

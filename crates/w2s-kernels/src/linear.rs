@@ -6,7 +6,7 @@
 //! `dx = dz·W`, `dW = dzᵀ·x` directly as `[out, in]`, and `db` as per-thread column sums.
 use crate::bf16;
 use crate::matmul::{matmul, Mat, Threads};
-use crate::real::{cpu_slice, Real};
+use crate::real::{cpu_slice, Fresh, Real};
 use crate::simd::fast;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
@@ -207,10 +207,7 @@ impl Linear {
             candle_core::bail!("{n}: input {dims:?} against a weight [{out_dim}, {in_dim}]");
         }
         let rows = x.len() / in_dim.max(1);
-        let mut z = vec![T::ZERO; rows * out_dim];
-        let frozen_bf16 = self.bf16.as_ref().and_then(|(kernel, packed)| {
-            Some((*kernel, packed, T::as_f32(x)?, T::as_f32_mut(&mut z)?))
-        });
+        let frozen_bf16 = self.bf16.as_ref().filter(|_| T::as_f32(x).is_some());
         let mut shape = dims.to_vec();
         *shape.last_mut().expect("rank ≥ 1") = out_dim;
         let shape = Shape::from(shape);
@@ -226,12 +223,16 @@ impl Linear {
                 &zeros
             }
         };
-        if let Some((kernel, packed, x32, z32)) = frozen_bf16 {
+        let mut z = if let Some((kernel, packed)) = frozen_bf16 {
+            // Zero-filled: the bf16 products take a slice.
+            let mut z = vec![T::ZERO; rows * out_dim];
+            let x32 = T::as_f32(x).expect("checked above");
+            let z32 = T::as_f32_mut(&mut z).expect("f32 like x");
             if in_place && needs_pass {
                 // In the product's epilogue, while each task's rows are in cache.
                 let bias32 = T::as_f32(bias).expect("f32 like x");
                 with_act!(self.act, f32, |f| bf16::matmul(
-                    kernel,
+                    *kernel,
                     x32,
                     packed,
                     z32,
@@ -239,9 +240,11 @@ impl Linear {
                 ));
                 return Ok((T::wrap(z), shape));
             }
-            bf16::matmul(kernel, x32, packed, z32, &|_| {});
+            bf16::matmul(*kernel, x32, packed, z32, &|_| {});
+            z
         } else {
-            // SAFETY: x and W are live for the call and z is ours.
+            let mut z = Fresh::new(rows * out_dim);
+            // SAFETY: x and W are live for the call and z is ours; the product writes all of z.
             unsafe {
                 matmul(
                     rows,
@@ -255,8 +258,9 @@ impl Linear {
                     T::ONE,
                     Threads::All,
                 );
+                z.assume_init()
             }
-        }
+        };
         let chunk = out_dim * ROWS_PER_TASK;
         if in_place {
             if needs_pass {
@@ -266,8 +270,9 @@ impl Linear {
             }
             return Ok((T::wrap(z), shape));
         }
-        let mut y = vec![T::ZERO; z.len()];
+        let mut y = Fresh::new(z.len());
         with_act!(self.act, |f| y
+            .slots()
             .par_chunks_mut(chunk)
             .zip(z.par_chunks_mut(chunk))
             .for_each(|(y, z)| fast(
@@ -276,11 +281,13 @@ impl Linear {
                     for (yr, zr) in y.chunks_mut(out_dim).zip(z.chunks_mut(out_dim)) {
                         for ((y, z), &bb) in yr.iter_mut().zip(zr.iter_mut()).zip(bias) {
                             *z += bb;
-                            *y = f(*z).0;
+                            y.write(f(*z).0);
                         }
                     }
                 }
             )));
+        // SAFETY: the loop wrote every row of y.
+        let y = unsafe { y.assume_init() };
         *self.saved.lock().expect("linear state") = Some(T::wrap(z));
         Ok((T::wrap(y), shape))
     }
@@ -308,9 +315,10 @@ impl Linear {
                 candle_core::bail!("{n}: backward without a saved forward (run twice?)")
             };
             let z = T::all(&z, n)?;
-            let mut d = vec![T::ZERO; g.len()];
+            let mut d = Fresh::new(g.len());
             let chunk = out_dim * ROWS_PER_TASK;
             with_act!(self.act, |f| d
+                .slots()
                 .par_chunks_mut(chunk)
                 .zip(g.par_chunks(chunk))
                 .zip(z.par_chunks(chunk))
@@ -318,11 +326,12 @@ impl Linear {
                     #[inline(always)]
                     || {
                         for ((d, &g), &z) in d.iter_mut().zip(g).zip(z) {
-                            *d = g * f(z).1;
+                            d.write(g * f(z).1);
                         }
                     }
                 )));
-            dz_owned = d;
+            // SAFETY: the loop wrote every element of d.
+            dz_owned = unsafe { d.assume_init() };
             &dz_owned
         };
         let dev = x.device();
@@ -331,9 +340,9 @@ impl Linear {
             let (ws, wl) = w.storage_and_layout();
             let wall = cpu_slice::<T>(&ws, None, n)?;
             let (wm, _, _) = weight_mat(wall.as_ptr(), wl, n)?;
-            let mut dx = vec![T::ZERO; rows * in_dim];
-            // SAFETY: dz and W are live and read-only, dx is ours.
-            unsafe {
+            let mut dx = Fresh::new(rows * in_dim);
+            // SAFETY: dz and W are live and read-only, dx is ours and written in full.
+            let dx = unsafe {
                 matmul(
                     rows,
                     in_dim,
@@ -346,7 +355,8 @@ impl Linear {
                     T::ONE,
                     Threads::All,
                 );
-            }
+                dx.assume_init()
+            };
             Some(Tensor::from_vec(dx, x.shape(), dev)?)
         } else {
             None
@@ -354,9 +364,9 @@ impl Linear {
         let dw = if w.track_op() {
             let (xs, xl) = x.storage_and_layout();
             let xv = cpu_slice::<T>(&xs, Some(xl), n)?;
-            let mut dw = vec![T::ZERO; out_dim * in_dim];
+            let mut dw = Fresh::new(out_dim * in_dim);
             // SAFETY: as above.
-            unsafe {
+            let dw = unsafe {
                 matmul(
                     out_dim,
                     in_dim,
@@ -369,7 +379,8 @@ impl Linear {
                     T::ONE,
                     Threads::All,
                 );
-            }
+                dw.assume_init()
+            };
             Some(Tensor::from_vec(dw, (out_dim, in_dim), dev)?)
         } else {
             None

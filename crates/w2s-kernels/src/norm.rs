@@ -4,11 +4,12 @@
 //! ops backward. Here forward keeps each row's mean and 1/σ (two numbers a row), and backward is
 //! one pass over the rows for the input gradient plus per-thread partial sums for the weight and
 //! bias gradients.
-use crate::real::{cpu_slice, lane_sum, Real};
+use crate::real::{cpu_slice, lane_sum, zeroed, Fresh, Real};
 use crate::simd::fast;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
 /// Rows a parallel task takes at a time.
@@ -45,12 +46,13 @@ impl Norm {
             candle_core::bail!("norm: input {shape:?} against a weight of {dim}");
         }
         let rows = x.len() / dim;
-        let mut out = vec![T::ZERO; x.len()];
-        let mut stats = vec![T::ZERO; 2 * rows];
+        let mut out = Fresh::<T>::new(x.len());
+        let mut stats = Fresh::<T>::new(2 * rows);
         let (eps, kind) = (T::of(self.eps), self.kind);
         let inv_n = T::of(1.0 / dim as f64);
-        out.par_chunks_mut(dim * ROWS_PER_TASK)
-            .zip(stats.par_chunks_mut(2 * ROWS_PER_TASK))
+        out.slots()
+            .par_chunks_mut(dim * ROWS_PER_TASK)
+            .zip(stats.slots().par_chunks_mut(2 * ROWS_PER_TASK))
             .enumerate()
             .for_each(|(c, (out, stats))| {
                 fast(
@@ -66,22 +68,22 @@ impl Norm {
                             };
                             let var = lane_sum(dim, |i| (xr[i] - mean) * (xr[i] - mean)) * inv_n;
                             let rstd = T::ONE / (var + eps).sqrt();
-                            st[0] = mean;
-                            st[1] = rstd;
+                            st[0].write(mean);
+                            st[1].write(rstd);
                             match (kind, b) {
                                 (Kind::Layer, Some(b)) => {
                                     for i in 0..dim {
-                                        y[i] = (xr[i] - mean) * rstd * w[i] + b[i];
+                                        y[i].write((xr[i] - mean) * rstd * w[i] + b[i]);
                                     }
                                 }
                                 (Kind::Rms { plus_one: true }, _) => {
                                     for i in 0..dim {
-                                        y[i] = xr[i] * rstd * (T::ONE + w[i]);
+                                        y[i].write(xr[i] * rstd * (T::ONE + w[i]));
                                     }
                                 }
                                 _ => {
                                     for i in 0..dim {
-                                        y[i] = (xr[i] - mean) * rstd * w[i];
+                                        y[i].write((xr[i] - mean) * rstd * w[i]);
                                     }
                                 }
                             }
@@ -89,6 +91,8 @@ impl Norm {
                     },
                 )
             });
+        // SAFETY: every row wrote its statistics and all of its outputs.
+        let (out, stats) = unsafe { (out.assume_init(), stats.assume_init()) };
         if self.keep {
             *self.saved.lock().expect("norm state") = Some(T::wrap(stats));
         }
@@ -120,7 +124,7 @@ impl Norm {
         let inv_n = T::of(1.0 / dim as f64);
         let kind = self.kind;
         let want_x = x.track_op();
-        let mut dx = vec![T::ZERO; if want_x { xv.len() } else { 0 }];
+        let mut dx = Fresh::<T>::new(if want_x { xv.len() } else { 0 });
         let scale = |i: usize| match kind {
             Kind::Rms { plus_one: true } => T::ONE + wv[i],
             _ => wv[i],
@@ -128,17 +132,21 @@ impl Norm {
         // Per task: Σ g·x̂ and Σ g over its rows, summed afterwards.
         let chunk = ROWS_PER_TASK * dim;
         let tasks = rows.div_ceil(ROWS_PER_TASK);
-        let mut partial = vec![T::ZERO; tasks * 2 * dim];
-        let dx_chunks: Vec<&mut [T]> = if want_x {
-            dx.chunks_mut(chunk).collect()
+        // Zeroed by each task (a zero-filled buffer would be the zero page, copied on first write).
+        let mut partial = Fresh::<T>::new(tasks * 2 * dim);
+        let dx_chunks: Vec<&mut [MaybeUninit<T>]> = if want_x {
+            dx.slots().chunks_mut(chunk).collect()
         } else {
-            (0..tasks).map(|_| <&mut [T]>::default()).collect()
+            (0..tasks)
+                .map(|_| <&mut [MaybeUninit<T>]>::default())
+                .collect()
         };
         dx_chunks
             .into_par_iter()
-            .zip(partial.par_chunks_mut(2 * dim))
+            .zip(partial.slots().par_chunks_mut(2 * dim))
             .enumerate()
             .for_each(|(c, (dxc, acc))| {
+                let acc = zeroed(acc);
                 let (dw, db) = acc.split_at_mut(dim);
                 let first = c * ROWS_PER_TASK;
                 let last = (first + ROWS_PER_TASK).min(rows);
@@ -166,16 +174,18 @@ impl Norm {
                                 for i in 0..dim {
                                     let xhat = (xr[i] - mean) * rstd;
                                     let gw = gr[i] * scale(i);
-                                    d[i] = match kind {
+                                    d[i].write(match kind {
                                         Kind::Layer => rstd * (gw - m1 - xhat * m2),
                                         Kind::Rms { .. } => rstd * (gw - xhat * m2),
-                                    };
+                                    });
                                 }
                             }
                         }
                     },
                 )
             });
+        // SAFETY: when wanted, every row wrote its dx; every task zeroed its partial sums.
+        let (dx, partial) = unsafe { (dx.assume_init(), partial.assume_init()) };
         let mut dw = vec![T::ZERO; dim];
         let mut db = vec![T::ZERO; dim];
         for acc in partial.chunks(2 * dim) {

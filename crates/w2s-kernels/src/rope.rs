@@ -3,7 +3,7 @@
 //! Composed, each rotation narrows, negates, concatenates and multiplies (six fresh buffers of
 //! q's or k's size, forward and again backward). Here it is one pass each way; backward is the
 //! inverse rotation.
-use crate::real::{cpu_slice, Real};
+use crate::real::{cpu_slice, Fresh, Real};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
@@ -29,8 +29,9 @@ impl Rotary {
         let cos = cpu_slice::<T>(&cos_guard.0, None, "fused-rotary")?;
         let sin = cpu_slice::<T>(&sin_guard.0, None, "fused-rotary")?;
         let half = rot / 2;
-        let mut out = vec![T::ZERO; x.len()];
-        out.par_chunks_mut(d * t)
+        let mut out = Fresh::<T>::new(x.len());
+        out.slots()
+            .par_chunks_mut(d * t)
             .zip(x.par_chunks(d * t))
             .for_each(|(out, x)| {
                 for (p, (y, x)) in out.chunks_mut(d).zip(x.chunks(d)).enumerate() {
@@ -38,17 +39,20 @@ impl Rotary {
                     for j in 0..half {
                         let (a, b) = (x[j], x[j + half]);
                         if inverse {
-                            y[j] = a * c[j] + b * s[j + half];
-                            y[j + half] = b * c[j + half] - a * s[j];
+                            y[j].write(a * c[j] + b * s[j + half]);
+                            y[j + half].write(b * c[j + half] - a * s[j]);
                         } else {
-                            y[j] = a * c[j] - b * s[j];
-                            y[j + half] = b * c[j + half] + a * s[j + half];
+                            y[j].write(a * c[j] - b * s[j]);
+                            y[j + half].write(b * c[j + half] + a * s[j + half]);
                         }
                     }
-                    y[rot..].copy_from_slice(&x[rot..]);
+                    for (y, &x) in y[rot..].iter_mut().zip(&x[rot..]) {
+                        y.write(x);
+                    }
                 }
             });
-        Ok(out)
+        // SAFETY: rot is even, so the loops above wrote all d elements of every row.
+        Ok(unsafe { out.assume_init() })
     }
 }
 

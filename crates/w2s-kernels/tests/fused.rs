@@ -83,10 +83,16 @@ fn run(op: &Op, inputs: &[Input], weights: &[f64], dtype: DType) -> Result<(Vec<
     Ok((flat(&out)?, gs))
 }
 
+/// The largest difference relative to b's largest magnitude; infinite where either side is NaN
+/// (`f64::max` would skip it, and an unwritten output buffer starts as NaN in tests).
 fn rel_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
     let scale = b.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
-    a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+    let diff = |(x, y): (&f64, &f64)| match (x - y).abs() {
+        d if d.is_nan() => f64::INFINITY,
+        d => d,
+    };
+    a.iter().zip(b).map(diff).fold(0f64, f64::max) / scale
 }
 
 /// Fused and composed agree in f32 on values and every gradient.
