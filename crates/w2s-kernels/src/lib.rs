@@ -12,6 +12,7 @@
 //! bench` measures both in one invocation.
 pub mod attention;
 pub mod bf16;
+pub mod embedding;
 pub mod linear;
 mod matmul;
 pub mod norm;
@@ -20,6 +21,7 @@ pub mod rope;
 mod simd;
 
 pub use attention::{attention, composed_attention, fused_attention, AttentionShape};
+pub use embedding::{composed_embedding, embedding, fused_embedding};
 pub use linear::{composed_linear, fused_linear, linear, Act};
 pub use norm::{
     composed_layer_norm, composed_rms_norm, fused_layer_norm, fused_rms_norm, layer_norm, rms_norm,

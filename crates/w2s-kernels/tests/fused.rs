@@ -5,9 +5,9 @@ use candle_core::{DType, Device, Result, Shape, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use w2s_kernels::{
-    composed_attention, composed_layer_norm, composed_linear, composed_rms_norm, composed_rotary,
-    fused_attention, fused_layer_norm, fused_linear, fused_rms_norm, fused_rotary, Act,
-    AttentionShape,
+    composed_attention, composed_embedding, composed_layer_norm, composed_linear,
+    composed_rms_norm, composed_rotary, fused_attention, fused_embedding, fused_layer_norm,
+    fused_linear, fused_rms_norm, fused_rotary, Act, AttentionShape,
 };
 
 type Op = dyn Fn(&[Tensor]) -> Result<Tensor>;
@@ -406,4 +406,30 @@ fn rotary_matches_composed_and_finite_differences() {
         let mut inputs = inputs;
         against_finite_differences("rotary", &*f, &mut inputs, 19);
     }
+}
+
+#[test]
+fn embedding_matches_composed_and_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(23);
+    // Repeated ids (their gradients add up), the first and last rows, and rows on both sides of
+    // the backward's 256-row blocks.
+    let ids: Vec<u32> = vec![5, 255, 256, 5, 599, 0, 300, 5, 255, 42, 599, 511, 512, 7];
+    let ids = Tensor::from_vec(ids, (2, 7), &Device::Cpu).unwrap();
+    let same = ids.clone();
+    let f: Box<Op> = Box::new(move |ts: &[Tensor]| fused_embedding(&ts[0], &ids));
+    let c: Box<Op> = Box::new(move |ts: &[Tensor]| composed_embedding(&ts[0], &same));
+    let inputs = [input(&mut rng, &[600, 5], 1.0)];
+    against_composed("embedding", &*f, &*c, &inputs, 24);
+    let small = Tensor::from_vec(vec![3u32, 0, 260, 3, 299, 3], 6, &Device::Cpu).unwrap();
+    let f: Box<Op> = Box::new(move |ts: &[Tensor]| fused_embedding(&ts[0], &small));
+    let mut inputs = [input(&mut rng, &[300, 2], 1.0)];
+    against_finite_differences("embedding", &*f, &mut inputs, 25);
+}
+
+#[test]
+fn embedding_rejects_an_id_outside_the_table() {
+    let table = Tensor::zeros((4, 3), DType::F32, &Device::Cpu).unwrap();
+    let ids = Tensor::from_vec(vec![1u32, 4], 2, &Device::Cpu).unwrap();
+    let err = fused_embedding(&table, &ids).unwrap_err().to_string();
+    assert!(err.contains("id 4") && err.contains("4 rows"), "{err}");
 }

@@ -61,7 +61,7 @@ impl Embedding {
     pub fn forward(&self, ids: &Tensor, dtype: DType) -> Result<Tensor> {
         let mut shape = ids.dims().to_vec();
         shape.push(self.weight.dim(1)?);
-        let rows = self.weight.index_select(&ids.flatten_all()?, 0)?;
+        let rows = w2s_kernels::embedding(&self.weight, ids)?;
         cast(&rows, dtype)?.reshape(shape)
     }
 }
