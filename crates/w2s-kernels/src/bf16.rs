@@ -12,6 +12,7 @@ use crate::matmul::SharedMut;
 use candle_core::{Tensor, TensorId};
 use rayon::prelude::*;
 use std::collections::HashMap;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -270,6 +271,19 @@ pub fn matmul(
     dst: &mut [f32],
     epilogue: &(dyn Fn(&mut [f32]) + Sync),
 ) {
+    // SAFETY: MaybeUninit<f32> has f32's layout, and only initialised values are written.
+    let dst = unsafe { &mut *(dst as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    matmul_into(kernel, x, w, dst, epilogue);
+}
+
+/// [`matmul`] into an unwritten buffer, which it writes in full (a fused op's fresh output).
+pub(crate) fn matmul_into(
+    kernel: Kernel,
+    x: &[f32],
+    w: &PackedWeight,
+    dst: &mut [MaybeUninit<f32>],
+    epilogue: &(dyn Fn(&mut [f32]) + Sync),
+) {
     let (n, k) = (w.n, w.k);
     let m = x.len().checked_div(k).unwrap_or(dst.len() / n.max(1));
     assert!(x.len() == m * k && dst.len() == m * n, "bf16 matmul shapes");
@@ -294,7 +308,8 @@ pub fn matmul(
             Kernel::Avx512 => unsafe { avx512_rows(&a, w, rows, dst) },
             _ => portable_rows(&a, w, rows, dst),
         }
-        epilogue(dst);
+        // SAFETY: the kernel wrote every element of the task's rows.
+        epilogue(unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) });
     });
 }
 
@@ -311,7 +326,7 @@ fn round_row(src: &[f32], dst: &mut [u16]) {
 
 /// Scalar products of the rounded values; the order of the f32 sums is the only difference from
 /// the fast kernels.
-fn portable_rows(a: &[u16], w: &PackedWeight, rows: usize, dst: &mut [f32]) {
+fn portable_rows(a: &[u16], w: &PackedWeight, rows: usize, dst: &mut [MaybeUninit<f32>]) {
     let n = w.n;
     for i in 0..rows {
         for j in 0..n {
@@ -321,7 +336,7 @@ fn portable_rows(a: &[u16], w: &PackedWeight, rows: usize, dst: &mut [f32]) {
                 let wv = w.data[(b * w.kp / 2 + kk / 2) * 2 * COLS + c * 2 + kk % 2];
                 acc += from_bf16(a[i * w.kp + kk]) * from_bf16(wv);
             }
-            dst[i * n + j] = acc;
+            dst[i * n + j].write(acc);
         }
     }
 }
@@ -348,7 +363,7 @@ impl TileConfig {
 /// # Safety
 /// The CPU must have AMX and the permission ([`Kernel::available`]); `a` is `[32][kp]`.
 #[cfg(target_arch = "x86_64")]
-unsafe fn amx_rows(a: &[u16], w: &PackedWeight, rows: usize, dst: &mut [f32]) {
+unsafe fn amx_rows(a: &[u16], w: &PackedWeight, rows: usize, dst: &mut [MaybeUninit<f32>]) {
     use std::arch::asm;
     let n = w.n;
     let cfg = TileConfig::new();
@@ -406,10 +421,13 @@ unsafe fn amx_rows(a: &[u16], w: &PackedWeight, rows: usize, dst: &mut [f32]) {
 }
 
 /// Copies a `[32][32]` result block to columns `j0..` of the task's rows, cut to `n`.
-fn copy_out(c: &[f32], j0: usize, rows: usize, n: usize, dst: &mut [f32]) {
+fn copy_out(c: &[f32], j0: usize, rows: usize, n: usize, dst: &mut [MaybeUninit<f32>]) {
     let cols = (2 * COLS).min(n.saturating_sub(j0));
     for i in 0..rows {
-        dst[i * n + j0..i * n + j0 + cols].copy_from_slice(&c[i * 2 * COLS..i * 2 * COLS + cols]);
+        let src = &c[i * 2 * COLS..i * 2 * COLS + cols];
+        for (d, &v) in dst[i * n + j0..i * n + j0 + cols].iter_mut().zip(src) {
+            d.write(v);
+        }
     }
 }
 
@@ -424,7 +442,7 @@ const MICRO: usize = 8;
 /// The CPU must have AVX-512F and AVX512-BF16; `a` is `[32][kp]`, `dst` is `[rows][n]`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn avx512_rows(a: &[u16], w: &PackedWeight, rows: usize, dst: &mut [f32]) {
+unsafe fn avx512_rows(a: &[u16], w: &PackedWeight, rows: usize, dst: &mut [MaybeUninit<f32>]) {
     use std::arch::x86_64::*;
     let n = w.n;
     let pairs = w.kp / 2;
@@ -458,7 +476,7 @@ unsafe fn avx512_rows(a: &[u16], w: &PackedWeight, rows: usize, dst: &mut [f32])
             }
             // Rows past `rows` are the zero padding of `a`: not stored.
             for (r, acc) in acc.iter().enumerate().take(rows - i0) {
-                let row = dst.as_mut_ptr().add((i0 + r) * n + j0);
+                let row = dst.as_mut_ptr().cast::<f32>().add((i0 + r) * n + j0);
                 for (h, (&v, &m)) in acc.iter().zip(&masks).enumerate() {
                     if m != 0 {
                         _mm512_mask_storeu_ps(row.add(h * COLS), m, v);

@@ -11,6 +11,7 @@ use crate::simd::fast;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 use std::sync::{Arc, Mutex};
 
 /// Rows a parallel element-wise task takes at a time.
@@ -224,24 +225,29 @@ impl Linear {
             }
         };
         let mut z = if let Some((kernel, packed)) = frozen_bf16 {
-            // Zero-filled: the bf16 products take a slice.
-            let mut z = vec![T::ZERO; rows * out_dim];
+            let mut z = Fresh::<T>::new(rows * out_dim);
             let x32 = T::as_f32(x).expect("checked above");
-            let z32 = T::as_f32_mut(&mut z).expect("f32 like x");
+            assert_eq!(T::DTYPE, DType::F32, "{n}: bf16 products need f32");
+            // SAFETY: T is f32 (asserted), so z's slots are f32 slots; the product writes all.
+            let z32 = unsafe {
+                std::slice::from_raw_parts_mut(z.as_mut_ptr().cast::<MaybeUninit<f32>>(), z.len())
+            };
             if in_place && needs_pass {
                 // In the product's epilogue, while each task's rows are in cache.
                 let bias32 = T::as_f32(bias).expect("f32 like x");
-                with_act!(self.act, f32, |f| bf16::matmul(
+                with_act!(self.act, f32, |f| bf16::matmul_into(
                     *kernel,
                     x32,
                     packed,
                     z32,
                     &|rows| bias_act_in_place(rows, bias32, f)
                 ));
-                return Ok((T::wrap(z), shape));
+                // SAFETY: written in full above.
+                return Ok((T::wrap(unsafe { z.assume_init() }), shape));
             }
-            bf16::matmul(*kernel, x32, packed, z32, &|_| {});
-            z
+            bf16::matmul_into(*kernel, x32, packed, z32, &|_| {});
+            // SAFETY: written in full above.
+            unsafe { z.assume_init() }
         } else {
             let mut z = Fresh::new(rows * out_dim);
             // SAFETY: x and W are live for the call and z is ours; the product writes all of z.

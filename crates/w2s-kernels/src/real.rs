@@ -248,6 +248,11 @@ impl<T: Real> Fresh<T> {
         self.0.as_mut_ptr().cast()
     }
 
+    /// How many elements.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// The elements, to write with `MaybeUninit::write`.
     pub(crate) fn slots(&mut self) -> &mut [MaybeUninit<T>] {
         &mut self.0
