@@ -309,7 +309,7 @@ pub(crate) fn matmul_into(
             _ => portable_rows(&a, w, rows, dst),
         }
         // SAFETY: the kernel wrote every element of the task's rows.
-        epilogue(unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) });
+        epilogue(unsafe { crate::real::written(dst) });
     });
 }
 

@@ -208,7 +208,7 @@ impl Linear {
             candle_core::bail!("{n}: input {dims:?} against a weight [{out_dim}, {in_dim}]");
         }
         let rows = x.len() / in_dim.max(1);
-        let frozen_bf16 = self.bf16.as_ref().filter(|_| T::as_f32(x).is_some());
+        let frozen_bf16 = self.bf16.as_ref().zip(T::as_f32(x));
         let mut shape = dims.to_vec();
         *shape.last_mut().expect("rank ≥ 1") = out_dim;
         let shape = Shape::from(shape);
@@ -224,9 +224,8 @@ impl Linear {
                 &zeros
             }
         };
-        let mut z = if let Some((kernel, packed)) = frozen_bf16 {
+        let mut z = if let Some(((kernel, packed), x32)) = frozen_bf16 {
             let mut z = Fresh::<T>::new(rows * out_dim);
-            let x32 = T::as_f32(x).expect("checked above");
             assert_eq!(T::DTYPE, DType::F32, "{n}: bf16 products need f32");
             // SAFETY: T is f32 (asserted), so z's slots are f32 slots; the product writes all.
             let z32 = unsafe {

@@ -276,7 +276,16 @@ pub(crate) fn zeroed<T: Real>(slots: &mut [MaybeUninit<T>]) -> &mut [T] {
     for s in slots.iter_mut() {
         s.write(T::ZERO);
     }
-    // SAFETY: every element was just written, and MaybeUninit<T> has T's layout.
+    // SAFETY: every element was just written.
+    unsafe { written(slots) }
+}
+
+/// `slots` as the initialised slice they are once every element has been written.
+///
+/// # Safety
+/// Every element must have been written.
+pub(crate) unsafe fn written<T>(slots: &mut [MaybeUninit<T>]) -> &mut [T] {
+    // SAFETY: MaybeUninit<T> has T's layout, and the caller vouches for the writes.
     unsafe { &mut *(slots as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
