@@ -19,6 +19,7 @@ pub mod norm;
 pub mod real;
 pub mod rope;
 mod simd;
+pub mod sink;
 
 pub use attention::{attention, composed_attention, fused_attention, AttentionShape};
 pub use embedding::{composed_embedding, embedding, fused_embedding};
@@ -28,6 +29,7 @@ pub use norm::{
 };
 pub use rope::{composed_rotary, fused_rotary, rotary};
 pub use simd::level_name as simd_level;
+pub use sink::backward;
 
 use candle_core::{DType, Tensor};
 use std::sync::atomic::{AtomicU8, Ordering};

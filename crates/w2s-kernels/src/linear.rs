@@ -386,13 +386,14 @@ impl Linear {
                 );
                 dw.assume_init()
             };
-            Some(Tensor::from_vec(dw, (out_dim, in_dim), dev)?)
+            crate::sink::divert(w, Some(Tensor::from_vec(dw, (out_dim, in_dim), dev)?))?
         } else {
             None
         };
         let db = match b {
             Some(b) if b.track_op() => {
-                Some(Tensor::from_vec(column_sums(dz, out_dim), b.shape(), dev)?)
+                let db = Tensor::from_vec(column_sums(dz, out_dim), b.shape(), dev)?;
+                crate::sink::divert(b, Some(db))?
             }
             _ => None,
         };

@@ -202,12 +202,14 @@ impl Norm {
             None
         };
         let dw = if w.track_op() {
-            Some(Tensor::from_vec(dw, w.shape(), dev)?)
+            crate::sink::divert(w, Some(Tensor::from_vec(dw, w.shape(), dev)?))?
         } else {
             None
         };
         let db = match b {
-            Some(b) if b.track_op() => Some(Tensor::from_vec(db, b.shape(), dev)?),
+            Some(b) if b.track_op() => {
+                crate::sink::divert(b, Some(Tensor::from_vec(db, b.shape(), dev)?))?
+            }
             _ => None,
         };
         Ok((dx, dw, db))

@@ -391,7 +391,7 @@ pub fn batch_gradients(
         }
         let share = mini_rows.len() as f64 / rows.len() as f64;
         batch_loss += v * share;
-        let grads = (value * share)?.backward()?;
+        let grads = w2s_kernels::backward(&(value * share)?)?;
         accumulated = Some(match accumulated {
             None => grads,
             Some(mut acc) => {

@@ -38,7 +38,7 @@ pub fn classification_grads(
         .unwrap();
     let labels = Tensor::new(labels, &dev).unwrap();
     let loss = candle_nn::loss::cross_entropy(&head.forward(&pooled).unwrap(), &labels).unwrap();
-    loss.backward().unwrap()
+    w2s_kernels::backward(&loss).unwrap()
 }
 
 /// The variables of `varmap` whose gradient is missing, zero or not finite, as `name (|g|₁)`,
