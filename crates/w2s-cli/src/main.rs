@@ -4,6 +4,7 @@ mod data;
 mod embed;
 mod execute;
 mod fetch;
+mod memory;
 mod progress;
 mod report;
 mod run;
@@ -65,6 +66,7 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    memory::keep_freed_memory();
     // candle runs element-wise ops on a pool of its own whose threads spin 25,000 turns after
     // each op, taking a core from gemm's rayon pool meanwhile (3.9% of a MiniLM-L6 training
     // profile on 2 cores, 0.04% with this limit; docs/results.md). A short spin makes them park
