@@ -151,9 +151,10 @@ pub(crate) fn cpu_model() -> String {
         .collect();
     let bf16 = w2s_kernels::bf16::best_kernel().map_or("none", |k| k.name());
     format!(
-        "{name} ({}); element loops {}, bf16 products {bf16}",
+        "{name} ({}); element loops {}, bf16 products {bf16}; malloc: {}",
         has.join(" "),
-        w2s_kernels::simd_level()
+        w2s_kernels::simd_level(),
+        crate::memory::policy()
     )
 }
 

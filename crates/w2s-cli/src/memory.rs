@@ -8,6 +8,11 @@
 //! steady-state fault: +10-15% tokens/s on a MiniLM-L6 step, peak RSS no higher
 //! (docs/results.md). Set `W2S_MALLOC=default` to keep glibc's defaults.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once [`keep_freed_memory`] changed glibc's parameters.
+static KEPT: AtomicBool = AtomicBool::new(false);
+
 /// Whether the user asked for glibc's own policy, or tuned glibc themselves.
 fn user_choice() -> bool {
     std::env::var("W2S_MALLOC").is_ok_and(|v| v == "default")
@@ -29,5 +34,15 @@ pub fn keep_freed_memory() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
         // ...and the heap grows in 64 MB steps, fewer brk calls while a model loads.
         libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+        KEPT.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The allocator policy in force, for benchmark headers.
+pub fn policy() -> &'static str {
+    if KEPT.load(Ordering::Relaxed) {
+        "freed memory kept in the heap"
+    } else {
+        "the system allocator's defaults"
     }
 }
