@@ -13,6 +13,7 @@
 pub mod attention;
 pub mod bf16;
 pub mod embedding;
+pub mod gated;
 pub mod linear;
 mod matmul;
 pub mod norm;
@@ -23,6 +24,7 @@ pub mod sink;
 
 pub use attention::{attention, composed_attention, fused_attention, AttentionShape};
 pub use embedding::{composed_embedding, embedding, fused_embedding};
+pub use gated::{composed_gated, fused_gated, gated};
 pub use linear::{composed_linear, fused_linear, linear, Act};
 pub use norm::{
     composed_layer_norm, composed_rms_norm, fused_layer_norm, fused_rms_norm, layer_norm, rms_norm,

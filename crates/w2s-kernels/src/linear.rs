@@ -73,40 +73,41 @@ macro_rules! with_act {
     ($act:expr, $t:ty, |$f:ident| $body:expr) => {
         match $act {
             Act::Identity => {
-                let $f = identity::<$t>;
+                let $f = $crate::linear::identity::<$t>;
                 $body
             }
             Act::GeluErf => {
-                let $f = gelu_erf::<$t>;
+                let $f = $crate::linear::gelu_erf::<$t>;
                 $body
             }
             Act::GeluTanh => {
-                let $f = gelu_tanh::<$t>;
+                let $f = $crate::linear::gelu_tanh::<$t>;
                 $body
             }
             Act::QuickGelu => {
-                let $f = quick_gelu::<$t>;
+                let $f = $crate::linear::quick_gelu::<$t>;
                 $body
             }
             Act::Silu => {
-                let $f = silu::<$t>;
+                let $f = $crate::linear::silu::<$t>;
                 $body
             }
             Act::Relu => {
-                let $f = relu::<$t>;
+                let $f = $crate::linear::relu::<$t>;
                 $body
             }
         }
     };
 }
+pub(crate) use with_act;
 
 #[inline(always)]
-fn identity<T: Real>(z: T) -> (T, T) {
+pub(crate) fn identity<T: Real>(z: T) -> (T, T) {
     (z, T::ONE)
 }
 
 #[inline(always)]
-fn gelu_erf<T: Real>(z: T) -> (T, T) {
+pub(crate) fn gelu_erf<T: Real>(z: T) -> (T, T) {
     let half = T::of(0.5);
     let cdf = half * (T::ONE + (z * T::of(std::f64::consts::FRAC_1_SQRT_2)).erf());
     let pdf = (-half * z * z).exp() * T::of(0.398_942_280_401_432_7);
@@ -114,7 +115,7 @@ fn gelu_erf<T: Real>(z: T) -> (T, T) {
 }
 
 #[inline(always)]
-fn gelu_tanh<T: Real>(z: T) -> (T, T) {
+pub(crate) fn gelu_tanh<T: Real>(z: T) -> (T, T) {
     let (half, c, a) = (T::of(0.5), T::of(0.797_884_560_802_865_4), T::of(0.044_715));
     let th = (c * (z + a * z * z * z)).tanh();
     let y = half * z * (T::ONE + th);
@@ -130,17 +131,17 @@ fn sigmoid_gate<T: Real>(z: T, k: T) -> (T, T) {
 }
 
 #[inline(always)]
-fn quick_gelu<T: Real>(z: T) -> (T, T) {
+pub(crate) fn quick_gelu<T: Real>(z: T) -> (T, T) {
     sigmoid_gate(z, T::of(1.702))
 }
 
 #[inline(always)]
-fn silu<T: Real>(z: T) -> (T, T) {
+pub(crate) fn silu<T: Real>(z: T) -> (T, T) {
     sigmoid_gate(z, T::ONE)
 }
 
 #[inline(always)]
-fn relu<T: Real>(z: T) -> (T, T) {
+pub(crate) fn relu<T: Real>(z: T) -> (T, T) {
     if z > T::ZERO {
         (z, T::ONE)
     } else {

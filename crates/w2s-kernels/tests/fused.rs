@@ -5,9 +5,9 @@ use candle_core::{DType, Device, Result, Shape, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use w2s_kernels::{
-    composed_attention, composed_embedding, composed_layer_norm, composed_linear,
-    composed_rms_norm, composed_rotary, fused_attention, fused_embedding, fused_layer_norm,
-    fused_linear, fused_rms_norm, fused_rotary, Act, AttentionShape,
+    composed_attention, composed_embedding, composed_gated, composed_layer_norm, composed_linear,
+    composed_rms_norm, composed_rotary, fused_attention, fused_embedding, fused_gated,
+    fused_layer_norm, fused_linear, fused_rms_norm, fused_rotary, Act, AttentionShape,
 };
 
 type Op = dyn Fn(&[Tensor]) -> Result<Tensor>;
@@ -489,4 +489,27 @@ fn direct_parameter_gradients_match_candles_store() {
     // Nothing is left behind for a plain backward afterwards.
     let again = loss().unwrap().backward().unwrap();
     assert!(again.get(b.as_tensor()).is_some() && again.get(gamma.as_tensor()).is_some());
+}
+
+#[test]
+fn gated_product_with_each_activation_matches_composed_and_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(27);
+    for (i, act) in [Act::Silu, Act::GeluTanh, Act::GeluErf, Act::Relu]
+        .into_iter()
+        .enumerate()
+    {
+        let f: Box<Op> = Box::new(move |ts: &[Tensor]| fused_gated(&ts[0], &ts[1], act));
+        let c: Box<Op> = Box::new(move |ts: &[Tensor]| composed_gated(&ts[0], &ts[1], act));
+        // More elements than one parallel task takes, and a ragged last task.
+        let shape = [3, 41, 173];
+        let inputs = [input(&mut rng, &shape, 2.0), input(&mut rng, &shape, 1.0)];
+        against_composed(&format!("gated {act:?}"), &*f, &*c, &inputs, 28 + i as u64);
+        if act != Act::Relu {
+            let mut inputs = [
+                input(&mut rng, &[2, 3, 5], 2.0),
+                input(&mut rng, &[2, 3, 5], 1.0),
+            ];
+            against_finite_differences(&format!("gated {act:?}"), &*f, &mut inputs, 40 + i as u64);
+        }
+    }
 }

@@ -292,8 +292,8 @@ struct Mlp {
 
 impl Mlp {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let g = self.gate.forward_act(x, self.act)?;
-        self.down.forward(&(g * self.up.forward(x)?)?)
+        let h = w2s_kernels::gated(&self.gate.forward(x)?, &self.up.forward(x)?, self.act)?;
+        self.down.forward(&h)
     }
 }
 
