@@ -60,6 +60,29 @@ impl Gated {
         // SAFETY: both buffers were written in full above.
         unsafe { (dg.assume_init(), du.assume_init()) }
     }
+
+    /// [`Gated::backward`] on tensors: `(dg, du)` shaped as g and u.
+    fn gradients<T: Real>(
+        &self,
+        g: &Tensor,
+        u: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let n = "fused-gated";
+        let grad = grad.contiguous()?;
+        let (gs, gl) = g.storage_and_layout();
+        let (us, ul) = u.storage_and_layout();
+        let (ds, dl) = grad.storage_and_layout();
+        let (dg, du) = self.backward(
+            cpu_slice::<T>(&gs, Some(gl), n)?,
+            cpu_slice::<T>(&us, Some(ul), n)?,
+            cpu_slice::<T>(&ds, Some(dl), n)?,
+        );
+        Ok((
+            Tensor::from_vec(dg, g.shape(), g.device())?,
+            Tensor::from_vec(du, u.shape(), u.device())?,
+        ))
+    }
 }
 
 impl CustomOp2 for Gated {
@@ -94,35 +117,9 @@ impl CustomOp2 for Gated {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let n = self.name();
-        let grad = grad.contiguous()?;
-        let (gs, gl) = g.storage_and_layout();
-        let (us, ul) = u.storage_and_layout();
-        let (ds, dl) = grad.storage_and_layout();
-        let dev = g.device();
         let (dg, du) = match g.dtype() {
-            DType::F32 => {
-                let (dg, du) = self.backward(
-                    cpu_slice::<f32>(&gs, Some(gl), n)?,
-                    cpu_slice::<f32>(&us, Some(ul), n)?,
-                    cpu_slice::<f32>(&ds, Some(dl), n)?,
-                );
-                (
-                    Tensor::from_vec(dg, g.shape(), dev)?,
-                    Tensor::from_vec(du, u.shape(), dev)?,
-                )
-            }
-            _ => {
-                let (dg, du) = self.backward(
-                    cpu_slice::<f64>(&gs, Some(gl), n)?,
-                    cpu_slice::<f64>(&us, Some(ul), n)?,
-                    cpu_slice::<f64>(&ds, Some(dl), n)?,
-                );
-                (
-                    Tensor::from_vec(dg, g.shape(), dev)?,
-                    Tensor::from_vec(du, u.shape(), dev)?,
-                )
-            }
+            DType::F32 => self.gradients::<f32>(g, u, grad)?,
+            _ => self.gradients::<f64>(g, u, grad)?,
         };
         Ok((g.track_op().then_some(dg), u.track_op().then_some(du)))
     }
