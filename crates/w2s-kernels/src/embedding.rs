@@ -69,6 +69,15 @@ impl Lookup {
         // SAFETY: every task zeroed its block of rows first (nothing to write when dim = 0).
         unsafe { dt.assume_init() }
     }
+
+    /// [`Lookup::backward`] on tensors: the `[rows, dim]` gradient of `table`.
+    fn table_gradient<T: Real>(&self, table: &Tensor, grad: &Tensor) -> Result<Tensor> {
+        let (rows, dim) = table.dims2()?;
+        let grad = grad.contiguous()?;
+        let (s, l) = grad.storage_and_layout();
+        let v = self.backward(cpu_slice::<T>(&s, Some(l), self.name())?, rows, dim);
+        Tensor::from_vec(v, (rows, dim), table.device())
+    }
 }
 
 impl CustomOp1 for Lookup {
@@ -87,18 +96,9 @@ impl CustomOp1 for Lookup {
     }
 
     fn bwd(&self, table: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let (rows, dim) = table.dims2()?;
-        let grad = grad.contiguous()?;
-        let (s, l) = grad.storage_and_layout();
         let dt = match grad.dtype() {
-            DType::F32 => {
-                let v = self.backward(cpu_slice::<f32>(&s, Some(l), self.name())?, rows, dim);
-                Tensor::from_vec(v, (rows, dim), table.device())?
-            }
-            _ => {
-                let v = self.backward(cpu_slice::<f64>(&s, Some(l), self.name())?, rows, dim);
-                Tensor::from_vec(v, (rows, dim), table.device())?
-            }
+            DType::F32 => self.table_gradient::<f32>(table, grad)?,
+            _ => self.table_gradient::<f64>(table, grad)?,
         };
         crate::sink::divert(table, Some(dt))
     }

@@ -68,7 +68,7 @@ impl Gated {
         u: &Tensor,
         grad: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
-        let n = "fused-gated";
+        let n = self.name();
         let grad = grad.contiguous()?;
         let (gs, gl) = g.storage_and_layout();
         let (us, ul) = u.storage_and_layout();
@@ -128,7 +128,7 @@ impl CustomOp2 for Gated {
 /// `act(g) ⊙ u` for same-shaped `g` (the gate's pre-activation) and `u`. Fused on the CPU in
 /// f32/f64; composed elsewhere.
 pub fn gated(g: &Tensor, u: &Tensor, act: Act) -> Result<Tensor> {
-    if !crate::use_fused(&[g, u]) || g.shape() != u.shape() {
+    if !crate::use_fused(&[g, u]) {
         return composed_gated(g, u, act);
     }
     fused_gated(g, u, act)
