@@ -8,21 +8,18 @@
 //! steady-state fault: +10-15% tokens/s on a MiniLM-L6 step, peak RSS no higher
 //! (docs/results.md). Set `W2S_MALLOC=default` to keep glibc's defaults.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Set once [`keep_freed_memory`] changed glibc's parameters.
-static KEPT: AtomicBool = AtomicBool::new(false);
-
-/// Whether the user asked for glibc's own policy, or tuned glibc themselves.
-fn user_choice() -> bool {
-    std::env::var("W2S_MALLOC").is_ok_and(|v| v == "default")
-        || std::env::var_os("GLIBC_TUNABLES").is_some()
-        || std::env::vars_os().any(|(k, _)| k.to_string_lossy().starts_with("MALLOC_"))
+/// Whether this process keeps freed memory: on glibc, unless the user asked for glibc's own
+/// policy (`W2S_MALLOC=default`) or tuned glibc themselves.
+fn keeps() -> bool {
+    cfg!(all(target_os = "linux", target_env = "gnu"))
+        && !std::env::var("W2S_MALLOC").is_ok_and(|v| v == "default")
+        && std::env::var_os("GLIBC_TUNABLES").is_none()
+        && !std::env::vars_os().any(|(k, _)| k.to_string_lossy().starts_with("MALLOC_"))
 }
 
 /// Keeps freed memory in the heap for reuse (glibc only; elsewhere nothing changes).
 pub fn keep_freed_memory() {
-    if user_choice() {
+    if !keeps() {
         return;
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -34,13 +31,12 @@ pub fn keep_freed_memory() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
         // ...and the heap grows in 64 MB steps, fewer brk calls while a model loads.
         libc::mallopt(libc::M_TOP_PAD, 64 << 20);
-        KEPT.store(true, Ordering::Relaxed);
     }
 }
 
 /// The allocator policy in force, for benchmark headers.
 pub fn policy() -> &'static str {
-    if KEPT.load(Ordering::Relaxed) {
+    if keeps() {
         "freed memory kept in the heap"
     } else {
         "the system allocator's defaults"
