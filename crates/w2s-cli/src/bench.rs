@@ -44,7 +44,9 @@ FLOPs: 2 per multiply-add of every linear projection of the layers for each toke
 per layer and row for attention; a training step counts three times the forward (full training;
 no MFU is printed for --lora or --train-layers). --composed also times w2s with its fused CPU
 kernels off (W2S_FUSED=0): the composed candle path they replace. `loss` is the mean training
-loss of the timed steps: the same ids and weights give the same number on any device.
+loss of the timed steps: the same ids and weights give the same number on any device. The cpu
+line names the allocator policy: w2s keeps freed memory in glibc's heap, and W2S_MALLOC=default
+(or any MALLOC_* / GLIBC_TUNABLES setting) keeps glibc's own.
 
 --rounds N runs the matmul peak and every side N times, alternating w2s and PyTorch, so that a
 noisy neighbour on a shared machine slows both sides rather than one. Each side then reports its
