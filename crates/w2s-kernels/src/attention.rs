@@ -12,6 +12,7 @@
 use crate::matmul::{matmul, Mat, Shared, SharedMut, Threads};
 use crate::real::{cpu_slice, lane_max, lane_sum, Fresh, Real};
 use crate::simd::fast;
+use crate::tape::wants;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
@@ -292,7 +293,7 @@ impl Attention {
         let kvh = k.heads;
         let groups = h / kvh;
         let scale = T::of(self.scale);
-        let want = args.map(|a| a.track_op());
+        let want = args.map(wants);
         let (gq, gk, gv) = (
             q.contiguous(args[0].rank()),
             k.contiguous(args[1].rank()),
@@ -551,6 +552,7 @@ pub fn attention(
     shape: AttentionShape,
 ) -> Result<Tensor> {
     if !crate::use_fused(&[q, k, v, bias]) {
+        crate::tape::bypass("composed attention");
         return composed_attention(q, k, v, bias, shape);
     }
     fused_attention(q, k, v, bias, shape)
@@ -568,8 +570,8 @@ pub fn fused_attention(
         &[b, _, t, _] | &[b, t, _] => (b, t),
         dims => candle_core::bail!("attention: q has shape {dims:?}"),
     };
-    let keep = q.track_op() || k.track_op() || v.track_op() || bias.track_op();
-    let dbias = (keep && bias.track_op()).then(|| Arc::new(Mutex::new(None)));
+    let keep = wants(q) || wants(k) || wants(v) || wants(bias);
+    let dbias = (keep && wants(bias)).then(|| Arc::new(Mutex::new(None)));
     let op = Attention {
         heads: shape.heads,
         kv_heads: shape.kv_heads,
@@ -580,14 +582,10 @@ pub fn fused_attention(
         dbias: dbias.clone(),
     };
     let q = match dbias {
-        Some(slot) => q.apply_op2(bias, BiasGradient { slot })?,
+        Some(slot) => crate::tape::apply2(q, bias, 1, BiasGradient { slot }, true)?,
         None => q.clone(),
     };
-    if keep {
-        q.apply_op3(k, v, op)
-    } else {
-        q.apply_op3_no_bwd(k, v, &op)
-    }
+    crate::tape::apply3(&q, k, v, 3, op, keep)
 }
 
 /// `[b, t, heads·d]` → `[b, heads, t, d]`; rank-4 inputs pass through.

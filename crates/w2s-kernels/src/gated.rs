@@ -7,6 +7,7 @@
 use crate::linear::{with_act, Act};
 use crate::real::{cpu_slice, Fresh, Real};
 use crate::simd::fast;
+use crate::tape::wants;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -121,7 +122,7 @@ impl CustomOp2 for Gated {
             DType::F32 => self.gradients::<f32>(g, u, grad)?,
             _ => self.gradients::<f64>(g, u, grad)?,
         };
-        Ok((g.track_op().then_some(dg), u.track_op().then_some(du)))
+        Ok((wants(g).then_some(dg), wants(u).then_some(du)))
     }
 }
 
@@ -129,6 +130,7 @@ impl CustomOp2 for Gated {
 /// f32/f64; composed elsewhere.
 pub fn gated(g: &Tensor, u: &Tensor, act: Act) -> Result<Tensor> {
     if !crate::use_fused(&[g, u]) {
+        crate::tape::bypass("composed gated product");
         return composed_gated(g, u, act);
     }
     fused_gated(g, u, act)
@@ -139,13 +141,9 @@ pub fn fused_gated(g: &Tensor, u: &Tensor, act: Act) -> Result<Tensor> {
     if g.shape() != u.shape() {
         candle_core::bail!("gated: gate {:?} and up {:?} differ", g.dims(), u.dims());
     }
-    let (g, u) = (g.contiguous()?, u.contiguous()?);
-    let op = Gated { act };
-    if g.track_op() || u.track_op() {
-        g.apply_op2(&u, op)
-    } else {
-        g.apply_op2_no_bwd(&u, &op)
-    }
+    let (g, u) = (crate::tape::contiguous(g)?, crate::tape::contiguous(u)?);
+    let keep = wants(&g) || wants(&u);
+    crate::tape::apply2(&g, &u, 2, Gated { act }, keep)
 }
 
 /// The composed product (candle's activation and `mul`).

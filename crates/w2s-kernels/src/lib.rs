@@ -21,6 +21,7 @@ pub mod real;
 pub mod rope;
 mod simd;
 pub mod sink;
+pub mod tape;
 
 pub use attention::{attention, composed_attention, fused_attention, AttentionShape};
 pub use embedding::{composed_embedding, embedding, fused_embedding};
@@ -32,6 +33,7 @@ pub use norm::{
 pub use rope::{composed_rotary, fused_rotary, rotary};
 pub use simd::level_name as simd_level;
 pub use sink::backward;
+pub use tape::{add, map, region};
 
 use candle_core::{DType, Tensor};
 use std::sync::atomic::{AtomicU8, Ordering};

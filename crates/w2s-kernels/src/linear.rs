@@ -8,6 +8,7 @@ use crate::bf16;
 use crate::matmul::{matmul, Mat, Threads};
 use crate::real::{cpu_slice, Fresh, Real};
 use crate::simd::fast;
+use crate::tape::wants;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -342,7 +343,7 @@ impl Linear {
         };
         let dev = x.device();
         let dzm = Mat::rows(dz.as_ptr(), out_dim);
-        let dx = if x.track_op() {
+        let dx = if wants(x) {
             let (ws, wl) = w.storage_and_layout();
             let wall = cpu_slice::<T>(&ws, None, n)?;
             let (wm, _, _) = weight_mat(wall.as_ptr(), wl, n)?;
@@ -367,7 +368,7 @@ impl Linear {
         } else {
             None
         };
-        let dw = if w.track_op() {
+        let dw = if wants(w) {
             let (xs, xl) = x.storage_and_layout();
             let xv = cpu_slice::<T>(&xs, Some(xl), n)?;
             let mut dw = Fresh::new(out_dim * in_dim);
@@ -392,7 +393,7 @@ impl Linear {
             None
         };
         let db = match b {
-            Some(b) if b.track_op() => {
+            Some(b) if wants(b) => {
                 let db = Tensor::from_vec(column_sums(dz, out_dim), b.shape(), dev)?;
                 crate::sink::divert(b, Some(db))?
             }
@@ -502,6 +503,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Result<Te
     let mut all = vec![x, w];
     all.extend(b);
     if !crate::use_fused(&all) {
+        crate::tape::bypass("composed linear");
         return composed_linear(x, w, b, act);
     }
     fused_linear(x, w, b, act)
@@ -509,8 +511,8 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Result<Te
 
 /// The fused op, whatever [`crate::enabled`] says (CPU, f32/f64 only).
 pub fn fused_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Result<Tensor> {
-    let x = x.contiguous()?;
-    let keep = x.track_op() || w.track_op() || b.is_some_and(|b| b.track_op());
+    let x = crate::tape::contiguous(x)?;
+    let keep = wants(&x) || wants(w) || b.is_some_and(wants);
     // Only frozen f32 weights take the bf16 products; trained ones stay f32 throughout.
     let bf16 = match bf16::active() {
         Some(kernel) if !w.track_op() && w.dtype() == DType::F32 => {
@@ -524,11 +526,9 @@ pub fn fused_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Res
         saved: Mutex::new(None),
         bf16,
     };
-    match (b, keep) {
-        (Some(b), true) => x.apply_op3(w, b, op),
-        (Some(b), false) => x.apply_op3_no_bwd(w, b, &op),
-        (None, true) => x.apply_op2(w, op),
-        (None, false) => x.apply_op2_no_bwd(w, &op),
+    match b {
+        Some(b) => crate::tape::apply3(&x, w, b, 1, op, keep),
+        None => crate::tape::apply2(&x, w, 1, op, keep),
     }
 }
 

@@ -6,6 +6,7 @@
 //! bias gradients.
 use crate::real::{cpu_slice, lane_sum, zeroed, Fresh, Real};
 use crate::simd::fast;
+use crate::tape::wants;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
@@ -123,7 +124,7 @@ impl Norm {
         let rows = xv.len() / dim;
         let inv_n = T::of(1.0 / dim as f64);
         let kind = self.kind;
-        let want_x = x.track_op();
+        let want_x = wants(x);
         let mut dx = Fresh::<T>::new(if want_x { xv.len() } else { 0 });
         let scale = |i: usize| match kind {
             Kind::Rms { plus_one: true } => T::ONE + wv[i],
@@ -201,13 +202,13 @@ impl Norm {
         } else {
             None
         };
-        let dw = if w.track_op() {
+        let dw = if wants(w) {
             crate::sink::divert(w, Some(Tensor::from_vec(dw, w.shape(), dev)?))?
         } else {
             None
         };
         let db = match b {
-            Some(b) if b.track_op() => {
+            Some(b) if wants(b) => {
                 crate::sink::divert(b, Some(Tensor::from_vec(db, b.shape(), dev)?))?
             }
             _ => None,
@@ -312,7 +313,7 @@ fn op(kind: Kind, eps: f64, inputs: &[&Tensor]) -> Norm {
     Norm {
         kind,
         eps,
-        keep: inputs.iter().any(|t| t.track_op()),
+        keep: inputs.iter().any(|t| wants(t)),
         saved: Mutex::new(None),
     }
 }
@@ -321,6 +322,7 @@ fn op(kind: Kind, eps: f64, inputs: &[&Tensor]) -> Norm {
 /// wider. Fused on the CPU in f32/f64; composed elsewhere.
 pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
     if !crate::use_fused(&[x, w, b]) {
+        crate::tape::bypass("composed layer norm");
         return composed_layer_norm(x, w, b, eps);
     }
     fused_layer_norm(x, w, b, eps)
@@ -328,13 +330,10 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor
 
 /// The fused LayerNorm, whatever [`crate::enabled`] says (CPU, f32/f64 only).
 pub fn fused_layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
-    let x = x.contiguous()?;
+    let x = crate::tape::contiguous(x)?;
     let op = op(Kind::Layer, eps, &[&x, w, b]);
-    if op.keep {
-        x.apply_op3(w, b, op)
-    } else {
-        x.apply_op3_no_bwd(w, b, &op)
-    }
+    let keep = op.keep;
+    crate::tape::apply3(&x, w, b, 1, op, keep)
 }
 
 /// The composed LayerNorm (candle's `layer_norm_slow`, statistics in f32; candle's
@@ -353,6 +352,7 @@ pub fn composed_layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Resu
 /// Gemma stores it). Fused on the CPU in f32/f64; composed elsewhere.
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, plus_one: bool) -> Result<Tensor> {
     if !crate::use_fused(&[x, w]) {
+        crate::tape::bypass("composed rms norm");
         return composed_rms_norm(x, w, eps, plus_one);
     }
     fused_rms_norm(x, w, eps, plus_one)
@@ -360,13 +360,10 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, plus_one: bool) -> Result<Tens
 
 /// The fused RmsNorm, whatever [`crate::enabled`] says (CPU, f32/f64 only).
 pub fn fused_rms_norm(x: &Tensor, w: &Tensor, eps: f64, plus_one: bool) -> Result<Tensor> {
-    let x = x.contiguous()?;
+    let x = crate::tape::contiguous(x)?;
     let op = op(Kind::Rms { plus_one }, eps, &[&x, w]);
-    if op.keep {
-        x.apply_op2(w, op)
-    } else {
-        x.apply_op2_no_bwd(w, &op)
-    }
+    let keep = op.keep;
+    crate::tape::apply2(&x, w, 1, op, keep)
 }
 
 /// The composed RmsNorm: statistics in f32 as Hugging Face computes them for every dtype; Llama

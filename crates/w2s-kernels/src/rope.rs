@@ -96,6 +96,7 @@ impl CustomOp1 for Rotary {
 /// through. Fused on the CPU in f32/f64; composed elsewhere.
 pub fn rotary(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     if !crate::use_fused(&[x, cos, sin]) || cos.rank() != 2 {
+        crate::tape::bypass("composed rotary");
         return composed_rotary(x, cos, sin);
     }
     fused_rotary(x, cos, sin)
@@ -103,16 +104,13 @@ pub fn rotary(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 
 /// The fused op, whatever [`crate::enabled`] says (CPU, f32/f64 only).
 pub fn fused_rotary(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    let x = x.contiguous()?;
+    let x = crate::tape::contiguous(x)?;
     let op = Rotary {
         cos: cos.detach().contiguous()?,
         sin: sin.detach().contiguous()?,
     };
-    if x.track_op() {
-        x.apply_op1(op)
-    } else {
-        x.apply_op1_no_bwd(&op)
-    }
+    let keep = crate::tape::wants(&x);
+    crate::tape::apply1(&x, op, keep)
 }
 
 /// The composed rotation (candle ops).

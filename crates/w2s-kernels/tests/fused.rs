@@ -513,3 +513,158 @@ fn gated_product_with_each_activation_matches_composed_and_finite_differences() 
         }
     }
 }
+
+/// A pre- and post-norm transformer layer made of every taped op: three projections, per-head
+/// RmsNorm and rotary on q, attention with a trained bias (q split into heads, k and v read in
+/// place), a residual + LayerNorm, a gated MLP and a second residual. `ts`: x, bias, then the
+/// weights in the order [`taped_layer_inputs`] makes them.
+fn taped_layer(xs: &[Tensor], ts: &[Tensor], rope: &(Tensor, Tensor)) -> Result<Tensor> {
+    let (x, bias) = (&xs[0], &xs[1]);
+    let (b, t, hd) = x.dims3()?;
+    let (heads, d) = (2, hd / 2);
+    let q = fused_linear(x, &ts[2], Some(&ts[3]), Act::Identity)?;
+    let k = fused_linear(x, &ts[4], None, Act::Identity)?;
+    let v = fused_linear(x, &ts[5], Some(&ts[6]), Act::Identity)?;
+    let q = w2s_kernels::map(
+        &q,
+        |q| q.reshape((b, t, heads, d)),
+        move |g| g.reshape((b, t, hd)),
+    )?;
+    let q = fused_rms_norm(&q, &ts[7], 1e-6, false)?;
+    let q = w2s_kernels::map(
+        &q,
+        |q| q.transpose(1, 2)?.contiguous(),
+        |g| g.transpose(1, 2)?.contiguous(),
+    )?;
+    let q = fused_rotary(&q, &rope.0, &rope.1)?;
+    let shape = AttentionShape {
+        heads,
+        kv_heads: heads,
+        scale: 0.5,
+    };
+    let ctx = fused_attention(&q, &k, &v, bias, shape)?;
+    let o = fused_linear(&ctx, &ts[8], Some(&ts[9]), Act::Identity)?;
+    let a = fused_layer_norm(&w2s_kernels::add(&o, x)?, &ts[10], &ts[11], 1e-5)?;
+    let g = fused_linear(&a, &ts[12], None, Act::Identity)?;
+    let u = fused_linear(&a, &ts[13], None, Act::GeluErf)?;
+    let f = fused_linear(
+        &fused_gated(&g, &u, Act::Silu)?,
+        &ts[14],
+        None,
+        Act::Identity,
+    )?;
+    w2s_kernels::add(&f, &a)
+}
+
+/// x0, a relative-bias table, then the layer's weights (widths: hidden 8, 2 heads, MLP 12).
+fn taped_layer_inputs(rng: &mut ChaCha8Rng, b: usize, t: usize) -> Vec<Input> {
+    let (h, f) = (8, 12);
+    let shapes: [&[usize]; 15] = [
+        &[b, t, h],
+        &[2, t, t],
+        &[h, h],
+        &[h],
+        &[h, h],
+        &[h, h],
+        &[h],
+        &[h / 2],
+        &[h, h],
+        &[h],
+        &[h],
+        &[h],
+        &[f, h],
+        &[f, h],
+        &[h, f],
+    ];
+    shapes.iter().map(|s| input(rng, s, 0.6)).collect()
+}
+
+/// Runs two stacked layers (the second reusing the first's weights), taped or not, on
+/// `x = x0·2` (an activation, not a variable) and a bias of the padding mask plus the table.
+fn two_layers(ts: &[Tensor], pad: &Tensor, taped: bool) -> Result<Tensor> {
+    let (b, t, _) = ts[0].dims3()?;
+    let x = (&ts[0] * 2.0)?;
+    let bias = pad.broadcast_add(&ts[1].unsqueeze(0)?)?;
+    let positions: Vec<f32> = (0..t * 2).map(|i| (i as f32 * 0.37).sin()).collect();
+    let cos = Tensor::from_vec(positions.clone(), (t, 2), &Device::Cpu)?;
+    let sin = (cos.clone() * 0.5)?;
+    let rope = (cos, sin);
+    let layer = |x: &Tensor| -> Result<Tensor> {
+        if taped {
+            w2s_kernels::region(&[x, &bias], |xs| taped_layer(xs, ts, &rope))
+        } else {
+            taped_layer(&[x.clone(), bias.clone()], ts, &rope)
+        }
+    };
+    let y = layer(&layer(&x)?)?;
+    assert_eq!(y.dims(), &[b, t, 8]);
+    Ok(y)
+}
+
+#[test]
+fn taped_layers_match_candles_graph() {
+    let mut rng = ChaCha8Rng::seed_from_u64(27);
+    let (b, t) = (2, 5);
+    let inputs = taped_layer_inputs(&mut rng, b, t);
+    let pad = padding_bias(b, t, &[0, 2]).values;
+    let pad = Tensor::from_vec(pad, (b, 1, 1, t), &Device::Cpu)
+        .and_then(|p| p.to_dtype(DType::F32))
+        .unwrap();
+    let weights = random(&mut rng, &[b * t * 8], 1.0);
+    let plain = {
+        let pad = pad.clone();
+        move |ts: &[Tensor]| two_layers(ts, &pad, false)
+    };
+    let taped = move |ts: &[Tensor]| two_layers(ts, &pad, true);
+    let (y0, g0) = run(&plain, &inputs, &weights, DType::F32).unwrap();
+    let (y1, g1) = run(&taped, &inputs, &weights, DType::F32).unwrap();
+    assert!(rel_diff(&y1, &y0) < 1e-6, "output: {}", rel_diff(&y1, &y0));
+    for (i, (a, c)) in g1.iter().zip(&g0).enumerate() {
+        let (a, c) = (a.as_ref().unwrap(), c.as_ref().unwrap());
+        assert!(c.iter().any(|&v| v != 0.0), "input {i}: zero gradient");
+        assert!(rel_diff(a, c) < 1e-5, "input {i}: {}", rel_diff(a, c));
+    }
+
+    // A layer whose inputs are constants (the first trained layer above frozen ones) still
+    // trains its weights.
+    let mut frozen = taped_layer_inputs(&mut rng, b, t);
+    frozen[0].trained = false;
+    frozen[1].trained = false;
+    let (_, g0) = run(&plain, &frozen, &weights, DType::F32).unwrap();
+    let (_, g1) = run(&taped, &frozen, &weights, DType::F32).unwrap();
+    for (i, (a, c)) in g1.iter().zip(&g0).enumerate().skip(2) {
+        let (a, c) = (a.as_ref().unwrap(), c.as_ref().unwrap());
+        assert!(
+            rel_diff(a, c) < 1e-5,
+            "frozen inputs, weight {i}: {}",
+            rel_diff(a, c)
+        );
+    }
+}
+
+#[test]
+fn a_taped_layer_refuses_what_it_cannot_follow() {
+    let mut rng = ChaCha8Rng::seed_from_u64(28);
+    let (ts, _vars) = tensors(&taped_layer_inputs(&mut rng, 1, 3), DType::F32).unwrap();
+    let x = (&ts[0] * 1.0).unwrap();
+    // A candle op on an activation inside the region: the tape cannot carry its gradient.
+    let untaped = w2s_kernels::region(&[&x], |xs| {
+        let doubled = (&xs[0] * 2.0)?;
+        fused_linear(&doubled, &ts[2], None, Act::Identity)
+    });
+    let err = untaped.unwrap_err().to_string();
+    assert!(err.contains("did not record"), "{err}");
+    // Declared with bypass, the layer runs in candle's graph and trains as usual.
+    let bypassed = w2s_kernels::region(&[&x], |xs| {
+        w2s_kernels::tape::bypass("a candle op");
+        let doubled = (&xs[0] * 2.0)?;
+        fused_linear(&doubled, &ts[2], None, Act::Identity)
+    })
+    .unwrap();
+    let grads = w2s_kernels::backward(&bypassed.sum_all().unwrap()).unwrap();
+    assert!(grads.get(&ts[2]).is_some() && grads.get(&ts[0]).is_some());
+    // Weights' gradients of a taped layer live in the sink: a plain backward says so.
+    let taped = w2s_kernels::region(&[&x], |xs| fused_linear(&xs[0], &ts[2], None, Act::Silu));
+    let err = taped.unwrap().sum_all().unwrap().backward().unwrap_err();
+    assert!(err.to_string().contains("w2s_kernels::backward"), "{err}");
+}
