@@ -252,13 +252,22 @@ impl Attention {
         heads: usize,
         norm: &Option<RmsNorm>,
     ) -> candle_core::Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        let x = x.reshape((b, t, heads, self.head_dim))?;
+        let (b, t, hd) = x.dims3()?;
+        let d = self.head_dim;
+        let x = w2s_kernels::map(
+            x,
+            |x| x.reshape((b, t, heads, d)),
+            move |g| g.reshape((b, t, hd)),
+        )?;
         let x = match norm {
             Some(n) => n.forward(&x)?,
             None => x,
         };
-        x.transpose(1, 2)?.contiguous()
+        w2s_kernels::map(
+            &x,
+            |x| x.transpose(1, 2)?.contiguous(),
+            |g| g.transpose(1, 2)?.contiguous(),
+        )
     }
 
     fn forward(
@@ -361,6 +370,22 @@ impl DecoderLayer {
         rope: &(Tensor, Tensor),
         bias: &Tensor,
     ) -> candle_core::Result<Tensor> {
+        let (at, m) = (&self.attn, &self.mlp);
+        let linears = [&at.q, &at.k, &at.v, &at.o, &m.gate, &m.up, &m.down];
+        if linears.iter().any(|l| l.has_lora()) {
+            return self.forward_taped(x, rope, bias);
+        }
+        // One taped op for candle (see `EncoderLayer::forward`).
+        w2s_kernels::region(&[x], |xs| self.forward_taped(&xs[0], rope, bias))
+    }
+
+    /// The layer's ops: taped inside a region, candle's graph outside one.
+    fn forward_taped(
+        &self,
+        x: &Tensor,
+        rope: &(Tensor, Tensor),
+        bias: &Tensor,
+    ) -> candle_core::Result<Tensor> {
         let a = self
             .attn
             .forward(&self.input_norm.forward(x)?, rope, bias)?;
@@ -368,13 +393,13 @@ impl DecoderLayer {
             Some(n) => n.forward(&a)?,
             None => a,
         };
-        let x = (x + a)?;
+        let x = w2s_kernels::add(x, &a)?;
         let m = self.mlp.forward(&self.ffn_norm.forward(&x)?)?;
         let m = match &self.post_ffn_norm {
             Some(n) => n.forward(&m)?,
             None => m,
         };
-        x + m
+        w2s_kernels::add(&x, &m)
     }
 }
 

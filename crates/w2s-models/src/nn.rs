@@ -96,6 +96,11 @@ impl Linear {
         Ok((inp, out))
     }
 
+    /// Whether a LoRA adapter is attached (its products are candle ops, outside the tape).
+    pub fn has_lora(&self) -> bool {
+        self.lora.is_some()
+    }
+
     /// Adds (or replaces) a LoRA adapter.
     pub fn set_lora(&mut self, lora: Option<Lora>) {
         self.lora = lora;
@@ -106,6 +111,8 @@ impl Linear {
         let Some(l) = &self.lora else {
             return w2s_kernels::linear(x, &self.weight, self.bias.as_ref(), act);
         };
+        // The adapter's products are candle ops the tape cannot follow.
+        w2s_kernels::tape::bypass("LoRA");
         let y = w2s_kernels::linear(x, &self.weight, self.bias.as_ref(), Act::Identity)?;
         let (rows, inner) = (x.elem_count() / x.dim(D::Minus1)?.max(1), x.dim(D::Minus1)?);
         let dt = x.dtype();
@@ -319,7 +326,26 @@ impl EncoderLayer {
     }
 
     /// `x [b, t, h]` → `[b, t, h]`; `bias` is added to the attention scores (mask, position bias).
+    ///
+    /// The layer is one taped op for candle ([`w2s_kernels::region`]): its backward moves each
+    /// activation gradient on instead of zero-filling and adding it.
     pub fn forward(&self, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        let linears = [
+            &self.q,
+            &self.k,
+            &self.v,
+            &self.o,
+            &self.intermediate,
+            &self.output,
+        ];
+        if linears.iter().any(|l| l.has_lora()) {
+            return self.forward_taped(x, bias);
+        }
+        w2s_kernels::region(&[x, bias], |xs| self.forward_taped(&xs[0], &xs[1]))
+    }
+
+    /// The layer's ops: taped inside a region, candle's graph outside one.
+    fn forward_taped(&self, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
         // q, k, v stay `[b, t, heads·d]`: the attention reads the heads in place.
         let (q, k, v) = (self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?);
         let scale = 1.0 / ((q.dim(D::Minus1)? / self.heads) as f64).sqrt();
@@ -329,11 +355,13 @@ impl EncoderLayer {
             scale,
         };
         let ctx = attend(&q, &k, &v, bias, shape)?;
-        let a = self.attn_norm.forward(&(self.o.forward(&ctx)? + x)?)?;
+        let a = self
+            .attn_norm
+            .forward(&w2s_kernels::add(&self.o.forward(&ctx)?, x)?)?;
         let f = self
             .output
             .forward(&self.intermediate.forward_act(&a, self.act)?)?;
-        self.out_norm.forward(&(f + a)?)
+        self.out_norm.forward(&w2s_kernels::add(&f, &a)?)
     }
 }
 

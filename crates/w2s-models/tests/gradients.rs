@@ -11,7 +11,9 @@ use common::{classification_grads, without_gradient};
 use w2s_assets::Store;
 use w2s_models::{resolve, Encoder};
 
-fn check(model: &str, expected_vars: usize) {
+/// `taped`: how many layers must run as taped regions (the layer-level backward), not fall back
+/// to candle's graph.
+fn check(model: &str, expected_vars: usize, taped: usize) {
     let dev = Device::Cpu;
     let source = resolve(model, &Store::open()).expect("model fetched");
     let varmap = VarMap::new();
@@ -26,7 +28,10 @@ fn check(model: &str, expected_vars: usize) {
         .iter()
         .map(|t| enc.tokenizer.encode(t, 64).unwrap())
         .collect();
+    let before = w2s_kernels::tape::taped_layers();
     let grads = classification_grads(&enc, &varmap, &rows, &[1, 0]);
+    let ran = w2s_kernels::tape::taped_layers() - before;
+    assert_eq!(ran, taped, "{model}: layers run taped");
     let missing = without_gradient(&varmap, &grads);
     assert!(
         missing.is_empty(),
@@ -38,36 +43,36 @@ fn check(model: &str, expected_vars: usize) {
 #[test]
 fn bert_minilm_l3_every_parameter_gets_a_gradient() {
     // 5 embedding tensors + 3 layers x 16
-    check("minilm-l3", 53);
+    check("minilm-l3", 53, 3);
 }
 
 #[test]
 fn bert_e5_small_every_parameter_gets_a_gradient() {
-    check("e5-small", 5 + 12 * 16);
+    check("e5-small", 5 + 12 * 16, 12);
 }
 
 #[test]
 fn mpnet_every_parameter_gets_a_gradient() {
     // word + position embeddings, LayerNorm (2), relative bias, 12 layers x 16
-    check("mpnet-base", 5 + 12 * 16);
+    check("mpnet-base", 5 + 12 * 16, 12);
 }
 
 #[test]
 fn llama_smollm2_every_parameter_gets_a_gradient() {
     // embedding + final norm, 30 layers x (2 norms, q k v o, gate up down)
-    check("smollm2-135m", 2 + 30 * 9);
+    check("smollm2-135m", 2 + 30 * 9, 30);
 }
 
 #[test]
 fn gemma3_every_parameter_gets_a_gradient() {
     // embedding + final norm, 18 layers x (4 sandwich norms, q/k norms, q k v o, gate up down)
-    check("gemma3-270m", 2 + 18 * 13);
+    check("gemma3-270m", 2 + 18 * 13, 18);
 }
 
 #[test]
 fn qwen2_every_parameter_gets_a_gradient() {
     // embedding + final norm, 24 layers x (2 norms, q k v o, q/k/v biases, gate up down)
-    check("qwen2.5-coder-0.5b", 2 + 24 * 12);
+    check("qwen2.5-coder-0.5b", 2 + 24 * 12, 24);
 }
 
 /// One full training step of MiniLM-L3 (backbone, mean pooling, linear head, soft-label
