@@ -408,7 +408,7 @@ fn accumulate(
             grads.insert(id, (g, fresh));
         }
         Some((acc, true)) if acc.is_contiguous() && g.shape() == acc.shape() => {
-            acc.inplace_op2(&g, &AddAssign)?;
+            add_assign(&acc, &g)?;
             grads.insert(id, (acc, true));
         }
         Some((acc, _)) => {
@@ -416,6 +416,12 @@ fn accumulate(
         }
     }
     Ok(())
+}
+
+/// `acc += g` in place, in parallel, for contiguous f32 or f64 tensors of one size on the CPU;
+/// `acc` must be a buffer its caller owns (a gradient), never one shared with a model.
+pub fn add_assign(acc: &Tensor, g: &Tensor) -> Result<()> {
+    acc.inplace_op2(g, &AddAssign)
 }
 
 /// `a += b` in place, in parallel.
@@ -433,7 +439,10 @@ impl InplaceOp2 for AddAssign {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        fn run<T: Real>(a: &mut [T], b: &[T]) {
+        fn run<T: Real>(a: &mut [T], b: &[T]) -> Result<()> {
+            if a.len() != b.len() {
+                candle_core::bail!("add-assign: {} against {} elements", a.len(), b.len());
+            }
             a.par_chunks_mut(16 * 1024)
                 .zip(b.par_chunks(16 * 1024))
                 .for_each(|(a, b)| {
@@ -441,16 +450,17 @@ impl InplaceOp2 for AddAssign {
                         *a += b;
                     }
                 });
+            Ok(())
         }
         let Some((start, end)) = l1.contiguous_offsets() else {
             candle_core::bail!("add-assign: the sum is not contiguous")
         };
         match (s1, s2) {
             (CpuStorage::F32(a), CpuStorage::F32(_)) => {
-                run(&mut a[start..end], f32::contiguous(s2, l2, self.name())?)
+                run(&mut a[start..end], f32::contiguous(s2, l2, self.name())?)?
             }
             (CpuStorage::F64(a), CpuStorage::F64(_)) => {
-                run(&mut a[start..end], f64::contiguous(s2, l2, self.name())?)
+                run(&mut a[start..end], f64::contiguous(s2, l2, self.name())?)?
             }
             (a, b) => candle_core::bail!("add-assign: {:?} += {:?}", a.dtype(), b.dtype()),
         }

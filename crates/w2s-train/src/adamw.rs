@@ -187,36 +187,6 @@ fn f32_pair<'a>(
     Ok((&mut a[a0..a1], &b[b0..b1]))
 }
 
-/// `acc += g` element by element, in place.
-struct AddAssign;
-
-impl candle_core::InplaceOp2 for AddAssign {
-    fn name(&self) -> &'static str {
-        "add-assign"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &mut CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<()> {
-        let (acc, g) = f32_pair(self.name(), s1, l1, s2, l2)?;
-        if acc.len() != g.len() {
-            candle_core::bail!("add-assign: {} against {} elements", acc.len(), g.len());
-        }
-        acc.par_chunks_mut(1 << 15)
-            .zip(g.par_chunks(1 << 15))
-            .for_each(|(acc, g)| {
-                for (a, &b) in acc.iter_mut().zip(g) {
-                    *a += b;
-                }
-            });
-        Ok(())
-    }
-}
-
 /// Adds gradient `g` into the accumulated gradient `acc` in place when both are contiguous f32
 /// on the CPU (accumulation across minibatches without a fresh buffer per parameter); returns
 /// `acc + g` as a new tensor otherwise. `acc` must be a gradient owned by the caller (a
@@ -229,7 +199,7 @@ pub fn accumulate(acc: Tensor, g: &Tensor) -> Result<Tensor> {
         && acc.is_contiguous()
         && g.is_contiguous();
     if fits {
-        acc.inplace_op2(g, &AddAssign)?;
+        w2s_kernels::tape::add_assign(&acc, g)?;
         Ok(acc)
     } else {
         acc + g
