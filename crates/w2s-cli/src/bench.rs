@@ -393,6 +393,9 @@ type Mnk = (usize, usize, usize);
 struct GemmPeak {
     /// `(shape, w2s GFLOP/s, PyTorch GFLOP/s)`.
     rows: Vec<(Mnk, f64, Option<f64>)>,
+    /// w2s's bf16 products at the same shapes (`w2s bench gemm` on a CPU that has them), with
+    /// the kernel's name; not part of the peak, which is f32's.
+    bf16: Option<(&'static str, Vec<f64>)>,
     peak: f64,
 }
 
@@ -417,6 +420,15 @@ fn gemm_peak(args: &BenchArgs, shapes: &StepShapes, torch: bool) -> Result<GemmP
     } else {
         vec![None; all.len()]
     };
+    let bf16 = match w2s_kernels::bf16::best_kernel() {
+        Some(kernel) if args.kind == BenchKind::Gemm => Some((
+            kernel.name(),
+            all.iter()
+                .map(|&(m, n, k)| w2s_kernels::bf16::rate(kernel, m, n, k, 5))
+                .collect(),
+        )),
+        _ => None,
+    };
     let peak = w2s
         .iter()
         .chain(torch.iter().flatten())
@@ -428,6 +440,7 @@ fn gemm_peak(args: &BenchArgs, shapes: &StepShapes, torch: bool) -> Result<GemmP
             .zip(torch)
             .map(|((s, w), t)| (s, w, t))
             .collect(),
+        bf16,
         peak,
     })
 }
@@ -638,25 +651,34 @@ fn print_gemm(args: &BenchArgs, cpu: &str, gemm: Option<&GemmPeak>) -> Result<()
     let Some(g) = gemm else {
         bail!("w2s bench gemm times the CPU gemm; run it with W2S_DEVICE=cpu")
     };
+    let bf16_at = |i: usize| g.bf16.as_ref().map(|(_, r)| r[i]);
     if args.json {
         let rows: Vec<serde_json::Value> = g
             .rows
             .iter()
-            .map(|((m, n, k), w, t)| serde_json::json!({"m": m, "n": n, "k": k, "w2s_gflops": w, "pytorch_gflops": t}))
+            .enumerate()
+            .map(|(i, ((m, n, k), w, t))| serde_json::json!({"m": m, "n": n, "k": k, "w2s_gflops": w, "pytorch_gflops": t, "w2s_bf16_gflops": bf16_at(i)}))
             .collect();
         println!(
             "{}",
-            serde_json::json!({"kind": "gemm", "model": args.model, "cpu": cpu, "shapes": rows, "peak_gflops": g.peak})
+            serde_json::json!({"kind": "gemm", "model": args.model, "cpu": cpu, "shapes": rows, "peak_gflops": g.peak, "bf16_kernel": g.bf16.as_ref().map(|(k, _)| k)})
         );
         return Ok(());
     }
     println!("f32 matmul [m, k] x [n, k]^T, median of 5 after a warm-up, every thread");
     println!("  cpu      {cpu}");
-    println!("  {:>18}   {:>10}   {:>10}", "m x n x k", "w2s", "pytorch");
-    for ((m, n, k), w, t) in &g.rows {
+    let bf16_head = g.bf16.as_ref().map_or(String::new(), |(k, _)| {
+        format!("   {:>14}", format!("bf16 ({k})"))
+    });
+    println!(
+        "  {:>18}   {:>10}   {:>10}{bf16_head}",
+        "m x n x k", "w2s", "pytorch"
+    );
+    for (i, ((m, n, k), w, t)) in g.rows.iter().enumerate() {
         let t = t.map_or("-".to_string(), |t| format!("{t:.0}"));
+        let b = bf16_at(i).map_or(String::new(), |b| format!("   {b:>14.0}"));
         println!(
-            "  {:>18}   {w:>10.0}   {t:>10}   GFLOP/s",
+            "  {:>18}   {w:>10.0}   {t:>10}{b}   GFLOP/s",
             format!("{m}x{n}x{k}")
         );
     }
@@ -696,6 +718,7 @@ mod tests {
         assert!(best_w2s(Vec::new()).is_none());
         let peaks = [50.0, 70.0, 60.0].map(|peak| GemmPeak {
             rows: Vec::new(),
+            bf16: None,
             peak,
         });
         assert_eq!(best_gemm(peaks.into()).map(|g| g.peak), Some(70.0));

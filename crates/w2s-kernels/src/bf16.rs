@@ -24,7 +24,7 @@ const COLS: usize = 16;
 const DEPTH: usize = 32;
 
 /// Which bf16 kernel runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
     /// Intel AMX tiles (`tdpbf16ps`): Sapphire Rapids and later.
     Amx,
@@ -127,6 +127,40 @@ pub fn best_kernel() -> Option<Kernel> {
     [Kernel::Amx, Kernel::Avx512]
         .into_iter()
         .find(|k| k.available())
+}
+
+/// Measured rate of `kernel`'s products `[m, k]·[n, k]ᵀ` in GFLOP/s, the median of `reps` after
+/// a warm-up, on every thread of the pool; rounding the activations is timed (it is part of every
+/// product), packing the weight is not (it happens once per weight).
+pub fn rate(kernel: Kernel, m: usize, n: usize, k: usize, reps: usize) -> f64 {
+    let x = crate::probe_matrix(m, k, 17);
+    let w = PackedWeight::pack(&crate::probe_matrix(n, k, 13), n, k, k, 1);
+    let mut dst = vec![0f32; m * n];
+    crate::product_rate(m, n, k, reps, || matmul(kernel, &x, &w, &mut dst, &|_| {}))
+}
+
+/// bf16 and f32 rates (GFLOP/s) at a shape typical of a base-size encoder's batch (`[2048, 768]·[768, 768]ᵀ`),
+/// when `kernel`'s products are measurably slower than f32 gemm on this CPU: there `--dtype bf16`
+/// costs time instead of saving it. On an Intel core without AMX `vdpbf16ps` issues at half the
+/// FMA rate, so its two products per lane buy nothing and the rounding is extra (measured on an
+/// Emerald Rapids Xeon: 0.6× f32). Measured once per process and kernel (about 0.1 s).
+pub fn slower_than_f32(kernel: Kernel) -> Option<(f64, f64)> {
+    static PROBE: std::sync::OnceLock<Mutex<HashMap<Kernel, (f64, f64)>>> =
+        std::sync::OnceLock::new();
+    let probes = PROBE.get_or_init(|| Mutex::new(HashMap::new()));
+    let (bf16, f32) = *probes
+        .lock()
+        .expect("bf16 probe")
+        .entry(kernel)
+        .or_insert_with(|| {
+            let (m, n, k) = (2048, 768, 768);
+            (rate(kernel, m, n, k, 2), crate::gemm_rate(m, n, k, 2))
+        });
+    tracing::debug!(
+        "bf16 probe ({}): {bf16:.0} GFLOP/s, f32 {f32:.0}",
+        kernel.name()
+    );
+    (bf16 < 0.9 * f32).then_some((bf16, f32))
 }
 
 /// The kernel frozen products use: 0 while off, else 1 + its index in [`KERNELS`].

@@ -75,12 +75,10 @@ pub(crate) fn use_fused(tensors: &[&Tensor]) -> bool {
 /// Measured f32 matrix-product rate of the kernels' gemm, in GFLOP/s: the median of `reps` timed
 /// products `[m, k]·[n, k]ᵀ` (a Linear's forward) after one warm-up, on every thread of the pool.
 pub fn gemm_rate(m: usize, n: usize, k: usize, reps: usize) -> f64 {
-    let a: Vec<f32> = (0..m * k).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
-    let b: Vec<f32> = (0..n * k).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
+    let a = probe_matrix(m, k, 17);
+    let b = probe_matrix(n, k, 13);
     let mut c = vec![0f32; m * n];
-    let mut times = Vec::with_capacity(reps);
-    for rep in 0..=reps.max(1) {
-        let start = std::time::Instant::now();
+    product_rate(m, n, k, reps, || {
         // SAFETY: the three buffers have exactly the sizes the strides address.
         unsafe {
             matmul::matmul(
@@ -96,6 +94,29 @@ pub fn gemm_rate(m: usize, n: usize, k: usize, reps: usize) -> f64 {
                 matmul::Threads::All,
             );
         }
+    })
+}
+
+/// A `[rows, cols]` matrix of small values with period `period` (no zeros to shortcut on).
+pub(crate) fn probe_matrix(rows: usize, cols: usize, period: usize) -> Vec<f32> {
+    (0..rows * cols)
+        .map(|i| ((i % period) as f32 - (period / 2) as f32) * 0.01)
+        .collect()
+}
+
+/// GFLOP/s of an `[m, k]·[k, n]` product run by `product`: the median of `reps` timed calls
+/// after one warm-up.
+pub(crate) fn product_rate(
+    m: usize,
+    n: usize,
+    k: usize,
+    reps: usize,
+    mut product: impl FnMut(),
+) -> f64 {
+    let mut times = Vec::with_capacity(reps);
+    for rep in 0..=reps.max(1) {
+        let start = std::time::Instant::now();
+        product();
         if rep > 0 {
             times.push(start.elapsed().as_secs_f64());
         }

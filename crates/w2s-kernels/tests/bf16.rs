@@ -154,3 +154,15 @@ fn fused_linear_uses_bf16_for_frozen_weights_only() -> candle_core::Result<()> {
     assert_eq!(a, off_out.flatten_all()?.to_vec1::<f32>()?);
     Ok(())
 }
+
+#[test]
+fn kernel_rates_are_measured_and_positive() {
+    // Tiny shapes: this checks the measurement, not the machine's speed.
+    for kernel in kernels() {
+        let r = bf16::rate(kernel, 40, 24, 70, 2);
+        assert!(r.is_finite() && r > 0.0, "{}: {r} GFLOP/s", kernel.name());
+    }
+    if let Some(k) = bf16::best_kernel() {
+        eprintln!("probe {:?}: {:?}", k.name(), bf16::slower_than_f32(k));
+    }
+}

@@ -32,7 +32,8 @@ impl WeightDtype {
     /// [`WeightDtype::candle`]. The switch is process-wide: one process computes in one dtype.
     pub fn load_dtype(&self, device: &Device) -> DType {
         let bf16_products = self.bf16_products_on(device).is_some();
-        if w2s_kernels::bf16::set_active(bf16_products).is_some() {
+        if let Some(kernel) = w2s_kernels::bf16::set_active(bf16_products) {
+            warn_if_slower(kernel);
             DType::F32
         } else {
             self.candle()
@@ -72,4 +73,21 @@ impl WeightDtype {
     pub fn is_default(&self) -> bool {
         *self == WeightDtype::F32
     }
+}
+
+/// Warns, once per process, when bf16 products run slower than f32 on this CPU: `--dtype bf16`
+/// is asked for speed, and some CPUs give the opposite (see
+/// [`w2s_kernels::bf16::slower_than_f32`]).
+fn warn_if_slower(kernel: w2s_kernels::bf16::Kernel) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        if let Some((bf16, f32)) = w2s_kernels::bf16::slower_than_f32(kernel) {
+            tracing::warn!(
+                "--dtype bf16: this CPU's bf16 products ({}) run at {bf16:.0} GFLOP/s against \
+                 {f32:.0} for f32 (measured just now), so --dtype f32 is faster here and more precise; \
+                 bf16 pays off with AMX or on AMD Zen 4 (docs/results.md)",
+                kernel.name()
+            );
+        }
+    });
 }
