@@ -24,7 +24,7 @@ const COLS: usize = 16;
 const DEPTH: usize = 32;
 
 /// Which bf16 kernel runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
     /// Intel AMX tiles (`tdpbf16ps`): Sapphire Rapids and later.
     Amx,
@@ -139,23 +139,15 @@ pub fn rate(kernel: Kernel, m: usize, n: usize, k: usize, reps: usize) -> f64 {
     crate::product_rate(m, n, k, reps, || matmul(kernel, &x, &w, &mut dst, &|_| {}))
 }
 
-/// bf16 and f32 rates (GFLOP/s) at a shape typical of a base-size encoder's batch (`[2048, 768]·[768, 768]ᵀ`),
-/// when `kernel`'s products are measurably slower than f32 gemm on this CPU: there `--dtype bf16`
-/// costs time instead of saving it. On an Intel core without AMX `vdpbf16ps` issues at half the
-/// FMA rate, so its two products per lane buy nothing and the rounding is extra (measured on an
-/// Emerald Rapids Xeon: 0.6× f32). Measured once per process and kernel (about 0.1 s).
+/// bf16 and f32 rates (GFLOP/s) at a shape typical of a base-size encoder's batch
+/// (`[2048, 768]·[768, 768]ᵀ`), when `kernel`'s products are measurably slower than f32 gemm on
+/// this CPU: there `--dtype bf16` costs time instead of saving it. On an Intel core without AMX
+/// `vdpbf16ps` issues at half the FMA rate, so its two products per lane buy nothing and the
+/// rounding is extra (measured on an Emerald Rapids Xeon: 0.6× f32). Takes about 0.2 s; callers
+/// ask once per process.
 pub fn slower_than_f32(kernel: Kernel) -> Option<(f64, f64)> {
-    static PROBE: std::sync::OnceLock<Mutex<HashMap<Kernel, (f64, f64)>>> =
-        std::sync::OnceLock::new();
-    let probes = PROBE.get_or_init(|| Mutex::new(HashMap::new()));
-    let (bf16, f32) = *probes
-        .lock()
-        .expect("bf16 probe")
-        .entry(kernel)
-        .or_insert_with(|| {
-            let (m, n, k) = (2048, 768, 768);
-            (rate(kernel, m, n, k, 2), crate::gemm_rate(m, n, k, 2))
-        });
+    let (m, n, k) = (2048, 768, 768);
+    let (bf16, f32) = (rate(kernel, m, n, k, 4), crate::gemm_rate(m, n, k, 4));
     tracing::debug!(
         "bf16 probe ({}): {bf16:.0} GFLOP/s, f32 {f32:.0}",
         kernel.name()
