@@ -76,7 +76,7 @@ pub struct RunArgs {
     lora: Option<usize>,
     /// Precision of frozen weights (probe features, frozen layers, LoRA's base) and of the
     /// forward pass; trained weights and optimizer state stay f32. bf16 on a CPU is faster
-    /// only with AMX or a fast AVX512-BF16 (Zen 4); w2s warns where it measures it slower.
+    /// only with AMX or a fast AVX512-BF16 (Zen 4, Zen 5); w2s warns where it measures it slower.
     #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
     dtype: String,
     /// Student targets: the weak model's probabilities (soft) or its argmax (hard).
