@@ -26,14 +26,14 @@ pub mod tape;
 pub use attention::{attention, composed_attention, fused_attention, AttentionShape};
 pub use embedding::{composed_embedding, embedding, fused_embedding};
 pub use gated::{composed_gated, fused_gated, gated};
-pub use linear::{composed_linear, fused_linear, linear, Act};
+pub use linear::{composed_linear, fused_linear, linear, linear_in_out, Act};
 pub use norm::{
     composed_layer_norm, composed_rms_norm, fused_layer_norm, fused_rms_norm, layer_norm, rms_norm,
 };
 pub use rope::{composed_rotary, fused_rotary, rotary};
 pub use simd::level_name as simd_level;
 pub use sink::backward;
-pub use tape::{add, map, region};
+pub use tape::{add, contiguous, map, narrow, region};
 
 use candle_core::{DType, Tensor};
 use std::sync::atomic::{AtomicU8, Ordering};

@@ -172,23 +172,32 @@ struct Linear {
     saved: Mutex<Option<CpuStorage>>,
     /// The frozen weight rounded to bf16, when bf16 products are on ([`crate::bf16`]).
     bf16: Option<(bf16::Kernel, Arc<bf16::PackedWeight>)>,
+    /// The weight is stored `[in, out]` (GPT-2's Conv1D), and so is its gradient.
+    in_out: bool,
 }
 
-/// A 2-D weight's strides and offset (frozen weights may be transposed views, as GPT-2's are).
-fn weight_mat<T>(base: *const T, l: &Layout, op: &str) -> Result<(Mat<T>, usize, usize)> {
-    let [out, inp] = l.dims() else {
-        candle_core::bail!("{op}: the weight must be [out, in], got {:?}", l.dims())
+/// A 2-D weight as the `[out, in]` matrix `W` with its widths `(out, in)`, whatever its strides
+/// (frozen weights may be transposed views, as GPT-2's are); `in_out` when it is stored `[in, out]`.
+fn weight_mat<T>(
+    base: *const T,
+    l: &Layout,
+    in_out: bool,
+    op: &str,
+) -> Result<(Mat<T>, usize, usize)> {
+    let [rows, cols] = l.dims() else {
+        candle_core::bail!("{op}: the weight must be 2-D, got {:?}", l.dims())
     };
     let s = l.stride();
-    Ok((
-        Mat {
-            ptr: base.wrapping_add(l.start_offset()),
-            rs: s[0] as isize,
-            cs: s[1] as isize,
-        },
-        *out,
-        *inp,
-    ))
+    let m = Mat {
+        ptr: base.wrapping_add(l.start_offset()),
+        rs: s[0] as isize,
+        cs: s[1] as isize,
+    };
+    Ok(if in_out {
+        (m.t(), *cols, *rows)
+    } else {
+        (m, *rows, *cols)
+    })
 }
 
 impl Linear {
@@ -200,7 +209,7 @@ impl Linear {
     ) -> Result<(CpuStorage, Shape)> {
         let n = "fused-linear";
         let x = T::contiguous(sx, lx, n)?;
-        let (w, out_dim, in_dim) = weight_mat(T::all(sw, n)?.as_ptr(), lw, n)?;
+        let (w, out_dim, in_dim) = weight_mat(T::all(sw, n)?.as_ptr(), lw, self.in_out, n)?;
         let b = match bias {
             Some((s, l)) => Some(T::contiguous(s, l, n)?),
             None => None,
@@ -311,7 +320,10 @@ impl Linear {
         let grad = grad.contiguous()?;
         let (gs, gl) = grad.storage_and_layout();
         let g = cpu_slice::<T>(&gs, Some(gl), n)?;
-        let (out_dim, in_dim) = w.dims2()?;
+        let (out_dim, in_dim) = match w.dims2()? {
+            (i, o) if self.in_out => (o, i),
+            dims => dims,
+        };
         let rows = g.len() / out_dim.max(1);
         // dz = g ⊙ act′(z), or g itself for a plain Linear.
         let dz_owned;
@@ -346,7 +358,7 @@ impl Linear {
         let dx = if wants(x) {
             let (ws, wl) = w.storage_and_layout();
             let wall = cpu_slice::<T>(&ws, None, n)?;
-            let (wm, _, _) = weight_mat(wall.as_ptr(), wl, n)?;
+            let (wm, _, _) = weight_mat(wall.as_ptr(), wl, self.in_out, n)?;
             let mut dx = Fresh::new(rows * in_dim);
             // SAFETY: dz and W are live and read-only, dx is ours and written in full.
             let dx = unsafe {
@@ -372,23 +384,30 @@ impl Linear {
             let (xs, xl) = x.storage_and_layout();
             let xv = cpu_slice::<T>(&xs, Some(xl), n)?;
             let mut dw = Fresh::new(out_dim * in_dim);
+            let xm = Mat::rows(xv.as_ptr(), in_dim);
+            // dW = dzᵀ·x as [out, in], or its transpose xᵀ·dz for a weight stored [in, out].
+            let (m, k, a, b) = if self.in_out {
+                (in_dim, out_dim, xm.t(), dzm)
+            } else {
+                (out_dim, in_dim, dzm.t(), xm)
+            };
             // SAFETY: as above.
             let dw = unsafe {
                 matmul(
-                    out_dim,
-                    in_dim,
+                    m,
+                    k,
                     rows,
                     dw.as_mut_ptr(),
-                    in_dim as isize,
+                    k as isize,
                     false,
-                    dzm.t(),
-                    Mat::rows(xv.as_ptr(), in_dim),
+                    a,
+                    b,
                     T::ONE,
                     Threads::All,
                 );
                 dw.assume_init()
             };
-            crate::sink::divert(w, Some(Tensor::from_vec(dw, (out_dim, in_dim), dev)?))?
+            crate::sink::divert(w, Some(Tensor::from_vec(dw, w.shape(), dev)?))?
         } else {
             None
         };
@@ -509,13 +528,33 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Result<Te
     fused_linear(x, w, b, act)
 }
 
+/// `act(x·W + b)` for `W` stored `[in, out]`, as GPT-2's Conv1D stores it: its gradient comes
+/// out `[in, out]` too, so a trained weight stored that way is a variable of its own (a
+/// transposed view of it would make a taped layer fall back to candle's graph). Such a weight
+/// takes the f32 product even with bf16 products on; frozen ones can go through [`linear`] as a
+/// view.
+pub fn linear_in_out(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Result<Tensor> {
+    let mut all = vec![x, w];
+    all.extend(b);
+    if !crate::use_fused(&all) {
+        crate::tape::bypass("composed linear");
+        return composed_linear(x, &w.t()?, b, act);
+    }
+    fused(x, w, b, act, true)
+}
+
 /// The fused op, whatever [`crate::enabled`] says (CPU, f32/f64 only).
 pub fn fused_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Result<Tensor> {
+    fused(x, w, b, act, false)
+}
+
+/// The fused op on a weight stored `[out, in]`, or `[in, out]` when `in_out`.
+fn fused(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act, in_out: bool) -> Result<Tensor> {
     let x = crate::tape::contiguous(x)?;
     let keep = wants(&x) || wants(w) || b.is_some_and(wants);
     // Only frozen f32 weights take the bf16 products; trained ones stay f32 throughout.
     let bf16 = match bf16::active() {
-        Some(kernel) if !w.track_op() && w.dtype() == DType::F32 => {
+        Some(kernel) if !in_out && !w.track_op() && w.dtype() == DType::F32 => {
             Some((kernel, bf16::packed(w)?))
         }
         _ => None,
@@ -525,6 +564,7 @@ pub fn fused_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Res
         keep,
         saved: Mutex::new(None),
         bf16,
+        in_out,
     };
     match b {
         Some(b) => crate::tape::apply3(&x, w, b, 1, op, keep),

@@ -304,8 +304,36 @@ pub fn map(
 }
 
 /// `x` laid out contiguously; a copy made inside a region is taped.
-pub(crate) fn contiguous(x: &Tensor) -> Result<Tensor> {
+pub fn contiguous(x: &Tensor) -> Result<Tensor> {
     map(x, |x| x.contiguous(), |g| Ok(g.clone()))
+}
+
+/// A slice's backward: the gradient padded with zeros to the input's extent.
+struct Slice {
+    dim: usize,
+    start: usize,
+    after: usize,
+}
+
+impl Backward for Slice {
+    fn backward(&self, _: &[Tensor], _: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // A buffer of its own (zeros and g concatenated), so the next slice's gradient is added
+        // into it in place.
+        Ok(vec![Some(
+            g.pad_with_zeros(self.dim, self.start, self.after)?,
+        )])
+    }
+}
+
+/// `x.narrow(dim, start, len)` (a view), taped inside a region: how the thirds of a fused q/k/v
+/// projection reach the attention.
+pub fn narrow(x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor> {
+    let y = x.narrow(dim, start, len)?;
+    if recording() && y.id() != x.id() {
+        let after = x.dim(dim)? - start - len;
+        push("narrow", Box::new(Slice { dim, start, after }), &[x], 1, &y)?;
+    }
+    Ok(y)
 }
 
 /// Clears the recording when a region's forward returns or unwinds.

@@ -7,7 +7,8 @@ use rand_chacha::ChaCha8Rng;
 use w2s_kernels::{
     composed_attention, composed_embedding, composed_gated, composed_layer_norm, composed_linear,
     composed_rms_norm, composed_rotary, fused_attention, fused_embedding, fused_gated,
-    fused_layer_norm, fused_linear, fused_rms_norm, fused_rotary, Act, AttentionShape,
+    fused_layer_norm, fused_linear, fused_rms_norm, fused_rotary, linear_in_out, Act,
+    AttentionShape,
 };
 
 type Op = dyn Fn(&[Tensor]) -> Result<Tensor>;
@@ -362,6 +363,64 @@ fn linear_with_each_activation_matches_composed_and_finite_differences() {
         input(&mut rng, &[24], 0.5),
     ];
     against_composed("linear transposed weight", &*f, &*c, &inputs, 15);
+    // The same weight trained as stored, [in, out]: its gradient comes out [in, out].
+    let f: Box<Op> =
+        Box::new(|ts: &[Tensor]| linear_in_out(&ts[0], &ts[1], Some(&ts[2]), Act::GeluTanh));
+    against_composed("linear stored [in, out]", &*f, &*c, &inputs, 16);
+    let mut tiny = [
+        input(&mut rng, &[2, 3, 4], 1.5),
+        input(&mut rng, &[4, 5], 0.7),
+        input(&mut rng, &[5], 0.5),
+    ];
+    against_finite_differences("linear stored [in, out]", &*f, &mut tiny, 17);
+}
+
+/// Thirds of one fused projection (GPT-2's q/k/v), sliced in place and recombined, inside a
+/// region against candle's graph: each slice's gradient must land in its own columns.
+#[test]
+fn slices_of_a_projection_inside_a_region_match_candles_graph() {
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    let layer = |x: &Tensor, ts: &[Tensor]| -> Result<Tensor> {
+        let qkv = fused_linear(x, &ts[1], Some(&ts[2]), Act::Identity)?;
+        let part = |i: usize| w2s_kernels::narrow(&qkv, 2, i * 6, 6);
+        // Each third used differently, so a gradient padded into the wrong columns shows.
+        let (q, k, v) = (part(0)?, part(1)?, part(2)?);
+        let qk = w2s_kernels::add(
+            &w2s_kernels::contiguous(&q)?,
+            &fused_gated(
+                &w2s_kernels::contiguous(&k)?,
+                &w2s_kernels::contiguous(&v)?,
+                Act::Silu,
+            )?,
+        )?;
+        fused_linear(&qk, &ts[3], None, Act::GeluErf)
+    };
+    let plain = move |ts: &[Tensor]| layer(&(&ts[0] * 2.0)?, ts);
+    let taped = move |ts: &[Tensor]| {
+        let x = (&ts[0] * 2.0)?;
+        w2s_kernels::region(&[&x], |xs| layer(&xs[0], ts))
+    };
+    let inputs = [
+        input(&mut rng, &[2, 5, 4], 1.0),
+        input(&mut rng, &[18, 4], 0.6),
+        input(&mut rng, &[18], 0.4),
+        input(&mut rng, &[3, 6], 0.6),
+    ];
+    let weights = random(&mut rng, &[2 * 5 * 3], 1.0);
+    let before = w2s_kernels::tape::taped_layers();
+    let (y1, g1) = run(&taped, &inputs, &weights, DType::F32).unwrap();
+    assert_eq!(
+        w2s_kernels::tape::taped_layers(),
+        before + 1,
+        "the region ran taped"
+    );
+    let (y0, g0) = run(&plain, &inputs, &weights, DType::F32).unwrap();
+    assert!(rel_diff(&y1, &y0) < 1e-6, "output: {}", rel_diff(&y1, &y0));
+    for (i, (a, c)) in g1.iter().zip(&g0).enumerate() {
+        let (a, c) = (a.as_ref().unwrap(), c.as_ref().unwrap());
+        assert!(c.iter().any(|&v| v != 0.0), "input {i}: zero gradient");
+        assert!(rel_diff(a, c) < 1e-5, "input {i}: {}", rel_diff(a, c));
+    }
 }
 
 #[test]
