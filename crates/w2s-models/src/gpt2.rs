@@ -91,22 +91,33 @@ impl Block {
         })
     }
 
+    /// One taped op for candle ([`w2s_kernels::region`]), as the other architectures' layers.
     fn forward(&self, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+        let linears = [&self.c_attn, &self.c_proj, &self.c_fc, &self.mlp_proj];
+        if linears.iter().any(|l| l.has_lora()) {
+            return self.forward_taped(x, bias);
+        }
+        w2s_kernels::region(&[x], |xs| self.forward_taped(&xs[0], bias))
+    }
+
+    /// The block's ops: taped inside a region, candle's graph outside one.
+    fn forward_taped(&self, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
         let qkv = self.c_attn.forward(&self.ln_1.forward(x)?)?;
         let d = x.dim(D::Minus1)?;
+        let last = qkv.rank() - 1;
         // Thirds of the fused projection, read in place by the attention.
-        let part = |i: usize| qkv.narrow(D::Minus1, i * d, d);
+        let part = |i: usize| w2s_kernels::narrow(&qkv, last, i * d, d);
         let shape = AttentionShape {
             heads: self.heads,
             kv_heads: self.heads,
             scale: self.scale,
         };
         let ctx = attend(&part(0)?, &part(1)?, &part(2)?, bias, shape)?;
-        let x = (x + self.c_proj.forward(&ctx)?)?;
+        let x = w2s_kernels::add(x, &self.c_proj.forward(&ctx)?)?;
         let m = self
             .mlp_proj
             .forward(&self.c_fc.forward_act(&self.ln_2.forward(&x)?, self.act)?)?;
-        x + m
+        w2s_kernels::add(&x, &m)
     }
 }
 

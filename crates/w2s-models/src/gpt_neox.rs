@@ -11,7 +11,7 @@ use crate::nn::{
     Visibility,
 };
 use crate::rope::{apply_rope, RopeSpec};
-use candle_core::{DType, Module, Tensor, D};
+use candle_core::{DType, Module, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
@@ -90,26 +90,42 @@ impl Layer {
         bias: &Tensor,
     ) -> candle_core::Result<Tensor> {
         let (b, t, d) = x.dims3()?;
-        let hd = d / self.heads;
-        // [b, t, heads, 3·hd] → [b, heads, t, 3·hd]: q, k, v are thirds of each head's slice.
-        let qkv = self
-            .qkv
-            .forward(x)?
-            .reshape((b, t, self.heads, 3 * hd))?
-            .transpose(1, 2)?;
-        let part = |i: usize| qkv.narrow(D::Minus1, i * hd, hd)?.contiguous();
+        let (heads, hd) = (self.heads, d / self.heads);
+        // [b, t, heads, 3·hd] → [b, heads, t, 3·hd] (a view): q, k, v are thirds of each head's
+        // slice.
+        let qkv = w2s_kernels::map(
+            &self.qkv.forward(x)?,
+            |y| y.reshape((b, t, heads, 3 * hd))?.transpose(1, 2),
+            move |g| g.transpose(1, 2)?.reshape((b, t, 3 * d)),
+        )?;
+        let part = |i: usize| w2s_kernels::contiguous(&w2s_kernels::narrow(&qkv, 3, i * hd, hd)?);
         let q = apply_rope(&part(0)?, &rope.0, &rope.1)?;
         let k = apply_rope(&part(1)?, &rope.0, &rope.1)?;
         let shape = AttentionShape {
-            heads: self.heads,
-            kv_heads: self.heads,
+            heads,
+            kv_heads: heads,
             scale: 1.0 / (hd as f64).sqrt(),
         };
         let ctx = attend(&q, &k, &part(2)?, bias, shape)?;
         self.dense.forward(&ctx)
     }
 
+    /// One taped op for candle ([`w2s_kernels::region`]), as the other architectures' layers.
     fn forward(
+        &self,
+        x: &Tensor,
+        rope: &(Tensor, Tensor),
+        bias: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let linears = [&self.qkv, &self.dense, &self.h_to_4h, &self.four_h_to_h];
+        if linears.iter().any(|l| l.has_lora()) {
+            return self.forward_taped(x, rope, bias);
+        }
+        w2s_kernels::region(&[x], |xs| self.forward_taped(&xs[0], rope, bias))
+    }
+
+    /// The layer's ops: taped inside a region, candle's graph outside one.
+    fn forward_taped(
         &self,
         x: &Tensor,
         rope: &(Tensor, Tensor),
@@ -122,10 +138,10 @@ impl Layer {
         };
         let a = self.attention(&self.input_layernorm.forward(x)?, rope, bias)?;
         if self.parallel {
-            (mlp(x)? + a)? + x
+            w2s_kernels::add(&w2s_kernels::add(&mlp(x)?, &a)?, x)
         } else {
-            let h = (a + x)?;
-            mlp(&h)? + h
+            let h = w2s_kernels::add(&a, x)?;
+            w2s_kernels::add(&mlp(&h)?, &h)
         }
     }
 }

@@ -74,6 +74,8 @@ impl Embedding {
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Tensor,
+    /// A GPT-2 Conv1D's weight as stored, `[in, out]`, of which `weight` is the transposed view.
+    in_out: Option<Tensor>,
     bias: Option<Tensor>,
     lora: Option<Lora>,
 }
@@ -109,7 +111,13 @@ impl Linear {
     /// `act(x·Wᵀ + b)`, the activation fused into the same op when there is no adapter.
     pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
         let Some(l) = &self.lora else {
-            return w2s_kernels::linear(x, &self.weight, self.bias.as_ref(), act);
+            return match &self.in_out {
+                // A trained view would make a taped layer fall back to candle's graph.
+                Some(w) if w.track_op() => {
+                    w2s_kernels::linear_in_out(x, w, self.bias.as_ref(), act)
+                }
+                _ => w2s_kernels::linear(x, &self.weight, self.bias.as_ref(), act),
+            };
         };
         // The adapter's products are candle ops the tape cannot follow.
         w2s_kernels::tape::bypass("LoRA");
@@ -130,10 +138,13 @@ impl Module for Linear {
 }
 
 /// Loads a GPT-2 `Conv1D` `in_dim → out_dim`, whose weight is stored `[in, out]` (the transpose
-/// of a Linear's); the layer holds a transposed view, so a trained weight still gets its gradient.
+/// of a Linear's); the layer holds it and a transposed view, and a trained weight's gradient comes
+/// out `[in, out]`.
 pub fn conv1d(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    let stored = vb.get((in_dim, out_dim), "weight")?;
     Ok(Linear {
-        weight: vb.get((in_dim, out_dim), "weight")?.t()?,
+        weight: stored.t()?,
+        in_out: Some(stored),
         bias: Some(vb.get(out_dim, "bias")?),
         lora: None,
     })
@@ -148,6 +159,7 @@ pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
 pub fn linear_b(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
     Ok(Linear {
         weight: vb.get((out_dim, in_dim), "weight")?,
+        in_out: None,
         bias: if bias {
             Some(vb.get(out_dim, "bias")?)
         } else {
