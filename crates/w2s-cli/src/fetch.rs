@@ -67,17 +67,33 @@ pub fn run(args: FetchArgs, quiet: bool) -> Result<()> {
     for name in &names {
         manifest.asset(name)?;
     }
+    // One asset that cannot be had (a package its registry stopped serving, say) does not stop
+    // the others: each failure is reported as it happens and all of them again at the end.
+    let mut failed = Vec::new();
     for name in &names {
         let bar = crate::progress::spinner(quiet, name);
-        let dir = store
+        let fetched = store
             .fetch(name, args.force, &mut |msg| {
                 bar.set_message(format!("{name}: {msg}"))
             })
-            .with_context(|| format!("fetching {name}"))?;
+            .with_context(|| format!("fetching {name}"));
         bar.finish_and_clear();
-        if !quiet {
-            println!("{name:<width$} ok  {}", dir.display());
+        match fetched {
+            Ok(dir) if !quiet => println!("{name:<width$} ok  {}", dir.display()),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                failed.push(name.as_str());
+            }
         }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} assets could not be fetched: {}",
+            failed.len(),
+            names.len(),
+            failed.join(", ")
+        );
     }
     Ok(())
 }
