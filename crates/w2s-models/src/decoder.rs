@@ -11,8 +11,8 @@
 use crate::arch::{Architecture, Backbone, ConfigFile, Pooling};
 use crate::error::{CandleContext, Result};
 use crate::nn::{
-    attend, decoder_bias, linear_b, Activation, AttentionShape, Embedding, Linear, RmsNorm,
-    Visibility,
+    attend, decoder_bias, linear_b, taped_layer, Activation, AttentionShape, Embedding, Linear,
+    RmsNorm, Visibility,
 };
 use crate::rope::{apply_rope, RopeSpec};
 use candle_core::{DType, Module, Tensor};
@@ -372,11 +372,7 @@ impl DecoderLayer {
     ) -> candle_core::Result<Tensor> {
         let (at, m) = (&self.attn, &self.mlp);
         let linears = [&at.q, &at.k, &at.v, &at.o, &m.gate, &m.up, &m.down];
-        if linears.iter().any(|l| l.has_lora()) {
-            return self.forward_taped(x, rope, bias);
-        }
-        // One taped op for candle (see `EncoderLayer::forward`).
-        w2s_kernels::region(&[x], |xs| self.forward_taped(&xs[0], rope, bias))
+        taped_layer(&linears, x, |x| self.forward_taped(x, rope, bias))
     }
 
     /// The layer's ops: taped inside a region, candle's graph outside one.

@@ -7,8 +7,8 @@
 use crate::arch::{Architecture, Backbone, ConfigFile, Pooling};
 use crate::error::{CandleContext, Result};
 use crate::nn::{
-    attend, conv1d, decoder_bias, Activation, AttentionShape, Embedding, LayerNorm, Linear,
-    Visibility,
+    attend, conv1d, decoder_bias, taped_layer, Activation, AttentionShape, Embedding, LayerNorm,
+    Linear, Visibility,
 };
 use candle_core::{DType, Module, Tensor, D};
 use candle_nn::VarBuilder;
@@ -91,13 +91,10 @@ impl Block {
         })
     }
 
-    /// One taped op for candle ([`w2s_kernels::region`]), as the other architectures' layers.
+    /// One taped op for candle ([`taped_layer`]), as the other architectures' layers.
     fn forward(&self, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
         let linears = [&self.c_attn, &self.c_proj, &self.c_fc, &self.mlp_proj];
-        if linears.iter().any(|l| l.has_lora()) {
-            return self.forward_taped(x, bias);
-        }
-        w2s_kernels::region(&[x], |xs| self.forward_taped(&xs[0], bias))
+        taped_layer(&linears, x, |x| self.forward_taped(x, bias))
     }
 
     /// The block's ops: taped inside a region, candle's graph outside one.

@@ -7,8 +7,8 @@
 use crate::arch::{Architecture, Backbone, ConfigFile, Pooling};
 use crate::error::{CandleContext, Result};
 use crate::nn::{
-    attend, decoder_bias, linear_b, Activation, AttentionShape, Embedding, LayerNorm, Linear,
-    Visibility,
+    attend, decoder_bias, linear_b, taped_layer, Activation, AttentionShape, Embedding, LayerNorm,
+    Linear, Visibility,
 };
 use crate::rope::{apply_rope, RopeSpec};
 use candle_core::{DType, Module, Tensor};
@@ -110,7 +110,7 @@ impl Layer {
         self.dense.forward(&ctx)
     }
 
-    /// One taped op for candle ([`w2s_kernels::region`]), as the other architectures' layers.
+    /// One taped op for candle ([`taped_layer`]), as the other architectures' layers.
     fn forward(
         &self,
         x: &Tensor,
@@ -118,10 +118,7 @@ impl Layer {
         bias: &Tensor,
     ) -> candle_core::Result<Tensor> {
         let linears = [&self.qkv, &self.dense, &self.h_to_4h, &self.four_h_to_h];
-        if linears.iter().any(|l| l.has_lora()) {
-            return self.forward_taped(x, rope, bias);
-        }
-        w2s_kernels::region(&[x], |xs| self.forward_taped(&xs[0], rope, bias))
+        taped_layer(&linears, x, |x| self.forward_taped(x, rope, bias))
     }
 
     /// The layer's ops: taped inside a region, candle's graph outside one.

@@ -137,6 +137,20 @@ impl Module for Linear {
     }
 }
 
+/// Runs `layer` on `x` as one taped op for candle ([`w2s_kernels::region`]), or straight in candle's
+/// graph when one of its `linears` has a LoRA adapter (whose products bypass the tape, so a region
+/// would only run the layer twice).
+pub fn taped_layer(
+    linears: &[&Linear],
+    x: &Tensor,
+    layer: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    if linears.iter().any(|l| l.has_lora()) {
+        return layer(x);
+    }
+    w2s_kernels::region(&[x], |xs| layer(&xs[0]))
+}
+
 /// Loads a GPT-2 `Conv1D` `in_dim → out_dim`, whose weight is stored `[in, out]` (the transpose
 /// of a Linear's); the layer holds it and a transposed view, and a trained weight's gradient comes
 /// out `[in, out]`.

@@ -8,23 +8,12 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use common::{classification_grads, floats, without_gradient};
+use common::{classification_grads, floats, hf_fixtures as fixtures, without_gradient};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use w2s_assets::Store;
 use w2s_models::weights::Checkpoint;
 use w2s_models::{resolve, Encoder, LoadRequest, Train, ARCHITECTURES};
-
-fn fixtures() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/hf");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .expect("fixture folder")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("reference.json").is_file())
-        .collect();
-    dirs.sort();
-    dirs
-}
 
 fn reference(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap()

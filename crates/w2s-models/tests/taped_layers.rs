@@ -3,24 +3,16 @@
 //! Hugging Face fixture (tests/reference/hf/), within 1e-4 of the gradient's largest magnitude
 //! (or of a thousandth of the model's largest, for gradients that are zero in exact arithmetic).
 //! Its own test binary: it flips the process-wide fused-kernel switch.
+mod common;
+
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
+use common::hf_fixtures as fixtures;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use w2s_assets::Store;
 use w2s_models::{resolve, Encoder};
-
-fn fixtures() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/hf");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .expect("fixture folder")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("config.json").is_file())
-        .collect();
-    dirs.sort();
-    dirs
-}
 
 /// Layers in the fixture's config (`num_hidden_layers`, or GPT-2's `n_layer`).
 fn layers(dir: &Path) -> usize {

@@ -5,6 +5,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Module, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use serde_json::Value;
+use std::path::{Path, PathBuf};
 use w2s_models::Encoder;
 
 /// A JSON array of numbers as f32.
@@ -64,4 +65,17 @@ pub fn without_gradient(varmap: &VarMap, grads: &GradStore) -> Vec<String> {
         .collect();
     missing.sort();
     missing
+}
+
+/// The tiny Hugging Face checkpoints under tests/reference/hf/ (each with its reference.json),
+/// sorted.
+pub fn hf_fixtures() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/hf");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("fixture folder")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("reference.json").is_file())
+        .collect();
+    dirs.sort();
+    dirs
 }
