@@ -519,13 +519,7 @@ impl CustomOp2 for Linear {
 /// `act(x·Wᵀ + b)` for `x [.., in]`, `W [out, in]`, `b [out]`. Fused on the CPU in f32/f64;
 /// composed elsewhere.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Result<Tensor> {
-    let mut all = vec![x, w];
-    all.extend(b);
-    if !crate::use_fused(&all) {
-        crate::tape::bypass("composed linear");
-        return composed_linear(x, w, b, act);
-    }
-    fused_linear(x, w, b, act)
+    dispatch(x, w, b, act, false)
 }
 
 /// `act(x·W + b)` for `W` stored `[in, out]`, as GPT-2's Conv1D stores it: its gradient comes
@@ -534,13 +528,19 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Result<Te
 /// takes the f32 product even with bf16 products on; frozen ones can go through [`linear`] as a
 /// view.
 pub fn linear_in_out(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Result<Tensor> {
+    dispatch(x, w, b, act, true)
+}
+
+/// The fused op where it applies, else the composed path (on `Wᵀ` when `in_out`).
+fn dispatch(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act, in_out: bool) -> Result<Tensor> {
     let mut all = vec![x, w];
     all.extend(b);
     if !crate::use_fused(&all) {
         crate::tape::bypass("composed linear");
-        return composed_linear(x, &w.t()?, b, act);
+        let w = if in_out { w.t()? } else { w.clone() };
+        return composed_linear(x, &w, b, act);
     }
-    fused(x, w, b, act, true)
+    fused(x, w, b, act, in_out)
 }
 
 /// The fused op, whatever [`crate::enabled`] says (CPU, f32/f64 only).
