@@ -39,6 +39,12 @@ pub(crate) trait Backward: Send + Sync {
     fn fresh(&self) -> bool {
         true
     }
+
+    /// `Some((dim, start))` when the only input's gradient is the output's gradient placed at
+    /// `start` along `dim` (a slice's): the tape adds it there, in place, instead of padding it.
+    fn slice_of_input(&self) -> Option<(usize, usize)> {
+        None
+    }
 }
 
 /// One recorded op.
@@ -317,11 +323,13 @@ struct Slice {
 
 impl Backward for Slice {
     fn backward(&self, _: &[Tensor], _: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        // A buffer of its own (zeros and g concatenated), so the next slice's gradient is added
-        // into it in place.
         Ok(vec![Some(
             g.pad_with_zeros(self.dim, self.start, self.after)?,
         )])
+    }
+
+    fn slice_of_input(&self) -> Option<(usize, usize)> {
+        Some((self.dim, self.start))
     }
 }
 
@@ -395,6 +403,13 @@ impl Region {
             let Some((g, _)) = grads.remove(&entry.output.id()) else {
                 continue;
             };
+            if let (Some((dim, start)), [input]) = (entry.op.slice_of_input(), &entry.inputs[..]) {
+                if self.live.contains(&input.id()) {
+                    // The thirds of a fused q/k/v projection share one gradient buffer.
+                    add_into_slice(&mut grads, input, &g, dim, start)?;
+                    continue;
+                }
+            }
             let given = entry.op.backward(&entry.inputs, &entry.output, &g)?;
             for (input, gi) in entry.inputs.iter().zip(given) {
                 let Some(gi) = gi else { continue };
@@ -446,14 +461,40 @@ fn accumulate(
     Ok(())
 }
 
+/// Adds a slice's gradient `g` into the gradient collected for `input`, at `start` along `dim`:
+/// in place when that is a buffer of the tape's own, else into a new one (zeros, plus what was
+/// collected), so the slices of one tensor fill one buffer instead of each padding its own.
+fn add_into_slice(
+    grads: &mut HashMap<TensorId, (Tensor, bool)>,
+    input: &Tensor,
+    g: &Tensor,
+    dim: usize,
+    start: usize,
+) -> Result<()> {
+    let acc = match grads.remove(&input.id()) {
+        Some((acc, true)) if acc.is_contiguous() && acc.shape() == input.shape() => acc,
+        Some((acc, _)) if acc.is_contiguous() => acc.copy()?,
+        Some((acc, _)) => acc.contiguous()?,
+        None => Tensor::zeros(input.shape(), input.dtype(), input.device())?,
+    };
+    acc.inplace_op2(&g.contiguous()?, &AddAssign { dim, start })?;
+    grads.insert(input.id(), (acc, true));
+    Ok(())
+}
+
 /// `acc += g` in place, in parallel, for contiguous f32 or f64 tensors of one size on the CPU;
 /// `acc` must be a buffer its caller owns (a gradient), never one shared with a model.
 pub fn add_assign(acc: &Tensor, g: &Tensor) -> Result<()> {
-    acc.inplace_op2(g, &AddAssign)
+    acc.inplace_op2(g, &AddAssign { dim: 0, start: 0 })
 }
 
-/// `a += b` in place, in parallel.
-struct AddAssign;
+/// `a[.., start..start + len, ..] += b` along `dim` in place, in parallel, where `b` is as wide
+/// as `a` in every other dimension (`len` is `b`'s extent along `dim`); a plain `a += b` when
+/// the two have one shape.
+struct AddAssign {
+    dim: usize,
+    start: usize,
+}
 
 impl InplaceOp2 for AddAssign {
     fn name(&self) -> &'static str {
@@ -467,28 +508,52 @@ impl InplaceOp2 for AddAssign {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        fn run<T: Real>(a: &mut [T], b: &[T]) -> Result<()> {
-            if a.len() != b.len() {
-                candle_core::bail!("add-assign: {} against {} elements", a.len(), b.len());
+        /// Each of `a`'s rows of `width` gets `b`'s next `len` elements added from `offset` on.
+        fn run<T: Real>(a: &mut [T], b: &[T], (width, offset, len): (usize, usize, usize)) {
+            let add = |a: &mut [T], b: &[T]| {
+                for (a, &b) in a.iter_mut().zip(b) {
+                    *a += b;
+                }
+            };
+            if width == len {
+                let chunk = 16 * 1024;
+                a.par_chunks_mut(chunk)
+                    .zip(b.par_chunks(chunk))
+                    .for_each(|(a, b)| add(a, b));
+            } else {
+                a.par_chunks_mut(width)
+                    .zip(b.par_chunks(len))
+                    .with_min_len((16 * 1024 / len.max(1)).max(1))
+                    .for_each(|(a, b)| add(&mut a[offset..offset + len], b));
             }
-            a.par_chunks_mut(16 * 1024)
-                .zip(b.par_chunks(16 * 1024))
-                .for_each(|(a, b)| {
-                    for (a, &b) in a.iter_mut().zip(b) {
-                        *a += b;
+        }
+        let (sum, part) = (l1.dims(), l2.dims());
+        let (dim, start) = (self.dim, self.start);
+        let fits =
+            sum.len() == part.len()
+                && sum.iter().zip(part).enumerate().all(|(i, (&s, &p))| {
+                    if i == dim {
+                        start + p <= s
+                    } else {
+                        s == p
                     }
                 });
-            Ok(())
+        if !fits || (dim >= sum.len() && !sum.is_empty()) {
+            candle_core::bail!("add-assign: {part:?} does not fit {sum:?} at {start} along {dim}")
         }
-        let Some((start, end)) = l1.contiguous_offsets() else {
+        let Some((from, to)) = l1.contiguous_offsets() else {
             candle_core::bail!("add-assign: the sum is not contiguous")
         };
+        let inner: usize = sum.iter().skip(dim + 1).product();
+        let width = sum.get(dim).map_or(1, |s| s * inner);
+        let len = part.get(dim).map_or(1, |p| p * inner);
+        let (rows, name) = ((width, start * inner, len), self.name());
         match (s1, s2) {
             (CpuStorage::F32(a), CpuStorage::F32(_)) => {
-                run(&mut a[start..end], f32::contiguous(s2, l2, self.name())?)?
+                run(&mut a[from..to], f32::contiguous(s2, l2, name)?, rows)
             }
             (CpuStorage::F64(a), CpuStorage::F64(_)) => {
-                run(&mut a[start..end], f64::contiguous(s2, l2, self.name())?)?
+                run(&mut a[from..to], f64::contiguous(s2, l2, name)?, rows)
             }
             (a, b) => candle_core::bail!("add-assign: {:?} += {:?}", a.dtype(), b.dtype()),
         }

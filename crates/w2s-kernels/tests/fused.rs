@@ -395,11 +395,6 @@ fn slices_of_a_projection_inside_a_region_match_candles_graph() {
         )?;
         fused_linear(&qk, &ts[3], None, Act::GeluErf)
     };
-    let plain = move |ts: &[Tensor]| layer(&(&ts[0] * 2.0)?, ts);
-    let taped = move |ts: &[Tensor]| {
-        let x = (&ts[0] * 2.0)?;
-        w2s_kernels::region(&[&x], |xs| layer(&xs[0], ts))
-    };
     let inputs = [
         input(&mut rng, &[2, 5, 4], 1.0),
         input(&mut rng, &[18, 4], 0.6),
@@ -407,20 +402,75 @@ fn slices_of_a_projection_inside_a_region_match_candles_graph() {
         input(&mut rng, &[3, 6], 0.6),
     ];
     let weights = random(&mut rng, &[2 * 5 * 3], 1.0);
-    let before = w2s_kernels::tape::taped_layers();
-    let (y1, g1) = run(&taped, &inputs, &weights, DType::F32).unwrap();
-    assert_eq!(
-        w2s_kernels::tape::taped_layers(),
-        before + 1,
-        "the region ran taped"
-    );
-    let (y0, g0) = run(&plain, &inputs, &weights, DType::F32).unwrap();
-    assert!(rel_diff(&y1, &y0) < 1e-6, "output: {}", rel_diff(&y1, &y0));
-    for (i, (a, c)) in g1.iter().zip(&g0).enumerate() {
-        let (a, c) = (a.as_ref().unwrap(), c.as_ref().unwrap());
-        assert!(c.iter().any(|&v| v != 0.0), "input {i}: zero gradient");
-        assert!(rel_diff(a, c) < 1e-5, "input {i}: {}", rel_diff(a, c));
+    assert_region_matches_graph(layer, &inputs, &weights, &[DType::F32]);
+}
+
+/// `layer` run as a taped region against the same layer in candle's graph, its input doubled
+/// first (so the region's input is an activation): it ran taped, and the output and every
+/// input's (nonzero) gradient match.
+fn assert_region_matches_graph(
+    layer: impl Fn(&Tensor, &[Tensor]) -> Result<Tensor> + Copy + 'static,
+    inputs: &[Input],
+    weights: &[f64],
+    dtypes: &[DType],
+) {
+    let plain = move |ts: &[Tensor]| layer(&(&ts[0] * 2.0)?, ts);
+    let taped = move |ts: &[Tensor]| {
+        let x = (&ts[0] * 2.0)?;
+        w2s_kernels::region(&[&x], |xs| layer(&xs[0], ts))
+    };
+    for &dtype in dtypes {
+        let before = w2s_kernels::tape::taped_layers();
+        let (y1, g1) = run(&taped, inputs, weights, dtype).unwrap();
+        assert_eq!(w2s_kernels::tape::taped_layers(), before + 1, "ran taped");
+        let (y0, g0) = run(&plain, inputs, weights, dtype).unwrap();
+        assert!(rel_diff(&y1, &y0) < 1e-6, "output: {}", rel_diff(&y1, &y0));
+        for (i, (a, c)) in g1.iter().zip(&g0).enumerate() {
+            let (a, c) = (a.as_ref().unwrap(), c.as_ref().unwrap());
+            assert!(c.iter().any(|&v| v != 0.0), "input {i}: zero gradient");
+            assert!(
+                rel_diff(a, c) < 1e-5,
+                "{dtype:?} input {i}: {}",
+                rel_diff(a, c)
+            );
+        }
     }
+}
+
+#[test]
+fn overlapping_slices_and_a_shared_gradient_inside_a_region_match_candles_graph() {
+    let mut rng = ChaCha8Rng::seed_from_u64(32);
+    let layer = |x: &Tensor, ts: &[Tensor]| -> Result<Tensor> {
+        let p = fused_linear(x, &ts[1], None, Act::Identity)?;
+        let s = fused_linear(x, &ts[2], None, Act::Silu)?;
+        // Two overlapping column slices, and a slice along a middle dimension.
+        let (a, b) = (
+            w2s_kernels::narrow(&s, 2, 0, 3)?,
+            w2s_kernels::narrow(&s, 2, 1, 3)?,
+        );
+        let b = w2s_kernels::contiguous(&b)?;
+        let c = w2s_kernels::add(
+            &w2s_kernels::contiguous(&a)?,
+            &fused_gated(&b, &b, Act::Silu)?,
+        )?;
+        let u = fused_linear(&c, &ts[3], None, Act::GeluErf)?;
+        let rows = w2s_kernels::contiguous(&w2s_kernels::narrow(&s, 1, 1, 3)?)?;
+        let rows = fused_linear(&rows, &ts[1], None, Act::Silu)?;
+        let rows =
+            w2s_kernels::tape::map(&rows, |r| r.pad_with_zeros(1, 1, 1), |g| g.narrow(1, 1, 3))?;
+        // s's first gradient comes from a sum, shared with p's until p's backward reads it: the
+        // slices' gradients must not be added into that shared buffer.
+        let t = w2s_kernels::add(&s, &p)?;
+        w2s_kernels::add(&w2s_kernels::add(&t, &u)?, &rows)
+    };
+    let inputs = [
+        input(&mut rng, &[2, 5, 4], 1.0),
+        input(&mut rng, &[4, 4], 0.6),
+        input(&mut rng, &[4, 4], 0.6),
+        input(&mut rng, &[4, 3], 0.6),
+    ];
+    let weights = random(&mut rng, &[2 * 5 * 4], 1.0);
+    assert_region_matches_graph(layer, &inputs, &weights, &[DType::F32, DType::F64]);
 }
 
 #[test]
