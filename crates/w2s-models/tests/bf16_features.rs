@@ -2,6 +2,8 @@
 //! demo's dataset, for two encoders and a decoder. Where the CPU has AMX or AVX512-BF16 this is
 //! the f32 forward with bf16 products of the frozen weights; elsewhere candle's forward in bf16.
 //! Its own test binary: it flips the process-wide bf16 switch.
+mod common;
+
 use candle_core::{DType, Device};
 use w2s_assets::Store;
 use w2s_models::{resolve, Encoder, LoadRequest, Train, WeightDtype};
@@ -49,13 +51,8 @@ fn bf16_features_are_within_bf16_rounding_of_f32() {
     );
     assert_eq!(WeightDtype::F32.load_dtype(&dev), DType::F32);
     assert!(w2s_kernels::bf16::active().is_none());
-    let ds = w2s_data::load("tweets", &Store::open()).expect("dataset fetched");
-    let texts: Vec<&str> = ds
-        .examples
-        .iter()
-        .take(16)
-        .map(|r| r.text.as_str())
-        .collect();
+    let tweets = common::tweets(16);
+    let texts: Vec<&str> = tweets.iter().map(String::as_str).collect();
     for model in ["minilm-l3", "mpnet-base", "smollm2-135m"] {
         let (f32s, width) = features(model, &texts, WeightDtype::F32);
         let (bf16s, _) = features(model, &texts, WeightDtype::Bf16);

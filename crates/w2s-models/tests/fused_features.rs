@@ -1,6 +1,8 @@
 //! Probe-mode features are the same with the fused CPU kernels and with the composed candle path
 //! they replace (within 1e-5 relative), on real rows of the demo's dataset, for the demo's weak
 //! and strong models and a decoder. Its own test binary: it flips the process-wide switch.
+mod common;
+
 use candle_core::Device;
 use w2s_assets::Store;
 use w2s_models::{resolve, Encoder};
@@ -16,13 +18,8 @@ fn features(model: &str, texts: &[&str], fused: bool) -> Vec<f32> {
 
 #[test]
 fn fused_and_composed_features_agree() {
-    let ds = w2s_data::load("tweets", &Store::open()).expect("dataset fetched");
-    let texts: Vec<&str> = ds
-        .examples
-        .iter()
-        .take(24)
-        .map(|r| r.text.as_str())
-        .collect();
+    let tweets = common::tweets(24);
+    let texts: Vec<&str> = tweets.iter().map(String::as_str).collect();
     for model in ["minilm-l3", "mpnet-base", "smollm2-135m"] {
         let fused = features(model, &texts, true);
         let composed = features(model, &texts, false);

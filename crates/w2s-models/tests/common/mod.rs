@@ -79,3 +79,9 @@ pub fn hf_fixtures() -> Vec<PathBuf> {
     dirs.sort();
     dirs
 }
+
+/// The first `n` texts of the demo's `tweets` dataset (fetched into the cache).
+pub fn tweets(n: usize) -> Vec<String> {
+    let ds = w2s_data::load("tweets", &w2s_assets::Store::open()).expect("dataset fetched");
+    ds.examples.into_iter().take(n).map(|r| r.text).collect()
+}
