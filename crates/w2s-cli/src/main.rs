@@ -67,6 +67,15 @@ fn main() -> std::process::ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     memory::keep_freed_memory();
+    // The main thread, which runs every op of a step, joins rayon's pool as one of its workers:
+    // a parallel op then splits its work with the other workers directly, instead of handing it
+    // to them and sleeping until they finish (a futex wake-up each way, for every op).
+    if let Err(e) = rayon::ThreadPoolBuilder::new()
+        .use_current_thread()
+        .build_global()
+    {
+        eprintln!("w2s: rayon's thread pool was already set up ({e}); going on with it");
+    }
     // candle runs element-wise ops on a pool of its own whose threads spin 25,000 turns after
     // each op, taking a core from gemm's rayon pool meanwhile (3.9% of a MiniLM-L6 training
     // profile on 2 cores, 0.04% with this limit; docs/results.md). A short spin makes them park
