@@ -204,14 +204,13 @@ mod tests {
         }
         for name in [
             "boolq",
-            "cosmosqa",
             "quartz",
-            "multirc",
-            "qasc",
             "social-iqa",
             "piqa",
+            "hellaswag",
+            "winogrande",
             "tweets",
-            "multiemo",
+            "sst2",
             "pang-lee",
         ] {
             assert_eq!(m.asset(name).unwrap().kind, AssetKind::Dataset, "{name}");

@@ -30,6 +30,59 @@ pub fn load_parquet(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
 /// Reads a `save_to_disk` folder: its Arrow files in the order `state.json` lists them (by name
 /// when it does not).
 pub fn load_saved(dir: &Path, cols: &Columns) -> Result<Vec<Example>> {
+    let mut rows = Vec::new();
+    for (f, batches) in saved_batches(dir)? {
+        let before = rows.len();
+        for batch in &batches {
+            examples_of(batch, &f, cols, &mut rows)?;
+        }
+        tracing::debug!("{}: {} rows", f.display(), rows.len() - before);
+    }
+    Ok(rows)
+}
+
+/// The cells of `columns` in every row of a `save_to_disk` folder, as text, each row with the
+/// file it came from (for converters that read more columns than a text and a label).
+pub(crate) fn saved_rows(dir: &Path, columns: &[&str]) -> Result<Vec<(PathBuf, Vec<String>)>> {
+    let mut out = Vec::new();
+    for (f, batches) in saved_batches(dir)? {
+        let mut line = 0;
+        for batch in &batches {
+            let arrays = columns
+                .iter()
+                .map(|&name| {
+                    batch
+                        .column_by_name(name)
+                        .map(|c| c.as_ref())
+                        .ok_or_else(|| DataError::MissingColumn {
+                            path: f.clone(),
+                            column: name.to_string(),
+                            found: column_names(batch),
+                        })
+                })
+                .collect::<Result<Vec<&dyn Array>>>()?;
+            for i in 0..batch.num_rows() {
+                line += 1;
+                let cells = arrays
+                    .iter()
+                    .zip(columns)
+                    .map(|(a, name)| {
+                        cell_text(*a, i).ok_or_else(|| DataError::Row {
+                            path: f.clone(),
+                            line,
+                            reason: format!("'{name}' is null or not a string or number"),
+                        })
+                    })
+                    .collect::<Result<Vec<String>>>()?;
+                out.push((f.clone(), cells));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The record batches of each Arrow file of a `save_to_disk` folder.
+fn saved_batches(dir: &Path) -> Result<Vec<(PathBuf, Vec<RecordBatch>)>> {
     if !dir.join("dataset_info.json").is_file() && !dir.join("state.json").is_file() {
         return Err(file_err(
             dir,
@@ -40,7 +93,7 @@ pub fn load_saved(dir: &Path, cols: &Columns) -> Result<Vec<Example>> {
     if files.is_empty() {
         return Err(file_err(dir, "no .arrow files"));
     }
-    let mut rows = Vec::new();
+    let mut out = Vec::new();
     for f in files {
         let bytes = crate::sources::read(&f)?;
         // `datasets` writes the stream format; accept the file format too.
@@ -56,13 +109,20 @@ pub fn load_saved(dir: &Path, cols: &Columns) -> Result<Vec<Example>> {
                         .map_err(|e| file_err(&f, format!("reading Arrow batches: {e}")))?
                 }
             };
-        let before = rows.len();
-        for batch in &batches {
-            examples_of(batch, &f, cols, &mut rows)?;
-        }
-        tracing::debug!("{}: {} rows", f.display(), rows.len() - before);
+        out.push((f, batches));
     }
-    Ok(rows)
+    Ok(out)
+}
+
+/// The column names of a batch, for an error.
+fn column_names(batch: &RecordBatch) -> String {
+    batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The data files of a saved dataset, in order.
@@ -120,13 +180,7 @@ fn examples_of(
             .ok_or_else(|| DataError::MissingColumn {
                 path: path.to_path_buf(),
                 column: name.to_string(),
-                found: batch
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                found: column_names(batch),
             })
     };
     let text = column(&cols.text)?;

@@ -5,6 +5,7 @@
 //! one question's answers on both sides.
 pub mod format;
 pub mod hf;
+pub mod olmo;
 pub mod orange;
 pub mod registry;
 pub mod sources;
@@ -90,6 +91,9 @@ pub enum DataError {
         want: usize,
         want_pos: usize,
     },
+    /// A dataset named by a path that does not exist.
+    #[error("{0}: no such file or folder (a dataset is a built-in name, see `w2s data list`, or an existing .jsonl, .csv or .parquet file or save_to_disk folder)")]
+    NoSuchFile(PathBuf),
     /// Unknown dataset name.
     #[error("unknown dataset '{0}': `w2s data list` shows the built-in ones; a path to a .jsonl or .csv file also works")]
     Unknown(String),

