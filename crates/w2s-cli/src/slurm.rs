@@ -208,8 +208,9 @@ fn slurm(cmd: &str, args: &[String]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The batch script of one array: it runs this very binary on the sweep, from the shared paths.
-pub fn script(exe: &Path, file: &Path, out: &Path, what: &str, count: usize) -> String {
+/// The batch script of one array: it runs this very binary on the sweep, from the shared paths
+/// (with the sweep's `--skip-unavailable`, so that every task drops the runs this one did).
+pub fn script(exe: &Path, sweep: &SlurmSweep, what: &str, count: usize) -> String {
     let home = w2s_assets::cache::home();
     let q = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
     format!(
@@ -220,11 +221,12 @@ pub fn script(exe: &Path, file: &Path, out: &Path, what: &str, count: usize) -> 
          # As many threads as CPUs given to the task, not the node's count.\n\
          export RAYON_NUM_THREADS=\"${{SLURM_CPUS_PER_TASK:-$(nproc)}}\"\n\
          echo \"w2s: $(hostname) task ${{SLURM_ARRAY_TASK_ID}} of {what}s\"\n\
-         exec {exe} --quiet sweep {file} --out {out} --no-report{extra} --shard \"${{SLURM_ARRAY_TASK_ID}}/{count}\"\n",
+         exec {exe} --quiet sweep {file} --out {out} --no-report{skip}{extra} --shard \"${{SLURM_ARRAY_TASK_ID}}/{count}\"\n",
         home = q(&home),
         exe = q(exe),
-        file = q(file),
-        out = q(out),
+        file = q(sweep.file),
+        out = q(sweep.out),
+        skip = if sweep.skip_unavailable { " --skip-unavailable" } else { "" },
         extra = if what == "feature" { " --features-only" } else { "" },
     )
 }
@@ -245,6 +247,8 @@ pub struct SlurmSweep<'a> {
     pub features: usize,
     /// Print the scripts and commands instead of submitting.
     pub dry_run: bool,
+    /// Runs whose inputs cannot be had were left out of the grid (`--skip-unavailable`).
+    pub skip_unavailable: bool,
     /// No progress bar.
     pub quiet: bool,
 }
@@ -278,7 +282,7 @@ pub fn submit(sweep: &SlurmSweep, opts: &SlurmArgs) -> Result<()> {
                 log: logs.join("features-%A_%a.log"),
                 after: None,
             },
-            script(&exe, sweep.file, sweep.out, "feature", sweep.features),
+            script(&exe, sweep, "feature", sweep.features),
         ));
     }
     jobs.push((
@@ -289,7 +293,7 @@ pub fn submit(sweep: &SlurmSweep, opts: &SlurmArgs) -> Result<()> {
             log: logs.join("shard-%A_%a.log"),
             after: None,
         },
-        script(&exe, sweep.file, sweep.out, "shard", sweep.shards),
+        script(&exe, sweep, "shard", sweep.shards),
     ));
     if sweep.dry_run {
         for (i, (job, text)) in jobs.iter().enumerate() {
@@ -508,25 +512,27 @@ mod tests {
 
     #[test]
     fn the_batch_script_runs_this_binary_on_its_share() {
-        let s = script(
-            Path::new("/bin/w2s"),
-            Path::new("/cfg/it's.toml"),
-            Path::new("/out"),
-            "shard",
-            4,
-        );
+        let mut sweep = SlurmSweep {
+            file: Path::new("/cfg/it's.toml"),
+            out: Path::new("/out"),
+            grid: "g",
+            shards: 4,
+            missing_features: vec![],
+            features: 6,
+            dry_run: true,
+            skip_unavailable: false,
+            quiet: true,
+        };
+        let s = script(Path::new("/bin/w2s"), &sweep, "shard", 4);
         assert!(s.starts_with("#!/bin/bash\n"));
         assert!(s.contains(
             r"exec '/bin/w2s' --quiet sweep '/cfg/it'\''s.toml' --out '/out' --no-report --shard"
         ));
         assert!(s.contains("\"${SLURM_ARRAY_TASK_ID}/4\""));
-        let f = script(
-            Path::new("/bin/w2s"),
-            Path::new("/c.toml"),
-            Path::new("/o"),
-            "feature",
-            6,
-        );
-        assert!(f.contains("--features-only --shard \"${SLURM_ARRAY_TASK_ID}/6\""));
+        sweep.skip_unavailable = true;
+        let f = script(Path::new("/bin/w2s"), &sweep, "feature", 6);
+        assert!(f.contains(
+            "--no-report --skip-unavailable --features-only --shard \"${SLURM_ARRAY_TASK_ID}/6\""
+        ));
     }
 }

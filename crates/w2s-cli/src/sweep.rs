@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use w2s_experiment::{ExperimentConfig, RunSpec, Runner};
+use w2s_experiment::{ExperimentConfig, Missing, RunSpec, Runner};
 
 /// Arguments of `w2s sweep`.
 #[derive(Debug, clap::Args)]
@@ -34,6 +34,9 @@ files (docs/models.md), e.g. models = [\"hf:EleutherAI/pythia-70m\", \"hf:Eleuth
 Stages already in OUT/store are reused: a killed sweep restarts where it stopped. Several
 processes may share OUT: --jobs N workers here, --shard i/N anywhere, --executor slurm on a cluster
 (docs/cluster.md); a user file with other column names is written PATH?text=..&label=..&group=...
+Before anything is trained, every dataset and model is resolved (built-in ones are fetched):
+one that cannot be had stops the sweep with a message naming all of them (--skip-unavailable
+runs the rest instead). --dry-run stops there and prints the plan.
 See configs/paper-probe.toml and configs/gpt2-ladder.toml.")]
 pub struct SweepArgs {
     /// The sweep file (TOML).
@@ -41,9 +44,15 @@ pub struct SweepArgs {
     /// Output folder (overrides the file's `out`).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Only print the runs the sweep would do.
+    /// Train nothing: resolve every dataset and model (fetching what is missing), then print the
+    /// runs and the plan: features to compute, nodes to train, and which are already stored.
     #[arg(long)]
     dry_run: bool,
+    /// Run what can be run when some datasets or models cannot be had: leave out every run that
+    /// reads one, and say which. Without it, any input that cannot be had stops the sweep before
+    /// anything is trained. The inputs left out are part of the grid's identity.
+    #[arg(long)]
+    skip_unavailable: bool,
     /// Do not write the report at the end.
     #[arg(long)]
     no_report: bool,
@@ -240,7 +249,8 @@ pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
         return crate::workers::serve(&out, cfg, sweep.zeroshot.clone());
     }
     let all = sweep.specs()?;
-    let grid = shard::grid_id(&all, &cfg, &sweep.zeroshot);
+    let (all, skipped) = available_runs(&all, cfg, &out, args.skip_unavailable)?;
+    let grid = shard::grid_id(&all, &cfg, &sweep.zeroshot, &skipped);
     if args.executor == ExecutorKind::Slurm {
         if args.jobs.is_some_and(|j| j > 1) || args.shard.is_some() || args.features_only {
             bail!("--executor slurm makes its own shards: leave out --jobs, --shard and --features-only (use --cpus-per-task and --shards)");
@@ -264,17 +274,7 @@ pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
         None => all.clone(),
     };
     if args.dry_run {
-        for s in &specs {
-            println!(
-                "{}\t{}\t{}\tseed {}",
-                s.dataset,
-                s.chain.join(","),
-                s.method.name(),
-                s.seed
-            );
-        }
-        println!("{} runs -> {}", specs.len(), out.display());
-        return Ok(());
+        return print_plan(&specs, cfg, &sweep, &out, args.json);
     }
     let jobs = args.jobs.unwrap_or(if args.gpus.is_empty() {
         1
@@ -315,6 +315,95 @@ pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
         shard::write_result(&out, s, &result)?;
     }
     finish(&args, &out, &records, counts, quiet)
+}
+
+/// The runs of the grid whose datasets and models can all be had, and the inputs that cannot,
+/// found before anything is trained (built-in assets are fetched here). Without `skip`, any
+/// input that cannot be had is an error naming every one of them.
+fn available_runs(
+    all: &[RunSpec],
+    cfg: ExperimentConfig,
+    out: &Path,
+    skip: bool,
+) -> Result<(Vec<RunSpec>, Vec<Missing>)> {
+    let assets = w2s_assets::Store::open();
+    let mut runner = Runner::new(&assets, out, cfg, Box::new(|_| {}));
+    let missing = runner.missing_inputs(all);
+    if missing.is_empty() {
+        return Ok((all.to_vec(), missing));
+    }
+    if !skip {
+        bail!(
+            "{}\n(--skip-unavailable runs the rest of the grid without them)",
+            w2s_experiment::plan::describe_missing(&missing)
+        );
+    }
+    let (kept, left_out) = w2s_experiment::plan::without_missing(all, &missing);
+    for m in &missing {
+        tracing::warn!("skipped (--skip-unavailable): {m}");
+    }
+    tracing::warn!(
+        "--skip-unavailable: {} of {} runs left out; the other {} run",
+        left_out.len(),
+        all.len(),
+        kept.len()
+    );
+    if kept.is_empty() {
+        bail!("every run of the grid reads an input that cannot be had");
+    }
+    Ok((kept, missing))
+}
+
+/// `--dry-run`: the runs, then what they would compute and what is already stored.
+fn print_plan(
+    specs: &[RunSpec],
+    cfg: ExperimentConfig,
+    sweep: &SweepFile,
+    out: &Path,
+    json: bool,
+) -> Result<()> {
+    let assets = w2s_assets::Store::open();
+    let mut runner = Runner::new(&assets, out, cfg, Box::new(|_| {}))
+        .with_zero_shot_templates(sweep.zeroshot.clone());
+    let plan = runner.plan(specs)?;
+    if json {
+        println!("{}", serde_json::to_string(&plan)?);
+        return Ok(());
+    }
+    for s in specs {
+        println!(
+            "{}\t{}\t{}\tseed {}",
+            s.dataset,
+            s.chain.join(","),
+            s.method.name(),
+            s.seed
+        );
+    }
+    println!("\n{} runs -> {}", plan.runs, out.display());
+    println!(
+        "features: {} (model × dataset), {} to compute, {} cached",
+        plan.features.len(),
+        plan.to_embed(),
+        plan.features.len() - plan.to_embed()
+    );
+    for f in &plan.features {
+        println!(
+            "  {:<24} {:<22} {}",
+            f.model,
+            f.dataset,
+            if f.cached { "cached" } else { "to compute" }
+        );
+    }
+    println!(
+        "nodes: {}, {} to train, {} stored",
+        plan.nodes.len(),
+        plan.to_train(),
+        plan.nodes.len() - plan.to_train()
+    );
+    for (role, train, stored) in plan.nodes_by_role() {
+        println!("  {role:<10} {train:>6} to train {stored:>6} stored");
+    }
+    Ok(())
 }
 
 /// Prints the tables (or JSON) and writes the report.
@@ -446,6 +535,7 @@ fn slurm_sweep(
         missing_features,
         features: needs.len(),
         dry_run: args.dry_run,
+        skip_unavailable: args.skip_unavailable,
         quiet: quiet || args.json,
     };
     crate::slurm::submit(&job, &args.slurm)?;

@@ -1,5 +1,6 @@
-//! `w2s fetch` goes on past an asset it cannot fetch, and fails at the end naming every one. No
-//! download: pip is pointed at an interpreter that does not exist, so each fetch fails at once.
+//! `w2s fetch` goes on past an asset it cannot fetch, and fails at the end naming every one; it
+//! takes every name `w2s data list` shows. No download: pip is pointed at an interpreter that does
+//! not exist, so each fetch fails at once.
 use std::process::Command;
 
 #[test]
@@ -23,7 +24,7 @@ fn one_failed_asset_does_not_stop_the_others_and_all_are_named() {
         );
     }
     assert!(
-        stderr.contains("2 of 2 assets could not be fetched: minilm-l3, tweets"),
+        stderr.contains("2 of the models and datasets could not be had: minilm-l3, tweets"),
         "no summary:\n{stderr}"
     );
     // Nothing half-made is left in the cache for either.
@@ -40,4 +41,50 @@ fn one_failed_asset_does_not_stop_the_others_and_all_are_named() {
             .unwrap_or_else(|| panic!("{name} not listed:\n{list}"));
         assert!(line.contains(" no "), "{name} listed as cached: {line}");
     }
+}
+
+#[test]
+fn every_command_data_list_suggests_names_something_fetch_takes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("w2s-home");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_w2s"))
+            .args(args)
+            .env("W2S_HOME", &home)
+            .env("W2S_PYTHON", tmp.path().join("no-such-python"))
+            .output()
+            .unwrap()
+    };
+    let list = run(&["data", "list"]);
+    assert!(list.status.success());
+    let list = String::from_utf8_lossy(&list.stdout);
+    let suggested: Vec<&str> = list
+        .lines()
+        .filter_map(|l| l.split("`w2s fetch ").nth(1))
+        .map(|rest| rest.trim_end_matches("`)"))
+        .collect();
+    let names: Vec<&str> = list
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    // An empty cache: every dataset is listed as not fetched, with its own name to fetch.
+    assert_eq!(suggested, names, "{list}");
+    assert!(names.contains(&"pang-lee-sentences") && names.contains(&"newsgroups-hardware"));
+    for name in names {
+        let out = run(&["--quiet", "fetch", name]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // The name is taken: what fails is the download (pip does not exist here).
+        assert!(
+            !stderr.contains("unknown model or dataset"),
+            "{name}: {stderr}"
+        );
+        assert!(stderr.contains("error: fetching "), "{name}: {stderr}");
+    }
+    let out = run(&["fetch", "no-such-set"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown model or dataset 'no-such-set'"),
+        "{stderr}"
+    );
 }

@@ -4,6 +4,7 @@ pub mod config;
 pub mod methods;
 pub mod metrics;
 pub mod node;
+pub mod plan;
 pub mod record;
 pub mod runner;
 pub mod scout;
@@ -11,6 +12,7 @@ pub mod store;
 
 pub use config::{ExperimentConfig, FinetuneConfig, LabelForm, Mode, RunSpec};
 pub use methods::{parse_methods, Method};
+pub use plan::{InputKind, Missing, Plan};
 pub use record::{read_runs, summarize, RunRecord, SummaryRow};
 pub use runner::{Event, ExperimentError, NodeCounts, Runner, TrainedNode};
 pub use store::NodeStore;

@@ -16,10 +16,11 @@ use crate::methods::zeroshot::Template;
 use crate::methods::{apply_steps, Labels, Method, StepInput};
 use crate::metrics;
 pub use crate::node::TrainedNode;
+use crate::plan::{InputKind, Missing, Plan, PlannedFeatures, PlannedNode};
 use crate::store::{key_of, NodeStore};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Instant;
@@ -67,6 +68,9 @@ pub enum ExperimentError {
     /// The run is not well formed.
     #[error("{0}")]
     Spec(String),
+    /// Datasets or models the runs read that cannot be had; nothing was trained.
+    #[error("{}", crate::plan::describe_missing(.0))]
+    Unavailable(Vec<Missing>),
 }
 
 /// Result type of this crate.
@@ -129,6 +133,28 @@ pub struct Runner<'a> {
     /// Nodes trained and reused so far.
     pub counts: NodeCounts,
     on_event: Box<dyn FnMut(Event) + 'a>,
+    /// Set while [`Runner::plan`] walks the graph: nothing is trained or written then.
+    dry: Option<DryRun>,
+}
+
+/// What a dry walk of the graph has found so far.
+#[derive(Default)]
+struct DryRun {
+    /// Nodes met, each once.
+    nodes: Vec<PlannedNode>,
+    seen: HashSet<String>,
+    /// Keys of the nodes that would be trained: their predictions are placeholders.
+    planned: HashSet<String>,
+}
+
+/// The nodes of one run, trained or read from the store (or planned, in a dry walk).
+struct Walked {
+    data: Rc<Prepared>,
+    split: SplitRows,
+    weak: Rc<TrainedNode>,
+    ceiling: Rc<TrainedNode>,
+    student: Rc<TrainedNode>,
+    direct: Option<Rc<TrainedNode>>,
 }
 
 /// What a model is trained on: rows of the dataset, their targets, the labels its early stopping
@@ -168,6 +194,7 @@ impl<'a> Runner<'a> {
             templates: BTreeMap::new(),
             counts: NodeCounts::default(),
             on_event,
+            dry: None,
         }
     }
 
@@ -204,21 +231,90 @@ impl<'a> Runner<'a> {
 
     /// Resolves every model and loads every dataset of `specs` into the runner's caches, so that a
     /// misspelt name or an unusable dataset fails before any training (and missing assets are
-    /// fetched up front).
+    /// fetched up front). The error names every input that cannot be had, not only the first.
     pub fn prepare(&mut self, specs: &[RunSpec]) -> Result<()> {
-        for spec in specs {
-            if spec.chain[1..].iter().any(|m| m.contains('+')) {
-                return Err(ExperimentError::Spec(format!(
-                    "{:?}: only the weak model may be an average of models (a+b)",
-                    spec.chain
-                )));
-            }
-            for model in spec.chain.iter().flat_map(|m| m.split('+')) {
-                self.source(model)?;
-            }
-            self.prepared(&spec.dataset)?;
+        if let Some(spec) = specs
+            .iter()
+            .find(|s| s.chain[1..].iter().any(|m| m.contains('+')))
+        {
+            return Err(ExperimentError::Spec(format!(
+                "{:?}: only the weak model may be an average of models (a+b)",
+                spec.chain
+            )));
         }
-        Ok(())
+        let missing = self.missing_inputs(specs);
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ExperimentError::Unavailable(missing))
+        }
+    }
+
+    /// Every dataset and model of `specs` that cannot be loaded (each once, in the order the
+    /// specs name them), fetching what is missing from the cache. What loads is kept for the runs.
+    pub fn missing_inputs(&mut self, specs: &[RunSpec]) -> Vec<Missing> {
+        let mut inputs: Vec<(InputKind, &str)> = Vec::new();
+        for spec in specs {
+            let names = std::iter::once((InputKind::Dataset, spec.dataset.as_str())).chain(
+                spec.chain
+                    .iter()
+                    .flat_map(|m| m.split('+'))
+                    .map(|m| (InputKind::Model, m)),
+            );
+            for input in names {
+                if !inputs.contains(&input) {
+                    inputs.push(input);
+                }
+            }
+        }
+        // Datasets first, then models, each in the order the specs name them.
+        inputs.sort_by_key(|(kind, _)| *kind);
+        let mut missing = Vec::new();
+        for (kind, name) in inputs {
+            let loaded = match kind {
+                InputKind::Dataset => self.prepared(name).map(|_| ()),
+                InputKind::Model => self.source(name).map(|_| ()),
+            };
+            if let Err(e) = loaded {
+                let reason = match e {
+                    ExperimentError::Data { cause, .. } => cause.to_string(),
+                    ExperimentError::Model { cause, .. } => cause.to_string(),
+                    other => other.to_string(),
+                };
+                missing.push(Missing {
+                    kind,
+                    name: name.to_string(),
+                    reason,
+                });
+            }
+        }
+        missing
+    }
+
+    /// What the runs of `specs` would compute, found without training or writing anything: the
+    /// features they read and every node of their graphs, each marked as already stored or not.
+    /// Datasets and models are resolved first (fetching what is missing); any that cannot be had
+    /// is an error naming all of them.
+    pub fn plan(&mut self, specs: &[RunSpec]) -> Result<Plan> {
+        self.prepare(specs)?;
+        let mut features = Vec::new();
+        for (model, dataset) in self.feature_needs(specs) {
+            let cached = self.features_cached(&model, &dataset)?;
+            features.push(PlannedFeatures {
+                model,
+                dataset,
+                cached,
+            });
+        }
+        self.dry = Some(DryRun::default());
+        let walked = specs.iter().try_for_each(|s| self.walk(s).map(|_| ()));
+        let dry = self.dry.take().unwrap_or_default();
+        walked?;
+        Ok(Plan {
+            runs: specs.len(),
+            features,
+            nodes: dry.nodes,
+        })
     }
 
     /// The (model, dataset) pairs whose pooled features the runs of `specs` read, each once, in
@@ -247,8 +343,12 @@ impl<'a> Runner<'a> {
     /// True when the features of `model` on `dataset` are in the cache (no model is loaded).
     pub fn features_cached(&mut self, model: &str, dataset: &str) -> Result<bool> {
         let data = self.prepared(dataset)?;
+        self.features_on_disk(model, &data)
+    }
+
+    fn features_on_disk(&mut self, model: &str, data: &Prepared) -> Result<bool> {
         let source = self.source(model)?;
-        let req = self.feature_request(&source, &data);
+        let req = self.feature_request(&source, data);
         Ok(req.path_on(&self.feature_root, &self.device).is_file())
     }
 
@@ -466,7 +566,12 @@ impl<'a> Runner<'a> {
         }
         let key = key_of(&desc);
         if let Some(node) = self.stored(&key, data, role, model) {
+            self.note(&key, role, model, data, seed, true);
             return Ok(node);
+        }
+        if self.dry.is_some() {
+            self.note(&key, role, model, data, seed, false);
+            return Ok(placeholder(key, model, supervision, loss, data));
         }
         let _claim = self.claim(&key)?;
         if let Some(node) = self.stored(&key, data, role, model) {
@@ -547,6 +652,41 @@ impl<'a> Runner<'a> {
             seconds: start.elapsed().as_secs_f64(),
         };
         self.keep(node, role)
+    }
+
+    /// Records a node met by a dry walk (nothing outside one).
+    fn note(
+        &mut self,
+        key: &str,
+        role: &str,
+        model: &str,
+        data: &Prepared,
+        seed: u64,
+        stored: bool,
+    ) {
+        let Some(dry) = &mut self.dry else {
+            return;
+        };
+        if !stored {
+            dry.planned.insert(key.to_string());
+        }
+        if dry.seen.insert(key.to_string()) {
+            dry.nodes.push(PlannedNode {
+                key: key.to_string(),
+                role: role.to_string(),
+                model: model.to_string(),
+                dataset: data.dataset.name.clone(),
+                seed,
+                stored,
+            });
+        }
+    }
+
+    /// Whether a dry walk stands in for `node` with a placeholder (it would be trained).
+    fn is_planned(&self, node: &TrainedNode) -> bool {
+        self.dry
+            .as_ref()
+            .is_some_and(|d| d.planned.contains(&node.key))
     }
 
     /// The node under `key` in the store, if it covers this dataset's rows (counted as reused).
@@ -633,7 +773,17 @@ impl<'a> Runner<'a> {
             rows: b.clone(),
             probs: b.iter().map(|&r| teacher.probs[r]).collect(),
         };
-        let steps = method.label_steps();
+        let mut steps = method.label_steps();
+        // A dry walk cannot run label steps on a teacher it has not trained, nor on features it
+        // has not computed: the student is planned on the teacher's rows as they are, under a
+        // provisional key (it would be trained either way).
+        let needs_features = steps.iter().any(|s| s.needs_features());
+        if self.dry.is_some()
+            && (self.is_planned(teacher)
+                || (needs_features && !self.features_on_disk(model, data)?))
+        {
+            steps.clear();
+        }
         if !steps.is_empty() {
             let feats = if steps.iter().any(|s| s.needs_features()) {
                 Some(self.features(model, data)?)
@@ -712,8 +862,14 @@ impl<'a> Runner<'a> {
             .map(|r| members.iter().map(|m| m.probs[r]).sum::<f32>() / n)
             .collect();
         let keys: Vec<&str> = members.iter().map(|m| m.key.as_str()).collect();
+        let key = key_of(&serde_json::json!({"v": STAGE_VERSION, "mean_of": keys}));
+        if members.iter().any(|m| self.is_planned(m)) {
+            if let Some(dry) = &mut self.dry {
+                dry.planned.insert(key.clone());
+            }
+        }
         Ok(Rc::new(TrainedNode {
-            key: key_of(&serde_json::json!({"v": STAGE_VERSION, "mean_of": keys})),
+            key,
             model: spec.weak().to_string(),
             supervision: "ground-truth".into(),
             loss: Loss::XENT,
@@ -739,7 +895,12 @@ impl<'a> Runner<'a> {
         }
         let key = key_of(&desc);
         if let Some(node) = self.stored(&key, data, "zero-shot", model) {
+            self.note(&key, "zero-shot", model, data, 0, true);
             return Ok(node);
+        }
+        if self.dry.is_some() {
+            self.note(&key, "zero-shot", model, data, 0, false);
+            return Ok(placeholder(key, model, "zero-shot", Loss::XENT, data));
         }
         let _claim = self.claim(&key)?;
         if let Some(node) = self.stored(&key, data, "zero-shot", model) {
@@ -835,6 +996,27 @@ impl<'a> Runner<'a> {
     /// Runs one spec: trains or reuses every node, writes the run's record and per-example
     /// predictions under `out/runs`, and returns the record.
     pub fn run(&mut self, spec: &RunSpec) -> Result<crate::RunRecord> {
+        let w = self.walk(spec)?;
+        let config = self.config_id(spec, &w.data);
+        let nodes = crate::record::RunNodes {
+            spec,
+            cfg: &self.cfg,
+            config: &config,
+            dataset: &w.data.dataset,
+            labels: &w.data.labels,
+            split: &w.split.split,
+            weak: &w.weak,
+            ceiling: &w.ceiling,
+            student: &w.student,
+            direct: w.direct.as_deref(),
+        };
+        let record = crate::record::evaluate(&nodes);
+        crate::record::write(&self.out, &record, &nodes)
+            .map_err(|(path, cause)| ExperimentError::Write { path, cause })
+    }
+
+    /// Every node of one spec's graph, trained or read from the store (planned, in a dry walk).
+    fn walk(&mut self, spec: &RunSpec) -> Result<Walked> {
         if spec.chain.len() < 2 {
             return Err(ExperimentError::Spec(format!(
                 "a run needs a weak and a strong model, got {:?}",
@@ -843,10 +1025,9 @@ impl<'a> Runner<'a> {
         }
         let data = self.prepared(&spec.dataset)?;
         let split = self.split_rows(&data, spec.seed);
-        let s = &split.split;
         let weak = self.weak(spec, &data, &split)?;
-        let ceiling =
-            self.ground_truth("ceiling", spec.strong(), &data, &split, &s.b, spec.seed)?;
+        let b = split.split.b.clone();
+        let ceiling = self.ground_truth("ceiling", spec.strong(), &data, &split, &b, spec.seed)?;
         let student = if spec.method.zero_shot() {
             if spec.is_chain() {
                 return Err(ExperimentError::Spec(format!(
@@ -867,23 +1048,39 @@ impl<'a> Runner<'a> {
         } else {
             None
         };
-        let config = self.config_id(spec, &data);
-        let nodes = crate::record::RunNodes {
-            spec,
-            cfg: &self.cfg,
-            config: &config,
-            dataset: &data.dataset,
-            labels: &data.labels,
-            split: s,
-            weak: &weak,
-            ceiling: &ceiling,
-            student: &student,
-            direct: direct.as_deref(),
-        };
-        let record = crate::record::evaluate(&nodes);
-        crate::record::write(&self.out, &record, &nodes)
-            .map_err(|(path, cause)| ExperimentError::Write { path, cause })
+        Ok(Walked {
+            data,
+            split,
+            weak,
+            ceiling,
+            student,
+            direct,
+        })
     }
+}
+
+/// What a dry walk hands on for a node it would train: its key, and predictions of 0.5 for every
+/// row (never written, never evaluated).
+fn placeholder(
+    key: String,
+    model: &str,
+    supervision: &str,
+    loss: Loss,
+    data: &Prepared,
+) -> Rc<TrainedNode> {
+    Rc::new(TrainedNode {
+        key,
+        model: model.to_string(),
+        supervision: supervision.to_string(),
+        loss,
+        fit: FitReport {
+            best_epoch: 0,
+            steps: 0,
+            epochs: Vec::new(),
+        },
+        probs: vec![0.5; data.labels.len()],
+        seconds: 0.0,
+    })
 }
 
 fn one_hot(label: u8) -> [f32; 2] {
