@@ -44,15 +44,7 @@ fn jsonl_gz(path: &Path) -> Result<Vec<(usize, Value)>> {
     flate2::read::GzDecoder::new(bytes.as_slice())
         .read_to_string(&mut text)
         .map_err(|e| row_err(path, 0, format!("not a gzip-compressed UTF-8 file: {e}")))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map(|v| (i + 1, v))
-                .map_err(|e| row_err(path, i + 1, format!("invalid JSON: {e}")))
-        })
-        .collect()
+    crate::sources::jsonl_lines(path, &text)
 }
 
 /// The questions of the request files `splits` (file names in `dir`, e.g. `train.jsonl.gz`),

@@ -30,6 +30,11 @@ pub fn jsonl(path: &Path) -> Result<Vec<(usize, Value)>> {
     let bytes = read(path)?;
     let text =
         std::str::from_utf8(&bytes).map_err(|e| row_err(path, 1, format!("not UTF-8: {e}")))?;
+    jsonl_lines(path, text)
+}
+
+/// The JSON values of the non-empty lines of `text`, read from `path`.
+pub(crate) fn jsonl_lines(path: &Path, text: &str) -> Result<Vec<(usize, Value)>> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
