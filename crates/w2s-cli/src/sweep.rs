@@ -255,6 +255,9 @@ pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
         if args.jobs.is_some_and(|j| j > 1) || args.shard.is_some() || args.features_only {
             bail!("--executor slurm makes its own shards: leave out --jobs, --shard and --features-only (use --cpus-per-task and --shards)");
         }
+        if args.dry_run {
+            print_plan(&all, cfg, &sweep, &out, args.json)?;
+        }
         return slurm_sweep(&args, &sweep, cfg, &all, &out, &grid, quiet);
     }
     if args.features_only {
