@@ -5,17 +5,21 @@
     w2s sweep configs/gap-probe.toml --out DIR --json > sweep.json
     scripts/scout-tables.py scout.json sweep.json
 
+With the scout's JSON alone, prints its table only. Models other than the four encoders (a
+decoder such as smollm2-135m) get a column of their own.
+
 Prints the scout table, the median PGR over the usable pairs (the scout's rule) for the
 datasets with a weak model above chance + 10 points and for the others, and every usable pair.
 Sections are separated by @@ lines.
 """
 import json,sys,statistics
 scout=json.load(open(sys.argv[1]))["datasets"]
-sweep=json.load(open(sys.argv[2]))
-short={"minilm-l3":"L3","minilm-l6":"L6","e5-small":"e5","mpnet-base":"mpnet"}
+sweep=json.load(open(sys.argv[2])) if len(sys.argv)>2 else None
+short={"minilm-l3":"L3","minilm-l6":"L6","e5-small":"e5","mpnet-base":"mpnet","smollm2-135m":"SmolLM2"}
 out=[]
 P=out.append
-P("| dataset | test rows | chance | ceiling acc: L3 / L6 / e5 / mpnet | L3 → mpnet gap | usable pairs (gap ± 95% CI, points; ° = weak model near chance) |")
+names=" / ".join(short.get(m["model"],m["model"]) for m in scout[0]["models"])
+P(f"| dataset | test rows | chance | ceiling acc: {names} | L3 → mpnet gap | usable pairs (gap ± 95% CI, points; ° = weak model near chance) |")
 P("|---|---|---|---|---|---|")
 for d in scout:
     accs=" / ".join(f"{100*m['ceiling_acc']['mean']:.1f}" for m in d["models"])
@@ -24,6 +28,9 @@ for d in scout:
     cell=", ".join(f"{short[p['weak']]}→{short[p['strong']]} {100*p['gap']['mean']:+.1f} ± {100*p['gap']['ci95']:.1f}{'°' if p['weak_near_chance'] else ''}" for p in us) or "none"
     P(f"| {d['dataset']} | {d['rows'][3]} | {100*d['chance']:.1f} | {accs} | {100*far['gap']['mean']:+.1f} ± {100*far['gap']['ci95']:.1f} ({far['verdict']}{', weak near chance' if far['weak_near_chance'] else ''}) | {cell} |")
 P("@@SCOUT_END@@")
+if sweep is None:
+    print("\n".join(out))
+    sys.exit(0)
 # which datasets/pairs are usable per scout, and near chance
 usable={}
 for d in scout:

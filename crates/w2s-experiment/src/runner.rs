@@ -250,8 +250,9 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// Every dataset and model of `specs` that cannot be loaded (each once, in the order the
-    /// specs name them), fetching what is missing from the cache. What loads is kept for the runs.
+    /// Every dataset and model of `specs` that cannot be loaded (each once: datasets first, then
+    /// models, in the order the specs name them), fetching what is missing from the cache. What
+    /// loads is kept for the runs.
     pub fn missing_inputs(&mut self, specs: &[RunSpec]) -> Vec<Missing> {
         let mut inputs: Vec<(InputKind, &str)> = Vec::new();
         for spec in specs {
