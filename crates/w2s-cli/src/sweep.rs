@@ -249,19 +249,24 @@ pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
         return crate::workers::serve(&out, cfg, sweep.zeroshot.clone());
     }
     let all = sweep.specs()?;
-    let (all, skipped) = available_runs(&all, cfg, &out, args.skip_unavailable)?;
+    // Loads every dataset and resolves every model once: the dry run, the feature stage and the
+    // Slurm submission go on with what it loaded.
+    let assets = w2s_assets::Store::open();
+    let mut checked = Runner::new(&assets, &out, cfg, Box::new(|_| {}))
+        .with_zero_shot_templates(sweep.zeroshot.clone());
+    let (all, skipped) = available_runs(&mut checked, &all, args.skip_unavailable)?;
     let grid = shard::grid_id(&all, &cfg, &sweep.zeroshot, &skipped);
     if args.executor == ExecutorKind::Slurm {
         if args.jobs.is_some_and(|j| j > 1) || args.shard.is_some() || args.features_only {
             bail!("--executor slurm makes its own shards: leave out --jobs, --shard and --features-only (use --cpus-per-task and --shards)");
         }
         if args.dry_run {
-            print_plan(&all, cfg, &sweep, &out, args.json)?;
+            print_plan(&mut checked, &all, args.json)?;
         }
-        return slurm_sweep(&args, &sweep, cfg, &all, &out, &grid, quiet);
+        return slurm_sweep(&args, &sweep, checked, cfg, &all, &grid, quiet);
     }
     if args.features_only {
-        return features_only(cfg, &all, &out, args.shard, quiet);
+        return features_only(checked, &all, args.shard, quiet);
     }
     let specs = match args.shard {
         Some(s) => {
@@ -277,8 +282,10 @@ pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
         None => all.clone(),
     };
     if args.dry_run {
-        return print_plan(&specs, cfg, &sweep, &out, args.json);
+        return print_plan(&mut checked, &specs, args.json);
     }
+    // The runs load their rows again, with progress bars; these need not stay in memory.
+    drop(checked);
     let jobs = args.jobs.unwrap_or(if args.gpus.is_empty() {
         1
     } else {
@@ -324,13 +331,10 @@ pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
 /// found before anything is trained (built-in assets are fetched here). Without `skip`, any
 /// input that cannot be had is an error naming every one of them.
 fn available_runs(
+    runner: &mut Runner,
     all: &[RunSpec],
-    cfg: ExperimentConfig,
-    out: &Path,
     skip: bool,
 ) -> Result<(Vec<RunSpec>, Vec<Missing>)> {
-    let assets = w2s_assets::Store::open();
-    let mut runner = Runner::new(&assets, out, cfg, Box::new(|_| {}));
     let missing = runner.missing_inputs(all);
     if missing.is_empty() {
         return Ok((all.to_vec(), missing));
@@ -358,16 +362,7 @@ fn available_runs(
 }
 
 /// `--dry-run`: the runs, then what they would compute and what is already stored.
-fn print_plan(
-    specs: &[RunSpec],
-    cfg: ExperimentConfig,
-    sweep: &SweepFile,
-    out: &Path,
-    json: bool,
-) -> Result<()> {
-    let assets = w2s_assets::Store::open();
-    let mut runner = Runner::new(&assets, out, cfg, Box::new(|_| {}))
-        .with_zero_shot_templates(sweep.zeroshot.clone());
+fn print_plan(runner: &mut Runner, specs: &[RunSpec], json: bool) -> Result<()> {
     let plan = runner.plan(specs)?;
     if json {
         println!("{}", serde_json::to_string(&plan)?);
@@ -382,7 +377,7 @@ fn print_plan(
             s.seed
         );
     }
-    println!("\n{} runs -> {}", plan.runs, out.display());
+    println!("\n{} runs -> {}", plan.runs, runner.out().display());
     println!(
         "features: {} (model × dataset), {} to compute, {} cached",
         plan.features.len(),
@@ -470,14 +465,11 @@ fn warn_without_gap(summary: &[w2s_experiment::SummaryRow]) {
 
 /// `--features-only`: the features of the grid (or of one share of its feature list).
 fn features_only(
-    cfg: ExperimentConfig,
+    mut runner: Runner,
     all: &[RunSpec],
-    out: &Path,
     shard: Option<Shard>,
     quiet: bool,
 ) -> Result<()> {
-    let assets = w2s_assets::Store::open();
-    let mut runner = Runner::new(&assets, out, cfg, Box::new(|_| {}));
     let needs = runner.feature_needs(all);
     let mine: Vec<&(String, String)> = needs
         .iter()
@@ -502,12 +494,14 @@ fn features_only(
 fn slurm_sweep(
     args: &SweepArgs,
     sweep: &SweepFile,
+    mut runner: Runner,
     cfg: ExperimentConfig,
     all: &[RunSpec],
-    out: &Path,
     grid: &str,
     quiet: bool,
 ) -> Result<()> {
+    let out = runner.out().to_path_buf();
+    let out = out.as_path();
     let shards = args
         .slurm
         .shards
@@ -518,9 +512,8 @@ fn slurm_sweep(
     shard::check_count(all, shards)?;
     let file = crate::workers::absolute(&args.file)?;
     let out_abs = crate::workers::absolute(out)?;
-    let assets = w2s_assets::Store::open();
-    let mut runner = Runner::new(&assets, out, cfg, Box::new(|_| {}));
-    // Every asset is fetched here, before anything is submitted.
+    // The input check fetched every asset, before anything is submitted; this checks the runs'
+    // shape too (only a weak model may be an average), on the rows already loaded.
     runner.prepare(all)?;
     let needs = runner.feature_needs(all);
     let mut missing_features = Vec::new();

@@ -212,13 +212,10 @@ pub fn load(name_or_path: &str, store: &Store) -> Result<Dataset> {
                 let (path, cols) = parsed?;
                 user::load_with(&path, &cols, name_or_path)
             }
-            None if looks_like_a_path(name_or_path) => {
-                let path = name_or_path
-                    .rsplit_once('?')
-                    .map_or(name_or_path, |(p, _)| p);
-                Err(DataError::NoSuchFile(path.into()))
-            }
-            None => Err(DataError::Unknown(name_or_path.to_string())),
+            None => match file_meant(name_or_path) {
+                Some(path) => Err(DataError::NoSuchFile(path.into())),
+                None => Err(DataError::Unknown(name_or_path.to_string())),
+            },
         };
     };
     let cached = converted_path(store, info.name);
@@ -255,15 +252,16 @@ pub fn load(name_or_path: &str, store: &Store) -> Result<Dataset> {
     Ok(Dataset::new(info.name, rows))
 }
 
-/// Whether a reference that is no built-in name was meant as a file: it has a folder, a column
-/// query or a data file's extension.
-fn looks_like_a_path(reference: &str) -> bool {
+/// The file a reference that is no built-in name was meant to name, if it looks like one: it has
+/// a folder, a column query or a data file's extension. The column query is not part of it.
+fn file_meant(reference: &str) -> Option<&str> {
     let path = reference.rsplit_once('?').map_or(reference, |(p, _)| p);
-    reference.contains('/')
+    let is_file = reference.contains('/')
         || reference.contains('?')
         || [".jsonl", ".json", ".csv", ".parquet", ".arrow"]
             .iter()
-            .any(|ext| path.ends_with(ext))
+            .any(|ext| path.ends_with(ext));
+    is_file.then_some(path)
 }
 
 /// Whether the converted rows of a built-in dataset are cached.
