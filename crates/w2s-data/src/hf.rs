@@ -50,16 +50,7 @@ pub(crate) fn saved_rows(dir: &Path, columns: &[&str]) -> Result<Vec<(PathBuf, V
         for batch in &batches {
             let arrays = columns
                 .iter()
-                .map(|&name| {
-                    batch
-                        .column_by_name(name)
-                        .map(|c| c.as_ref())
-                        .ok_or_else(|| DataError::MissingColumn {
-                            path: f.clone(),
-                            column: name.to_string(),
-                            found: column_names(batch),
-                        })
-                })
+                .map(|&name| column(batch, name, &f))
                 .collect::<Result<Vec<&dyn Array>>>()?;
             for i in 0..batch.num_rows() {
                 line += 1;
@@ -114,15 +105,23 @@ fn saved_batches(dir: &Path) -> Result<Vec<(PathBuf, Vec<RecordBatch>)>> {
     Ok(out)
 }
 
-/// The column names of a batch, for an error.
-fn column_names(batch: &RecordBatch) -> String {
+/// The column `name` of a batch read from `path`; its absence is an error naming the columns
+/// the batch has.
+fn column<'b>(batch: &'b RecordBatch, name: &str, path: &Path) -> Result<&'b dyn Array> {
     batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+        .column_by_name(name)
+        .map(|c| c.as_ref())
+        .ok_or_else(|| DataError::MissingColumn {
+            path: path.to_path_buf(),
+            column: name.to_string(),
+            found: batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 /// The data files of a saved dataset, in order.
@@ -173,22 +172,12 @@ fn examples_of(
     cols: &Columns,
     out: &mut Vec<Example>,
 ) -> Result<()> {
-    let column = |name: &str| -> Result<&dyn Array> {
-        batch
-            .column_by_name(name)
-            .map(|c| c.as_ref())
-            .ok_or_else(|| DataError::MissingColumn {
-                path: path.to_path_buf(),
-                column: name.to_string(),
-                found: column_names(batch),
-            })
-    };
-    let text = column(&cols.text)?;
-    let label = column(&cols.label)?;
+    let text = column(batch, &cols.text, path)?;
+    let label = column(batch, &cols.label, path)?;
     // Chosen columns must exist; without a choice, `group` and `id` are read when present.
     let optional = |chosen: Option<&str>, default: &str| -> Result<Option<&dyn Array>> {
         match chosen {
-            Some(name) => column(name).map(Some),
+            Some(name) => column(batch, name, path).map(Some),
             None => Ok(batch.column_by_name(default).map(|c| c.as_ref())),
         }
     };
