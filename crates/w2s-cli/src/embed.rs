@@ -1,7 +1,7 @@
 //! `w2s embed`: pooled features for every row of a dataset, cached.
 use anyhow::{Context, Result};
 use w2s_assets::Store;
-use w2s_models::{cached_features, save_features, FeatureRequest};
+use w2s_models::{cached_features, feature_share, save_features, FeatureRequest, Share};
 
 /// Arguments of `w2s embed`.
 #[derive(Debug, clap::Args)]
@@ -10,6 +10,10 @@ use w2s_models::{cached_features, save_features, FeatureRequest};
 max length, pooling and dtype; a second call with the same arguments reads the cache.\n\
 Encoders are mean-pooled over real tokens; decoders give the final (normed) hidden state of each\n\
 row's last real token. --save writes one row per dataset row, in the dataset's order.\n\n\
+Rows are committed every --chunk-rows rows: a killed call resumes where it stopped, and gives\n\
+features bit-identical to one uninterrupted pass. --shard i/N computes every N-th chunk, so that\n\
+N processes (a Slurm array, several hosts sharing $W2S_HOME) split one model's rows; the one that\n\
+finishes last assembles the cache file.\n\n\
 Examples:\n  w2s embed --model minilm-l6 --data boolq\n  \
 w2s embed --model hf:EleutherAI/pythia-160m --data my.jsonl --save feats.npy\n\n\
 In Python: numpy.load(\"feats.npy\"), or safetensors.numpy.load_file(\"feats.safetensors\")[\"features\"]."
@@ -32,6 +36,13 @@ pub struct EmbedArgs {
     /// Precision of the weights and the forward pass (features are written as f32).
     #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
     dtype: String,
+    /// Rows per committed chunk (rounded up to whole batches): what a kill can lose.
+    #[arg(long, default_value_t = w2s_models::DEFAULT_CHUNK_ROWS)]
+    chunk_rows: usize,
+    /// Compute only share INDEX of COUNT (every COUNT-th chunk); the last share to finish
+    /// assembles the features.
+    #[arg(long, value_name = "INDEX/COUNT")]
+    shard: Option<crate::shard::Shard>,
     /// Also write the features (rows × dim, float32, dataset row order) to FILE: .npy or
     /// .safetensors (tensor `features`).
     #[arg(long, value_name = "FILE")]
@@ -55,6 +66,7 @@ pub fn run(args: EmbedArgs, quiet: bool) -> Result<()> {
         batch_size: args.batch_size,
         dtype: w2s_models::WeightDtype::parse(&args.dtype)
             .with_context(|| format!("--dtype {}", args.dtype))?,
+        chunk_rows: args.chunk_rows,
     };
     if let Some(save) = &args.save {
         // Refuse a bad file name before minutes of embedding.
@@ -66,17 +78,65 @@ pub fn run(args: EmbedArgs, quiet: bool) -> Result<()> {
             );
         }
     }
-    let bar = crate::progress::bar(
-        quiet || args.json,
-        dataset.examples.len() as u64,
-        "rows",
-        &format!("{} on {}", model.name, dataset.name),
-    );
     let device = w2s_models::default_device();
-    let feats = cached_features(store.root(), &req, &device, &mut |done, _| {
-        bar.set_position(done as u64)
-    })?;
-    bar.finish_and_clear();
+    let feats = match args.shard {
+        None => {
+            let bar = crate::progress::bar(
+                quiet || args.json,
+                dataset.examples.len() as u64,
+                "rows",
+                &format!("{} on {}", model.name, dataset.name),
+            );
+            let feats = cached_features(store.root(), &req, &device, &mut |p| {
+                crate::progress::embedding(&bar, p)
+            })?;
+            bar.finish_and_clear();
+            feats
+        }
+        Some(shard) => {
+            let share = Share {
+                index: shard.index,
+                count: shard.count,
+                offset: 0,
+            };
+            let bar = crate::progress::bar(
+                quiet || args.json,
+                0,
+                "rows",
+                &format!("{} on {}, share {shard}", model.name, dataset.name),
+            );
+            let report = feature_share(store.root(), &req, &device, share, &mut |p| {
+                bar.set_length(p.total as u64);
+                crate::progress::embedding(&bar, p)
+            })?;
+            bar.finish_and_clear();
+            match report.features {
+                Some(feats) => feats,
+                None => {
+                    let rate = report.tokens as f64 / report.seconds.max(1e-9);
+                    if args.json {
+                        let out = serde_json::json!({
+                            "model": model.name, "dataset": dataset.name, "shard": shard.to_string(),
+                            "rows": report.rows, "computed": report.computed,
+                            "resumed": report.resumed, "tokens": report.tokens,
+                            "seconds": report.seconds, "tokens_per_second": rate, "complete": false,
+                        });
+                        println!("{out}");
+                    } else {
+                        println!(
+                            "share {shard}: {} rows ({} computed in {:.1}s, {} resumed); waiting for the other shares{}",
+                            report.rows,
+                            report.computed,
+                            report.seconds,
+                            report.resumed,
+                            if args.save.is_some() { ", so nothing was saved" } else { "" }
+                        );
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    };
     if let Some(save) = &args.save {
         save_features(save, &feats.values, feats.rows, feats.dim)
             .with_context(|| format!("saving features to {}", save.display()))?;
@@ -89,9 +149,10 @@ pub fn run(args: EmbedArgs, quiet: bool) -> Result<()> {
     if args.json {
         let out = serde_json::json!({
             "model": model.name, "dataset": dataset.name, "rows": feats.rows, "dim": feats.dim,
-            "cached": feats.from_cache, "tokens": feats.tokens, "seconds": feats.seconds,
+            "cached": feats.from_cache, "resumed": feats.resumed, "tokens": feats.tokens,
+            "seconds": feats.seconds,
             "tokens_per_second": tok_per_s, "path": feats.path, "saved": args.save,
-            "dtype": args.dtype, "pooling": model.pooling.name(),
+            "dtype": args.dtype, "pooling": model.pooling.name(), "complete": true,
         });
         println!("{out}");
     } else if let Some(save) = &args.save {
@@ -114,12 +175,17 @@ pub fn run(args: EmbedArgs, quiet: bool) -> Result<()> {
             feats.path.display()
         );
     } else {
+        let resumed = if feats.resumed > 0 {
+            format!("; {} rows resumed from an interrupted pass", feats.resumed)
+        } else {
+            String::new()
+        };
         println!(
-            "{} x {} features in {:.1}s ({:.0} rows/s, {:.0} tokens/s), cached in {}",
+            "{} x {} features in {:.1}s ({:.0} rows/s, {:.0} tokens/s{resumed}), cached in {}",
             feats.rows,
             feats.dim,
             feats.seconds,
-            feats.rows as f64 / feats.seconds,
+            (feats.rows - feats.resumed) as f64 / feats.seconds.max(1e-9),
             tok_per_s,
             feats.path.display()
         );

@@ -38,6 +38,7 @@ pub fn execute(
             dataset,
             done,
             total,
+            resumed,
         } => {
             let id = format!("{model} on {dataset}");
             if embedding.as_ref().is_none_or(|(cur, _)| *cur != id) {
@@ -51,7 +52,14 @@ pub fn execute(
                 embedding = Some((id, bar));
             }
             if let Some((_, bar)) = &embedding {
-                bar.set_position(done as u64);
+                crate::progress::embedding(
+                    bar,
+                    w2s_models::EmbedProgress {
+                        done,
+                        total,
+                        resumed,
+                    },
+                );
                 if done >= total {
                     bar.finish_and_clear();
                 }

@@ -28,3 +28,15 @@ pub fn bar(quiet: bool, len: u64, unit: &str, msg: &str) -> ProgressBar {
     bar.set_message(msg.to_string());
     bar
 }
+
+/// Moves an embedding bar to `p`; the first report of a resumed pass names the rows found
+/// already computed and restarts the rate, so that the ETA counts only rows embedded now.
+pub fn embedding(bar: &ProgressBar, p: w2s_models::EmbedProgress) {
+    if p.resumed > 0 && p.done == p.resumed {
+        bar.set_message(format!("{} ({} rows resumed)", bar.message(), p.resumed));
+        bar.set_position(p.done as u64);
+        bar.reset_eta();
+    } else {
+        bar.set_position(p.done as u64);
+    }
+}

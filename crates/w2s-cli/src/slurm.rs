@@ -1,8 +1,9 @@
 //! `w2s sweep FILE --executor slurm`: the grid as two Slurm job arrays over a shared filesystem.
 //!
 //! The submitting process fetches every asset first (`flock` is unreliable on NFS, so no worker
-//! fills the cache), then submits one array computing the missing features, one task per
-//! (model, dataset), and one array of shards (`--shard i/N`, see [`crate::shard`]) that waits for
+//! fills the cache), then submits one array computing the missing features (as many tasks as
+//! features are missing, each embedding its share of the chunks of every feature, so that one
+//! slow model's rows are split too), and one array of shards (`--shard i/N`, see [`crate::shard`]) that waits for
 //! it (`afterok`, `--kill-on-invalid-dep=yes`, so that a failed feature task cancels the shards
 //! instead of leaving them pending forever). It polls `squeue` until both are gone, asks
 //! `scontrol` how each shard ended, and counts a shard done when its result file exists. Only the
@@ -227,7 +228,7 @@ pub fn script(exe: &Path, sweep: &SlurmSweep, what: &str, count: usize) -> Strin
         file = q(sweep.file),
         out = q(sweep.out),
         skip = if sweep.skip_unavailable { " --skip-unavailable" } else { "" },
-        extra = if what == "feature" { " --features-only" } else { "" },
+        extra = if what == "feature share" { " --features-only" } else { "" },
     )
 }
 
@@ -241,10 +242,9 @@ pub struct SlurmSweep<'a> {
     pub grid: &'a str,
     /// Shards of the grid.
     pub shards: usize,
-    /// Index of each missing (model, dataset) feature in the grid's feature list.
-    pub missing_features: Vec<usize>,
-    /// How many features the grid reads.
-    pub features: usize,
+    /// Tasks of the feature array: each computes its share of the chunks of every feature the
+    /// grid reads (0 when all are cached).
+    pub feature_tasks: usize,
     /// Print the scripts and commands instead of submitting.
     pub dry_run: bool,
     /// Runs whose inputs cannot be had were left out of the grid (`--skip-unavailable`).
@@ -273,16 +273,16 @@ pub fn submit(sweep: &SlurmSweep, opts: &SlurmArgs) -> Result<()> {
     let exe = std::env::current_exe().context("finding the w2s binary")?;
     // Each array with its script; the shards wait for the features when there are any.
     let mut jobs: Vec<(ArrayJob, String)> = Vec::new();
-    if !sweep.missing_features.is_empty() {
+    if sweep.feature_tasks > 0 {
         jobs.push((
             ArrayJob {
                 name: format!("w2s-features-{}", sweep.grid),
-                tasks: sweep.missing_features.clone(),
+                tasks: (0..sweep.feature_tasks).collect(),
                 script: dir.join(format!("features-{}.sh", sweep.grid)),
                 log: logs.join("features-%A_%a.log"),
                 after: None,
             },
-            script(&exe, sweep, "feature", sweep.features),
+            script(&exe, sweep, "feature share", sweep.feature_tasks),
         ));
     }
     jobs.push((
@@ -517,8 +517,7 @@ mod tests {
             out: Path::new("/out"),
             grid: "g",
             shards: 4,
-            missing_features: vec![],
-            features: 6,
+            feature_tasks: 6,
             dry_run: true,
             skip_unavailable: false,
             quiet: true,
@@ -530,7 +529,7 @@ mod tests {
         ));
         assert!(s.contains("\"${SLURM_ARRAY_TASK_ID}/4\""));
         sweep.skip_unavailable = true;
-        let f = script(Path::new("/bin/w2s"), &sweep, "feature", 6);
+        let f = script(Path::new("/bin/w2s"), &sweep, "feature share", 6);
         assert!(f.contains(
             "--no-report --skip-unavailable --features-only --shard \"${SLURM_ARRAY_TASK_ID}/6\""
         ));

@@ -463,7 +463,9 @@ fn warn_without_gap(summary: &[w2s_experiment::SummaryRow]) {
     }
 }
 
-/// `--features-only`: the features of the grid (or of one share of its feature list).
+/// `--features-only`: the features of the grid; with `--shard i/N`, share `i` of the chunks of
+/// every feature, dealt out across the whole list (see [`w2s_models::Share`]), so that N workers
+/// split even a grid of one model on one dataset. The worker that completes a feature assembles it.
 fn features_only(
     mut runner: Runner,
     all: &[RunSpec],
@@ -471,19 +473,36 @@ fn features_only(
     quiet: bool,
 ) -> Result<()> {
     let needs = runner.feature_needs(all);
-    let mine: Vec<&(String, String)> = needs
-        .iter()
-        .enumerate()
-        .filter(|(j, _)| shard.is_none_or(|s| j % s.count == s.index))
-        .map(|(_, n)| n)
-        .collect();
-    for (model, dataset) in &mine {
-        runner
-            .ensure_features(model, dataset)
-            .with_context(|| format!("features of {model} on {dataset}"))?;
+    let Some(shard) = shard else {
+        for (model, dataset) in &needs {
+            runner
+                .ensure_features(model, dataset)
+                .with_context(|| format!("features of {model} on {dataset}"))?;
+        }
+        if !quiet {
+            println!("{} features ready", needs.len());
+        }
+        return Ok(());
+    };
+    let (mut offset, mut computed, mut complete) = (0, 0, 0);
+    for (model, dataset) in &needs {
+        let share = w2s_models::Share {
+            index: shard.index,
+            count: shard.count,
+            offset,
+        };
+        let report = runner
+            .feature_share(model, dataset, share)
+            .with_context(|| format!("features of {model} on {dataset}, share {shard}"))?;
+        offset += runner.feature_chunks(model, dataset)?;
+        computed += report.computed;
+        complete += report.features.is_some() as usize;
     }
     if !quiet {
-        println!("{} of {} features ready", mine.len(), needs.len());
+        println!(
+            "share {shard}: {computed} rows embedded; {complete} of {} features complete",
+            needs.len()
+        );
     }
     Ok(())
 }
@@ -516,11 +535,9 @@ fn slurm_sweep(
     // shape too (only a weak model may be an average), on the rows already loaded.
     runner.prepare(all)?;
     let needs = runner.feature_needs(all);
-    let mut missing_features = Vec::new();
-    for (j, (model, dataset)) in needs.iter().enumerate() {
-        if !runner.features_cached(model, dataset)? {
-            missing_features.push(j);
-        }
+    let mut feature_tasks = 0;
+    for (model, dataset) in &needs {
+        feature_tasks += !runner.features_cached(model, dataset)? as usize;
     }
     drop(runner);
     let job = crate::slurm::SlurmSweep {
@@ -528,8 +545,7 @@ fn slurm_sweep(
         out: &out_abs,
         grid,
         shards,
-        missing_features,
-        features: needs.len(),
+        feature_tasks,
         dry_run: args.dry_run,
         skip_unavailable: args.skip_unavailable,
         quiet: quiet || args.json,

@@ -20,12 +20,15 @@ use w2s_experiment::{ExperimentConfig, NodeCounts, RunRecord, RunSpec, Runner};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "stage", rename_all = "snake_case")]
 pub enum Stage {
-    /// Pooled features of a model on a dataset.
+    /// Pooled features of a model on a dataset, or one share of their rows.
     Features {
         /// Model name.
         model: String,
         /// Dataset name.
         dataset: String,
+        /// This share's index and the number of shares (`None`: all rows).
+        #[serde(default)]
+        share: Option<(usize, usize)>,
     },
     /// The weak supervisor of a run.
     Weak {
@@ -47,7 +50,16 @@ pub enum Stage {
 impl Stage {
     fn describe(&self) -> String {
         match self {
-            Stage::Features { model, dataset } => format!("features of {model} on {dataset}"),
+            Stage::Features {
+                model,
+                dataset,
+                share: None,
+            } => format!("features of {model} on {dataset}"),
+            Stage::Features {
+                model,
+                dataset,
+                share: Some((i, n)),
+            } => format!("features of {model} on {dataset}, share {i}/{n}"),
             Stage::Weak { spec } => format!(
                 "weak {} on {} (seed {})",
                 spec.weak(),
@@ -91,7 +103,9 @@ struct Task {
 }
 
 /// The grid's stages in the order they are handed out (features, supervisors, runs), each once.
-fn plan(runner: &Runner, specs: &[RunSpec]) -> Vec<Task> {
+/// Each model's features on a dataset are split into `shares` tasks, so that the workers share
+/// even a grid of one model's features; the stages that read them wait for every share.
+fn plan(runner: &Runner, specs: &[RunSpec], shares: usize) -> Vec<Task> {
     let mut tasks: Vec<Task> = Vec::new();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
     let mut add = |tasks: &mut Vec<Task>, key: String, stage: Stage, deps: Vec<usize>| -> usize {
@@ -104,18 +118,19 @@ fn plan(runner: &Runner, specs: &[RunSpec]) -> Vec<Task> {
         runner
             .feature_needs(std::slice::from_ref(spec))
             .into_iter()
-            .map(|(model, dataset)| {
-                let key = format!("F|{model}|{dataset}");
-                let t = add(
-                    tasks,
-                    key,
-                    Stage::Features {
-                        model: model.clone(),
-                        dataset,
-                    },
-                    Vec::new(),
-                );
-                (model, t)
+            .flat_map(|(model, dataset)| {
+                let n = shares.max(1);
+                (0..n)
+                    .map(|i| {
+                        let key = format!("F|{model}|{dataset}|{i}");
+                        let stage = Stage::Features {
+                            model: model.clone(),
+                            dataset: dataset.clone(),
+                            share: (n > 1).then_some((i, n)),
+                        };
+                        (model.clone(), add(tasks, key, stage, Vec::new()))
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect()
     };
@@ -375,12 +390,12 @@ pub fn execute(
     let mut runner =
         Runner::new(&assets, pool.out, cfg, Box::new(|_| {})).with_zero_shot_templates(templates);
     runner.prepare(specs)?;
-    let tasks = plan(&runner, specs);
+    let tasks = plan(&runner, specs, pool.jobs);
     // Features already cached need no worker (one that started only to read them would waste
     // its start-up).
     let mut state = vec![State::Pending; tasks.len()];
     for (t, s) in tasks.iter().zip(state.iter_mut()) {
-        if let Stage::Features { model, dataset } = &t.stage {
+        if let Stage::Features { model, dataset, .. } = &t.stage {
             if runner.features_cached(model, dataset)? {
                 *s = State::Done;
             }
@@ -461,7 +476,26 @@ pub fn serve(
         let before = runner.counts;
         let mut record = None;
         let result = match &task.stage {
-            Stage::Features { model, dataset } => runner.ensure_features(model, dataset),
+            Stage::Features {
+                model,
+                dataset,
+                share: None,
+            } => runner.ensure_features(model, dataset),
+            Stage::Features {
+                model,
+                dataset,
+                share: Some((index, count)),
+            } => runner
+                .feature_share(
+                    model,
+                    dataset,
+                    w2s_models::Share {
+                        index: *index,
+                        count: *count,
+                        offset: 0,
+                    },
+                )
+                .map(|_| ()),
             Stage::Weak { spec } => runner.ensure_weak(spec),
             Stage::Ceiling { spec } => runner.ensure_ceiling(spec),
             Stage::Run { spec } => runner.run(spec).map(|r| record = Some(r)),
@@ -513,7 +547,7 @@ mod tests {
             spec("a", "b", "logconf"),
             spec("a", "c", "xent"),
         ];
-        let tasks = plan(&runner, &specs);
+        let tasks = plan(&runner, &specs, 1);
         let kinds: Vec<&str> = tasks
             .iter()
             .map(|t| match t.stage {
@@ -538,5 +572,22 @@ mod tests {
                 "a stage waits only for earlier ones"
             );
         }
+        // Two workers: each feature is two shares, and its readers wait for both.
+        let tasks = plan(&runner, &specs, 2);
+        let shares: Vec<Option<(usize, usize)>> = tasks
+            .iter()
+            .filter_map(|t| match &t.stage {
+                Stage::Features { share, .. } => Some(*share),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(shares.len(), 6);
+        assert!(shares.iter().all(|s| matches!(s, Some((_, 2)))));
+        assert!(matches!(tasks[6].stage, Stage::Weak { .. }));
+        assert_eq!(
+            tasks[6].deps,
+            vec![0, 1],
+            "the weak model waits for both shares"
+        );
     }
 }

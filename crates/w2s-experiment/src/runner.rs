@@ -89,6 +89,8 @@ pub enum Event<'a> {
         done: usize,
         /// Rows to embed.
         total: usize,
+        /// Rows an earlier, interrupted pass had already embedded (counted in `done`).
+        resumed: usize,
     },
     /// A node was trained (`reused == false`) or read from the store.
     Node {
@@ -365,6 +367,7 @@ impl<'a> Runner<'a> {
             max_len: self.cfg.max_len,
             batch_size: 32,
             dtype: self.cfg.dtype,
+            chunk_rows: w2s_models::DEFAULT_CHUNK_ROWS,
         }
     }
 
@@ -372,6 +375,41 @@ impl<'a> Runner<'a> {
     pub fn ensure_features(&mut self, model: &str, dataset: &str) -> Result<()> {
         let data = self.prepared(dataset)?;
         self.features(model, &data).map(|_| ())
+    }
+
+    /// How many chunks the features of `model` on `dataset` are committed in.
+    pub fn feature_chunks(&mut self, model: &str, dataset: &str) -> Result<usize> {
+        let data = self.prepared(dataset)?;
+        let source = self.source(model)?;
+        Ok(self.feature_request(&source, &data).chunk_count())
+    }
+
+    /// Computes one share of the chunks of `model`'s features on `dataset` (see
+    /// [`w2s_models::Share`]); the share that completes them assembles the cache file.
+    pub fn feature_share(
+        &mut self,
+        model: &str,
+        dataset: &str,
+        share: w2s_models::Share,
+    ) -> Result<w2s_models::ShareReport> {
+        let data = self.prepared(dataset)?;
+        let source = self.source(model)?;
+        let req = self.feature_request(&source, &data);
+        let on_event = &mut self.on_event;
+        let name = data.dataset.name.as_str();
+        w2s_models::feature_share(&self.feature_root, &req, &self.device, share, &mut |p| {
+            on_event(Event::Embedding {
+                model,
+                dataset: name,
+                done: p.done,
+                total: p.total,
+                resumed: p.resumed,
+            })
+        })
+        .map_err(|source| ExperimentError::Model {
+            name: model.to_string(),
+            cause: Box::new(source),
+        })
     }
 
     /// Trains (or reads from the store) the weak supervisor of `spec`: its first stage.
@@ -496,19 +534,15 @@ impl<'a> Runner<'a> {
         let req = self.feature_request(&source, data);
         let on_event = &mut self.on_event;
         let name = data.dataset.name.as_str();
-        let feats = w2s_models::cached_features(
-            &self.feature_root,
-            &req,
-            &self.device,
-            &mut |done, total| {
-                on_event(Event::Embedding {
-                    model,
-                    dataset: name,
-                    done,
-                    total,
-                })
-            },
-        )
+        let feats = w2s_models::cached_features(&self.feature_root, &req, &self.device, &mut |p| {
+            on_event(Event::Embedding {
+                model,
+                dataset: name,
+                done: p.done,
+                total: p.total,
+                resumed: p.resumed,
+            })
+        })
         .map_err(model_err)?;
         let f = Rc::new((feats, source.fingerprint.clone()));
         self.features.insert(id, f.clone());
@@ -935,6 +969,7 @@ impl<'a> Runner<'a> {
                 dataset: name,
                 done: i * 256,
                 total: prompts.len(),
+                resumed: 0,
             });
             let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
             let answers = [template.answers[0].as_str(), template.answers[1].as_str()];
@@ -949,6 +984,7 @@ impl<'a> Runner<'a> {
             dataset: name,
             done: prompts.len(),
             total: prompts.len(),
+            resumed: 0,
         });
         let node = TrainedNode {
             key: key.clone(),

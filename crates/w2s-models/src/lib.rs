@@ -33,7 +33,10 @@ pub use candle_core::Device;
 pub use dtype::WeightDtype;
 pub use encoder::{mean_pool, Encoder, LoadRequest, Train};
 pub use error::{ModelError, Result};
-pub use features::{cached_features, save_features, FeatureRequest, Features};
+pub use features::{
+    cached_features, feature_share, save_features, EmbedProgress, FeatureRequest, Features, Share,
+    ShareReport, DEFAULT_CHUNK_ROWS,
+};
 pub use registry::{resolve, ModelSource, WeightFormat, BUILTIN};
 
 /// The device to compute on: `W2S_DEVICE` (`cpu`, `cuda`, `cuda:N`) when set; otherwise the

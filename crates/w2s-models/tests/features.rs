@@ -2,7 +2,7 @@
 use candle_core::Device;
 use w2s_assets::Store;
 use w2s_data::{Dataset, Example};
-use w2s_models::{cached_features, resolve, FeatureRequest};
+use w2s_models::{cached_features, feature_share, resolve, FeatureRequest, Share};
 
 fn dataset(texts: &[&str]) -> Dataset {
     let rows = texts
@@ -35,16 +35,17 @@ fn second_call_reads_the_cache_and_matches() {
         max_len: 128,
         batch_size: 2,
         dtype: w2s_models::WeightDtype::F32,
+        chunk_rows: 2,
     };
     let mut calls = 0;
-    let first = cached_features(root.path(), &req, &Device::Cpu, &mut |_, _| calls += 1).unwrap();
+    let first = cached_features(root.path(), &req, &Device::Cpu, &mut |_| calls += 1).unwrap();
     assert!(!first.from_cache);
     assert_eq!(
         calls, 4,
         "once before the first batch, then after each of 3 (5 rows in 2s)"
     );
     assert_eq!((first.rows, first.dim), (5, 384));
-    let second = cached_features(root.path(), &req, &Device::Cpu, &mut |_, _| {
+    let second = cached_features(root.path(), &req, &Device::Cpu, &mut |_| {
         panic!("must not recompute")
     })
     .unwrap();
@@ -77,7 +78,7 @@ fn second_call_reads_the_cache_and_matches() {
     );
     // A truncated cache file is detected and recomputed.
     std::fs::write(&first.path, b"garbage").unwrap();
-    let third = cached_features(root.path(), &req, &Device::Cpu, &mut |_, _| {}).unwrap();
+    let third = cached_features(root.path(), &req, &Device::Cpu, &mut |_| {}).unwrap();
     assert!(!third.from_cache);
     assert_eq!(third.values, first.values);
 }
@@ -96,4 +97,49 @@ fn truncation_keeps_the_end_and_the_prefix() {
     // [<s>] + "query:" prefix tokens ... then the last tokens of the text, then [</s>]
     assert_eq!(ids[..3], full[..3], "prefix kept");
     assert_eq!(ids[ids.len() - 12..], full[full.len() - 12..], "end kept");
+}
+
+#[test]
+fn shares_of_a_real_model_assemble_the_bits_of_one_pass() {
+    let root = tempfile::tempdir().unwrap();
+    let model = resolve("minilm-l3", &Store::open()).unwrap();
+    let texts: Vec<String> = (0..11)
+        .map(|i| format!("row {i} {}", "with more words ".repeat(i % 4)))
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let ds = dataset(&refs);
+    let req = FeatureRequest {
+        model: &model,
+        dataset: &ds,
+        max_len: 64,
+        batch_size: 2,
+        dtype: w2s_models::WeightDtype::F32,
+        chunk_rows: 4,
+    };
+    let share = |index| Share {
+        index,
+        count: 2,
+        offset: 0,
+    };
+    let first = feature_share(root.path(), &req, &Device::Cpu, share(1), &mut |_| {}).unwrap();
+    // 11 rows in chunks of 4: share 1 of 2 holds chunk 1 (4 rows), share 0 chunks 0 and 2.
+    assert_eq!((first.rows, first.computed, first.resumed), (4, 4, 0));
+    assert!(first.features.is_none(), "share 0 is still missing");
+    let mut reports = Vec::new();
+    let second = feature_share(root.path(), &req, &Device::Cpu, share(0), &mut |p| {
+        reports.push(p)
+    })
+    .unwrap();
+    assert_eq!((reports[0].done, reports[0].total), (0, 7));
+    let shared = second.features.expect("the last share assembles");
+    // One uninterrupted pass in another folder.
+    let other = tempfile::tempdir().unwrap();
+    let whole = cached_features(other.path(), &req, &Device::Cpu, &mut |_| {}).unwrap();
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&shared.values), bits(&whole.values));
+    // Read back by the ordinary path, without computing.
+    let again =
+        cached_features(root.path(), &req, &Device::Cpu, &mut |_| panic!("cached")).unwrap();
+    assert!(again.from_cache);
+    assert_eq!(bits(&again.values), bits(&whole.values));
 }

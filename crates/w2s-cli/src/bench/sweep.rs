@@ -242,6 +242,7 @@ mod tests {
                 dataset: "d",
                 done,
                 total,
+                resumed: 0,
             });
         }
         assert_eq!(clock.count, 2);
