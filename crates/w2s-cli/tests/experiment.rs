@@ -107,6 +107,18 @@ fn run_on_a_user_file_gives_the_documented_schema() {
         }
         // Ground truth beats chance on real sentiment data.
         assert!(num(r, "ceiling_acc") > 0.6, "{r}");
+        // A test accuracy per epoch for the student and the ceiling; the best of the student's
+        // is the oracle accuracy, and the epoch early stopping kept is on it.
+        for curve in ["student_curve", "ceiling_curve"] {
+            let c: Vec<f64> = serde_json::from_value(r[curve].clone()).unwrap();
+            assert!(c.len() >= 2, "{curve}: {c:?}");
+            assert!(c.iter().all(|a| (0.0..=1.0).contains(a)), "{curve}: {c:?}");
+        }
+        let student: Vec<f64> = serde_json::from_value(r["student_curve"].clone()).unwrap();
+        let best = student.iter().cloned().fold(f64::MIN, f64::max);
+        assert!((best - num(r, "student_oracle_acc")).abs() < 1e-12, "{r}");
+        let kept = r["student_best_epoch"].as_u64().unwrap() as usize;
+        assert!((1..=student.len()).contains(&kept), "{r}");
         // "no gap" is reported as null, never as a number.
         let gap = num(r, "ceiling_acc") > num(r, "weak_acc");
         assert_eq!(r["pgr"].is_number(), gap, "{r}");

@@ -71,6 +71,13 @@ pub struct RunRecord {
     pub student_oracle_acc: Option<f64>,
     /// Epoch the student's early stopping kept.
     pub student_best_epoch: usize,
+    /// The student's test accuracy after each epoch (the paper's Fig. 7): logged, never used for
+    /// early stopping. Empty for a zero-shot student and in records written before it was kept.
+    #[serde(default)]
+    pub student_curve: Vec<f64>,
+    /// The ceiling's test accuracy after each epoch, the same way.
+    #[serde(default)]
+    pub ceiling_curve: Vec<f64>,
     /// For chains: test accuracy of direct weak → strong transfer on the same seed.
     pub direct_student_acc: Option<f64>,
     /// For chains: PGR of the direct transfer.
@@ -182,11 +189,33 @@ pub fn evaluate(run: &RunNodes) -> RunRecord {
         weak_label_acc: metrics::accuracy(&weak.probs_of(&split.b), &yb),
         student_oracle_acc: student.fit.oracle_best(),
         student_best_epoch: student.fit.best_epoch,
+        student_curve: test_curve(student),
+        ceiling_curve: test_curve(ceiling),
         direct_student_acc: direct_acc,
         direct_pgr: direct_acc.and_then(|d| metrics::pgr(weak_acc, ceiling_acc, d)),
         nodes: [weak.key.clone(), ceiling.key.clone(), student.key.clone()],
         predictions: String::new(),
     }
+}
+
+/// A node's test accuracy after each epoch (empty when an epoch was not scored on the test rows).
+fn test_curve(node: &TrainedNode) -> Vec<f64> {
+    node.fit
+        .epochs
+        .iter()
+        .map(|e| e.oracle_score)
+        .collect::<Option<Vec<f64>>>()
+        .unwrap_or_default()
+}
+
+/// The per-epoch mean of curves over seeds, as long as the shortest curve (seeds that stopped
+/// early, or records without a curve, shorten it).
+fn mean_curve<'a>(curves: impl Iterator<Item = &'a Vec<f64>>) -> Vec<f64> {
+    let curves: Vec<&Vec<f64>> = curves.collect();
+    let len = curves.iter().map(|c| c.len()).min().unwrap_or(0);
+    (0..len)
+        .map(|e| mean(curves.iter().map(|c| c[e])))
+        .collect()
 }
 
 /// A file-name-safe version of `s`.
@@ -404,6 +433,12 @@ pub struct SummaryRow {
     pub agreement_on_weak_errors: f64,
     /// For chains: mean accuracy of direct transfer on the same seeds.
     pub direct_student_acc: Option<f64>,
+    /// Mean student test accuracy after each epoch over the seeds (see [`RunRecord::student_curve`]).
+    #[serde(default)]
+    pub student_curve: Vec<f64>,
+    /// Mean ceiling test accuracy after each epoch over the seeds.
+    #[serde(default)]
+    pub ceiling_curve: Vec<f64>,
 }
 
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
@@ -493,6 +528,8 @@ pub fn summarize(runs: &[RunRecord]) -> Vec<SummaryRow> {
                 agreement: mean(rs.iter().map(|r| r.agreement)),
                 agreement_on_weak_errors: mean(rs.iter().map(|r| r.agreement_on_weak_errors)),
                 direct_student_acc: direct.map(|d| d.mean),
+                student_curve: mean_curve(rs.iter().map(|r| &r.student_curve)),
+                ceiling_curve: mean_curve(rs.iter().map(|r| &r.ceiling_curve)),
             }
         })
         .collect()
@@ -532,6 +569,8 @@ mod tests {
             weak_label_acc: 0.0,
             student_oracle_acc: None,
             student_best_epoch: 1,
+            student_curve: vec![weak, student],
+            ceiling_curve: vec![ceiling],
             direct_student_acc: None,
             direct_pgr: None,
             nodes: Default::default(),
@@ -549,6 +588,31 @@ mod tests {
         assert!((r.pgr_ci95.unwrap() - 12.706 * 0.125).abs() < 1e-9);
         assert!((r.gap - 0.15).abs() < 1e-12);
         assert!(r.gap_within_noise); // two seeds, CI 12.706·0.05 > 0.15
+    }
+
+    #[test]
+    fn curves_are_averaged_per_epoch_over_the_seeds() {
+        let mut a = run(0, 0.6, 0.8, 0.7);
+        let mut b = run(1, 0.6, 0.8, 0.7);
+        a.student_curve = vec![0.60, 0.70, 0.75];
+        b.student_curve = vec![0.64, 0.72];
+        a.ceiling_curve = vec![0.8, 0.9];
+        b.ceiling_curve = vec![0.7, 0.8];
+        let rows = summarize(&[a, b]);
+        let close = |x: &[f64], y: &[f64]| {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-12)
+        };
+        assert!(
+            close(&rows[0].student_curve, &[0.62, 0.71]),
+            "{:?}",
+            rows[0].student_curve
+        );
+        assert!(close(&rows[0].ceiling_curve, &[0.75, 0.85]));
+        // A record without a curve (written before curves were kept) leaves none to average.
+        let mut old = run(2, 0.6, 0.8, 0.7);
+        old.student_curve.clear();
+        let rows = summarize(&[run(0, 0.6, 0.8, 0.7), old]);
+        assert!(rows[0].student_curve.is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - (c) `median-pgr`: median PGR per method per dataset, as a table image and in the page.
 //! - (d) `bootstrap-<dataset>`: accuracy of each bootstrapping chain against direct transfer.
 mod bootstrap;
+mod curves;
 mod font;
 mod html;
 mod pgr;
@@ -17,6 +18,7 @@ mod transfer;
 pub use table::{median_pgr, MedianPgr};
 
 use bootstrap::BootstrapPlot;
+use curves::{widest_pair, CurvesPlot};
 use pgr::PgrPlot;
 use plot::{params_millions, render, unique};
 use std::path::{Path, PathBuf};
@@ -138,6 +140,23 @@ pub fn write_report(out: &Path, runs: &[RunRecord]) -> Result<PathBuf> {
             },
         )?;
         figures.push((stem, format!("(b) {d}: PGR against strong-model size")));
+        if let Some(pair) = widest_pair(&rows) {
+            let stem = format!("curves-{}", w2s_experiment::record::slug(d));
+            render(
+                &dir,
+                &stem,
+                &CurvesPlot {
+                    dataset: d,
+                    rows: pair,
+                },
+            )?;
+            figures.push((
+                stem,
+                format!(
+                    "(e) {d}: test accuracy by epoch, the widest gap's pair (never used to stop)"
+                ),
+            ));
+        }
         if rows.iter().any(|r| r.chain.is_some()) {
             let stem = format!("bootstrap-{}", w2s_experiment::record::slug(d));
             render(&dir, &stem, &BootstrapPlot { dataset: d, rows })?;
