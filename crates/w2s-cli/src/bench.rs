@@ -9,6 +9,7 @@ use w2s_train::{
     fit_plain, Adapt, ClassifierRequest, EncoderClassifier, Loss, LrSchedule, TrainConfig,
 };
 
+mod qmatmul;
 mod sweep;
 
 /// What to time.
@@ -21,6 +22,9 @@ pub enum BenchKind {
     /// The f32 matrix-product rate of w2s's gemm and of torch.matmul at the model's shapes and at
     /// 2048³: the peak that MFU is measured against.
     Gemm,
+    /// A GGUF decoder's layer products on its quantized weights (candle's k-quant kernels, 8-bit
+    /// activations) against w2s's f32 product on the dequantized weights, with the error.
+    Qmatmul,
     /// A small probe sweep's wall time with each model's features computed once, against every
     /// run computing its own (as the official code does).
     Sweep,
@@ -65,7 +69,8 @@ Examples:
   w2s bench embed --model minilm-l6 --composed
   w2s bench train --model mpnet-base --batch 16 --seq 128 --rounds 3
   w2s bench train --model hf:Qwen/Qwen2-0.5B --lora 8 --dtype bf16
-  w2s bench sweep --seeds 1 --max-rows 200")]
+  w2s bench sweep --seeds 1 --max-rows 200
+  w2s bench qmatmul --model qwen2.5-coder-0.5b --batch 16 --seq 128")]
 pub struct BenchArgs {
     /// What to time.
     kind: BenchKind,
@@ -217,7 +222,7 @@ fn w2s_side(args: &BenchArgs, source: &ModelSource, device: &Device) -> Result<W
     let device_name = format!("{:?}", device.location());
     reset_peak_rss();
     match args.kind {
-        BenchKind::Embed | BenchKind::Gemm | BenchKind::Sweep => {
+        BenchKind::Embed | BenchKind::Gemm | BenchKind::Sweep | BenchKind::Qmatmul => {
             let req = w2s_models::LoadRequest {
                 device,
                 dtype: dtype.load_dtype(device),
@@ -449,6 +454,9 @@ fn gemm_peak(args: &BenchArgs, shapes: &StepShapes, torch: bool) -> Result<GemmP
 pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
     if args.kind == BenchKind::Sweep {
         return sweep::run(&args, quiet);
+    }
+    if args.kind == BenchKind::Qmatmul {
+        return qmatmul::run(&args);
     }
     let store = Store::open();
     let source = w2s_models::resolve(&args.model, &store)?;

@@ -19,6 +19,7 @@ pub mod hub;
 pub mod llama;
 pub mod mpnet;
 pub mod nn;
+pub mod quant;
 pub mod qwen2;
 pub mod qwen3;
 pub mod registry;

@@ -1,0 +1,86 @@
+//! `w2s bench qmatmul`: a GGUF decoder's layer products run directly on the quantized weights
+//! (candle's k-quant CPU kernels) against w2s's f32 product on the dequantized weights, at the
+//! bench's rows: whether a quantized path for frozen feature extraction would beat the f32 one on
+//! this CPU, and how far its outputs move.
+use super::BenchArgs;
+use anyhow::{bail, Result};
+use w2s_models::quant::QuantProduct;
+
+/// Runs `w2s bench qmatmul`.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let store = w2s_assets::Store::open();
+    let source = w2s_models::resolve(&args.model, &store)?;
+    if source.format != w2s_models::WeightFormat::Gguf {
+        bail!(
+            "{}: qmatmul times a GGUF file's quantized weights; this model is {:?}",
+            source.name,
+            source.format
+        );
+    }
+    let rows = args.batch * args.seq;
+    let steps = args.steps.max(1);
+    let products = w2s_models::quant::layer_products(&source.weights[0], rows, steps)?;
+    let flops = |p: &QuantProduct| 2.0 * (p.shape.0 * p.shape.1 * p.shape.2) as f64;
+    // The f32 side: the same shapes through w2s's gemm, the product the f32 decoder runs.
+    let f32_rates: Vec<f64> = products
+        .iter()
+        .map(|p| w2s_kernels::gemm_rate(p.shape.0, p.shape.1, p.shape.2, steps))
+        .collect();
+    let total: f64 = products.iter().map(flops).sum();
+    let q_seconds: f64 = products.iter().map(|p| p.seconds).sum();
+    let f32_seconds: f64 = products
+        .iter()
+        .zip(&f32_rates)
+        .map(|(p, r)| flops(p) / (r * 1e9))
+        .sum();
+    let cpu = super::cpu_model();
+    if args.json {
+        let each: Vec<_> = products
+            .iter()
+            .zip(&f32_rates)
+            .map(|(p, r)| {
+                serde_json::json!({"tensor": p.name, "dtype": p.dtype, "rows": p.shape.0,
+                    "out": p.shape.1, "in": p.shape.2,
+                    "quantized_gflops": flops(p) / p.seconds / 1e9, "f32_gflops": r,
+                    "relative_error": p.rel_error})
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"kind": "qmatmul", "model": source.name, "cpu": cpu,
+                "products": each, "quantized_gflops": total / q_seconds / 1e9,
+                "f32_gflops": total / f32_seconds / 1e9,
+                "quantized_over_f32": f32_seconds / q_seconds})
+        );
+        return Ok(());
+    }
+    println!(
+        "{}: layer 0's products at {rows} rows ({} x {}): quantized weights (candle's k-quant kernels, 8-bit activations) against f32 (w2s's gemm on the dequantized weights)",
+        source.name, args.batch, args.seq
+    );
+    println!("cpu: {cpu}");
+    println!(
+        "{:<24} {:>6} {:>18} {:>11} {:>9} {:>7} {:>9}",
+        "tensor", "dtype", "rows x out x in", "quant GF/s", "f32 GF/s", "ratio", "rel. err"
+    );
+    for (p, r) in products.iter().zip(&f32_rates) {
+        let q = flops(p) / p.seconds / 1e9;
+        println!(
+            "{:<24} {:>6} {:>18} {:>11.1} {:>9.1} {:>6.2}x {:>9.1e}",
+            p.name,
+            p.dtype,
+            format!("{}x{}x{}", p.shape.0, p.shape.1, p.shape.2),
+            q,
+            r,
+            q / r,
+            p.rel_error
+        );
+    }
+    println!(
+        "layer: quantized {:.1} GFLOP/s, f32 {:.1} GFLOP/s; quantized / f32 = {:.2}x",
+        total / q_seconds / 1e9,
+        total / f32_seconds / 1e9,
+        f32_seconds / q_seconds
+    );
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! Products on a GGUF file's quantized weights, timed: the measurement behind the choice of f32
+//! for frozen decoders (`w2s bench qmatmul`). candle's k-quant CPU kernels quantize the
+//! activations to 8-bit blocks and take block dot products, tiled over rows and four columns.
+use crate::error::{CandleContext, ModelError, Result};
+use candle_core::quantized::{gguf_file, QMatMul};
+use candle_core::{Device, Module, Tensor};
+use std::path::Path;
+use std::time::Instant;
+
+/// One weight's quantized product.
+#[derive(Debug, Clone)]
+pub struct QuantProduct {
+    /// The GGUF tensor.
+    pub name: String,
+    /// Its quantization (`Q4K`, `Q6K`, ...).
+    pub dtype: String,
+    /// `(rows, out, in)`.
+    pub shape: (usize, usize, usize),
+    /// Median seconds of one product on the quantized weights.
+    pub seconds: f64,
+    /// `‖y_quantized − y_f32‖ / ‖y_f32‖`, against f32 activations times the dequantized weights.
+    pub rel_error: f64,
+}
+
+/// Activations of a plausible scale without a pattern the kernels could shortcut on.
+fn activations(rows: usize, k: usize) -> candle_core::Result<Tensor> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let v: Vec<f32> = (0..rows * k)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 4.0
+        })
+        .collect();
+    Tensor::from_vec(v, (rows, k), &Device::Cpu)
+}
+
+/// Times every 2-D weight of the first layer of the GGUF file at `path` on `rows` activation
+/// rows, `steps` times each (the median counts), after one warm-up product.
+pub fn layer_products(path: &Path, rows: usize, steps: usize) -> Result<Vec<QuantProduct>> {
+    let bad = |reason: String| ModelError::Config {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let content = gguf_file::Content::read(&mut file)
+        .map_err(|e| bad(format!("not a readable GGUF file: {e}")))?;
+    let mut names: Vec<&String> = content
+        .tensor_infos
+        .iter()
+        .filter(|(n, info)| {
+            n.starts_with("blk.0.") && n.ends_with(".weight") && info.shape.rank() == 2
+        })
+        .map(|(n, _)| n)
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        let what = format!("{name} of {}", path.display());
+        let q = content
+            .tensor(&mut file, name, &Device::Cpu)
+            .context(what.clone())?;
+        let dtype = format!("{:?}", q.dtype());
+        let (n, k) = q.shape().dims2().context(what.clone())?;
+        let w = q.dequantize(&Device::Cpu).context(what.clone())?;
+        let x = activations(rows, k).context(what.clone())?;
+        let qm = QMatMul::from_qtensor(q).context(what.clone())?;
+        let error = || -> candle_core::Result<f64> {
+            let reference = x.matmul(&w.t()?)?;
+            let got = qm.forward(&x)?;
+            let diff = (&got - &reference)?.sqr()?.sum_all()?.to_scalar::<f32>()?;
+            let norm = reference.sqr()?.sum_all()?.to_scalar::<f32>()?;
+            Ok((diff / norm).sqrt() as f64)
+        };
+        let rel_error = error().context(what.clone())?;
+        let mut times = Vec::with_capacity(steps.max(1));
+        for _ in 0..steps.max(1) {
+            let t = Instant::now();
+            qm.forward(&x).context(what.clone())?;
+            times.push(t.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        out.push(QuantProduct {
+            name: name.clone(),
+            dtype,
+            shape: (rows, n, k),
+            seconds: times[times.len() / 2],
+            rel_error,
+        });
+    }
+    Ok(out)
+}
