@@ -111,7 +111,13 @@ pub fn run(args: EmbedArgs, quiet: bool) -> Result<()> {
             })?;
             bar.finish_and_clear();
             match report.features {
-                Some(feats) => feats,
+                // This share completed the set: report what it computed, the rest as resumed.
+                Some(mut feats) => {
+                    feats.from_cache = report.computed == 0;
+                    feats.resumed = feats.rows - report.computed;
+                    (feats.tokens, feats.seconds) = (report.tokens, report.seconds);
+                    feats
+                }
                 None => {
                     let rate = report.tokens as f64 / report.seconds.max(1e-9);
                     if args.json {
@@ -176,7 +182,10 @@ pub fn run(args: EmbedArgs, quiet: bool) -> Result<()> {
         );
     } else {
         let resumed = if feats.resumed > 0 {
-            format!("; {} rows resumed from an interrupted pass", feats.resumed)
+            format!(
+                "; {} rows computed earlier, by an interrupted pass or other shares",
+                feats.resumed
+            )
         } else {
             String::new()
         };
