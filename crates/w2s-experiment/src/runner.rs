@@ -76,6 +76,19 @@ pub enum ExperimentError {
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, ExperimentError>;
 
+impl<'a> Event<'a> {
+    /// The event of a feature computation's progress report.
+    fn embedding(model: &'a str, dataset: &'a str, p: w2s_models::EmbedProgress) -> Self {
+        Event::Embedding {
+            model,
+            dataset,
+            done: p.done,
+            total: p.total,
+            resumed: p.resumed,
+        }
+    }
+}
+
 /// Progress reported while running.
 #[derive(Debug, Clone)]
 pub enum Event<'a> {
@@ -398,13 +411,7 @@ impl<'a> Runner<'a> {
         let on_event = &mut self.on_event;
         let name = data.dataset.name.as_str();
         w2s_models::feature_share(&self.feature_root, &req, &self.device, share, &mut |p| {
-            on_event(Event::Embedding {
-                model,
-                dataset: name,
-                done: p.done,
-                total: p.total,
-                resumed: p.resumed,
-            })
+            on_event(Event::embedding(model, name, p))
         })
         .map_err(|source| ExperimentError::Model {
             name: model.to_string(),
@@ -535,13 +542,7 @@ impl<'a> Runner<'a> {
         let on_event = &mut self.on_event;
         let name = data.dataset.name.as_str();
         let feats = w2s_models::cached_features(&self.feature_root, &req, &self.device, &mut |p| {
-            on_event(Event::Embedding {
-                model,
-                dataset: name,
-                done: p.done,
-                total: p.total,
-                resumed: p.resumed,
-            })
+            on_event(Event::embedding(model, name, p))
         })
         .map_err(model_err)?;
         let f = Rc::new((feats, source.fingerprint.clone()));
