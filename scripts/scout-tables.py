@@ -15,14 +15,21 @@ Sections are separated by @@ lines.
 import json,sys,statistics
 scout=json.load(open(sys.argv[1]))["datasets"]
 sweep=json.load(open(sys.argv[2])) if len(sys.argv)>2 else None
-short={"minilm-l3":"L3","minilm-l6":"L6","e5-small":"e5","mpnet-base":"mpnet","smollm2-135m":"SmolLM2"}
+short={"minilm-l3":"L3","minilm-l6":"L6","e5-small":"e5","mpnet-base":"mpnet","smollm2-135m":"SmolLM2",
+       "gemma3-270m":"Gemma3","qwen2.5-coder-0.5b":"Qwen0.5B","qwen2.5-coder-1.5b":"Qwen1.5B"}
 out=[]
 P=out.append
-names=" / ".join(short.get(m["model"],m["model"]) for m in scout[0]["models"])
+# Datasets may have been scouted with different ladders: one column per model of any of them.
+ladder=[]
+for d in scout:
+    for m in d["models"]:
+        if m["model"] not in ladder: ladder.append(m["model"])
+names=" / ".join(short.get(m,m) for m in ladder)
 P(f"| dataset | test rows | chance | ceiling acc: {names} | L3 → mpnet gap | usable pairs (gap ± 95% CI, points; ° = weak model near chance) |")
 P("|---|---|---|---|---|---|")
 for d in scout:
-    accs=" / ".join(f"{100*m['ceiling_acc']['mean']:.1f}" for m in d["models"])
+    acc={m["model"]:m["ceiling_acc"]["mean"] for m in d["models"]}
+    accs=" / ".join(f"{100*acc[m]:.1f}" if m in acc else "—" for m in ladder)
     us=[p for p in d["pairs"] if p["verdict"]=="usable"]
     far=[p for p in d["pairs"] if p["weak"]=="minilm-l3" and p["strong"]=="mpnet-base"][0]
     cell=", ".join(f"{short[p['weak']]}→{short[p['strong']]} {100*p['gap']['mean']:+.1f} ± {100*p['gap']['ci95']:.1f}{'°' if p['weak_near_chance'] else ''}" for p in us) or "none"

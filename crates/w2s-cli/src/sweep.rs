@@ -31,7 +31,8 @@ crates/w2s-experiment/src/methods/zeroshot.toml; a [zeroshot.DATASET] table with
 Models are built-in names, hf:ORG/NAME from the local Hugging Face cache, model folders or .gguf
 files (docs/models.md), e.g. models = [\"hf:EleutherAI/pythia-70m\", \"hf:EleutherAI/pythia-410m\"];
 [experiment] dtype = \"bf16\" sets the precision of frozen weights.
-Stages already in OUT/store are reused: a killed sweep restarts where it stopped. Several
+Stages already in OUT/store are reused: a killed sweep restarts where it stopped (features resume
+after their last committed chunk of 128 rows). Several
 processes may share OUT: --jobs N workers here, --shard i/N anywhere, --executor slurm on a cluster
 (docs/cluster.md); a user file with other column names is written PATH?text=..&label=..&group=...
 Before anything is trained, every dataset and model is resolved (built-in ones are fetched):
@@ -72,8 +73,8 @@ pub struct SweepArgs {
     /// OUT/shards/GRID-INDEX-of-COUNT.json when done.
     #[arg(long, value_name = "INDEX/COUNT")]
     shard: Option<Shard>,
-    /// Only compute the pooled features the grid reads (with --shard: share INDEX of the list of
-    /// (model, dataset) pairs).
+    /// Only compute the pooled features the grid reads (with --shard: share INDEX of the 128-row
+    /// chunks of every feature, so that COUNT processes split even one model's rows).
     #[arg(long)]
     features_only: bool,
     /// Where the runs execute: `local` (this machine, --jobs workers) or `slurm` (job arrays over
