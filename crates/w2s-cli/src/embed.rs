@@ -15,7 +15,8 @@ features bit-identical to one uninterrupted pass. --shard i/N computes every N-t
 N processes (a Slurm array, several hosts sharing $W2S_HOME) split one model's rows; the one that\n\
 finishes last assembles the cache file.\n\n\
 Examples:\n  w2s embed --model minilm-l6 --data boolq\n  \
-w2s embed --model hf:EleutherAI/pythia-160m --data my.jsonl --save feats.npy\n\n\
+w2s embed --model hf:EleutherAI/pythia-160m --data my.jsonl --save feats.npy\n  \
+w2s embed --model qwen2.5-coder-1.5b --data boolq --shard 0/2   # and 1/2 on another host\n\n\
 In Python: numpy.load(\"feats.npy\"), or safetensors.numpy.load_file(\"feats.safetensors\")[\"features\"]."
 )]
 pub struct EmbedArgs {
