@@ -32,11 +32,9 @@ pub fn bar(quiet: bool, len: u64, unit: &str, msg: &str) -> ProgressBar {
 /// Moves an embedding bar to `p`; the first report of a resumed pass names the rows found
 /// already computed and restarts the rate, so that the ETA counts only rows embedded now.
 pub fn embedding(bar: &ProgressBar, p: w2s_models::EmbedProgress) {
+    bar.set_position(p.done as u64);
     if p.resumed > 0 && p.done == p.resumed {
         bar.set_message(format!("{} ({} rows resumed)", bar.message(), p.resumed));
-        bar.set_position(p.done as u64);
         bar.reset_eta();
-    } else {
-        bar.set_position(p.done as u64);
     }
 }

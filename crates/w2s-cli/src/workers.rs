@@ -53,13 +53,11 @@ impl Stage {
             Stage::Features {
                 model,
                 dataset,
-                share: None,
-            } => format!("features of {model} on {dataset}"),
-            Stage::Features {
-                model,
-                dataset,
-                share: Some((i, n)),
-            } => format!("features of {model} on {dataset}, share {i}/{n}"),
+                share,
+            } => {
+                let part = share.map_or(String::new(), |(i, n)| format!(", share {i}/{n}"));
+                format!("features of {model} on {dataset}{part}")
+            }
             Stage::Weak { spec } => format!(
                 "weak {} on {} (seed {})",
                 spec.weak(),

@@ -12,6 +12,7 @@ use crate::encoder::{Encoder, LoadRequest, Train};
 use crate::error::{CandleContext, ModelError, Result};
 use crate::registry::ModelSource;
 use candle_core::{Device, Tensor};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use w2s_data::Dataset;
@@ -481,19 +482,15 @@ impl Chunks {
             path: file.clone(),
             reason,
         };
-        let tensors =
-            candle_core::safetensors::load(&file, &Device::Cpu).map_err(|e| err(e.to_string()))?;
-        let get = |name: &str| {
-            tensors
-                .get(name)
-                .ok_or_else(|| err(format!("no '{name}' tensor")))
-        };
-        let (rows, dim) = get("features")?.dims2().map_err(|e| err(e.to_string()))?;
-        let values = get("features")?
-            .flatten_all()
-            .and_then(|t| t.to_vec1::<f32>())
-            .map_err(|e| err(e.to_string()))?;
-        let index = get("rows")?
+        let Loaded {
+            values,
+            rows,
+            dim,
+            tensors,
+        } = load(&file)?;
+        let index = tensors
+            .get("rows")
+            .ok_or_else(|| err("no 'rows' tensor".into()))?
             .to_vec1::<u32>()
             .map_err(|e| err(e.to_string()))?;
         let expected = self.range(j).len();
@@ -526,7 +523,7 @@ impl Chunks {
             if self.path.is_file() {
                 break;
             }
-            if self.file(j).is_file() && self.present(j) {
+            if self.present(j) {
                 continue;
             }
             let members = &order[self.range(j)];
@@ -549,20 +546,7 @@ impl Chunks {
     }
 
     fn write(&self, j: usize, index: &[u32], values: &[f32], dim: usize) -> Result<()> {
-        let n = index.len();
-        let features = Tensor::from_slice(values, (n, dim), &Device::Cpu)
-            .context("building a feature chunk")?;
-        let rows = Tensor::from_slice(index, n, &Device::Cpu).context("building a chunk's rows")?;
-        write_atomically(&self.file(j), |tmp| {
-            candle_core::safetensors::save(
-                &std::collections::HashMap::from([
-                    ("features".to_string(), features),
-                    ("rows".to_string(), rows),
-                ]),
-                tmp,
-            )
-            .map_err(|e| e.to_string())
-        })
+        write(&self.file(j), values, index.len(), dim, Some(index))
     }
 
     /// Puts every chunk's rows back in dataset order and writes the cache file; `None` when a
@@ -596,7 +580,7 @@ impl Chunks {
                 values[i * dim..(i + 1) * dim].copy_from_slice(&chunk[k * dim..(k + 1) * dim]);
             }
         }
-        write(&self.path, &values, self.rows, dim)?;
+        write(&self.path, &values, self.rows, dim, None)?;
         // Only the claim files of finished shares can remain; a failure to tidy loses nothing.
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             tracing::debug!("leaving {}: {e}", self.dir.display());
@@ -641,6 +625,28 @@ fn read_cached(path: &Path, rows: usize) -> Option<Features> {
 }
 
 fn read(path: &Path, expected_rows: usize) -> Result<(Vec<f32>, usize, usize)> {
+    let Loaded {
+        values, rows, dim, ..
+    } = load(path)?;
+    if rows != expected_rows {
+        return Err(ModelError::Cache {
+            path: path.to_path_buf(),
+            reason: format!("{rows} rows cached, dataset has {expected_rows}"),
+        });
+    }
+    Ok((values, rows, dim))
+}
+
+/// A safetensors file's `features` matrix and all its tensors.
+struct Loaded {
+    /// Row-major values of `features`.
+    values: Vec<f32>,
+    rows: usize,
+    dim: usize,
+    tensors: HashMap<String, Tensor>,
+}
+
+fn load(path: &Path) -> Result<Loaded> {
     let err = |reason: String| ModelError::Cache {
         path: path.to_path_buf(),
         reason,
@@ -651,27 +657,37 @@ fn read(path: &Path, expected_rows: usize) -> Result<(Vec<f32>, usize, usize)> {
         .get("features")
         .ok_or_else(|| err("no 'features' tensor".into()))?;
     let (rows, dim) = t.dims2().map_err(|e| err(e.to_string()))?;
-    if rows != expected_rows {
-        return Err(err(format!(
-            "{rows} rows cached, dataset has {expected_rows}"
-        )));
-    }
     let values = t
         .flatten_all()
         .and_then(|t| t.to_vec1::<f32>())
         .map_err(|e| err(e.to_string()))?;
-    Ok((values, rows, dim))
+    Ok(Loaded {
+        values,
+        rows,
+        dim,
+        tensors,
+    })
 }
 
-fn write(path: &Path, values: &[f32], rows: usize, dim: usize) -> Result<()> {
-    let t =
-        Tensor::from_slice(values, (rows, dim), &Device::Cpu).context("building feature tensor")?;
+/// Writes `values` as the tensor `features` (`rows × dim`), with `index` as the tensor `rows`
+/// when given (a chunk's dataset rows), through a temporary file renamed into place.
+fn write(
+    path: &Path,
+    values: &[f32],
+    rows: usize,
+    dim: usize,
+    index: Option<&[u32]>,
+) -> Result<()> {
+    let mut tensors = HashMap::from([(
+        "features".to_string(),
+        Tensor::from_slice(values, (rows, dim), &Device::Cpu).context("building feature tensor")?,
+    )]);
+    if let Some(index) = index {
+        let t = Tensor::from_slice(index, rows, &Device::Cpu).context("building a chunk's rows")?;
+        tensors.insert("rows".to_string(), t);
+    }
     write_atomically(path, |tmp| {
-        candle_core::safetensors::save(
-            &std::collections::HashMap::from([("features".to_string(), t)]),
-            tmp,
-        )
-        .map_err(|e| e.to_string())
+        candle_core::safetensors::save(&tensors, tmp).map_err(|e| e.to_string())
     })
 }
 
@@ -681,7 +697,7 @@ fn write(path: &Path, values: &[f32], rows: usize, dim: usize) -> Result<()> {
 pub fn save_features(path: &Path, values: &[f32], rows: usize, dim: usize) -> Result<()> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     match ext {
-        "safetensors" => write(path, values, rows, dim),
+        "safetensors" => write(path, values, rows, dim, None),
         "npy" => write_atomically(path, |tmp| {
             std::fs::write(tmp, npy_bytes(values, rows, dim)).map_err(|e| e.to_string())
         }),

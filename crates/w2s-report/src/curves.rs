@@ -106,8 +106,7 @@ impl Plot for CurvesPlot<'_> {
                     PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2))
                 });
         }
-        let students = self.rows.iter().enumerate();
-        for (i, r) in students {
+        for (i, r) in self.rows.iter().enumerate() {
             // Red is the weak line's.
             let color = PALETTE[[0, 1, 2, 4, 5, 6, 7][i % 7]];
             let line = points(&r.student_curve);
