@@ -23,7 +23,8 @@ pub enum BenchKind {
     /// 2048³: the peak that MFU is measured against.
     Gemm,
     /// A GGUF decoder's layer products on its quantized weights (candle's k-quant kernels, 8-bit
-    /// activations) against w2s's f32 product on the dequantized weights, with the error.
+    /// activations) against w2s's f32 product on the dequantized weights, with the error, then
+    /// this core's peak f32 and AVX2 int8 multiply-accumulate rates: any int8 kernel's ceiling.
     Qmatmul,
     /// A small probe sweep's wall time with each model's features computed once, against every
     /// run computing its own (as the official code does).

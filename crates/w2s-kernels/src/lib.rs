@@ -17,6 +17,7 @@ pub mod gated;
 pub mod linear;
 mod matmul;
 pub mod norm;
+pub mod peak;
 pub mod real;
 pub mod rope;
 mod simd;

@@ -34,6 +34,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .map(|(p, r)| flops(p) / (r * 1e9))
         .sum();
     let cpu = super::cpu_model();
+    // The ceiling: what any int8 kernel could gain over f32 on this core, whatever its tiling.
+    let peaks = w2s_kernels::peak::peaks();
     if args.json {
         let each: Vec<_> = products
             .iter()
@@ -50,7 +52,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             serde_json::json!({"kind": "qmatmul", "model": source.name, "cpu": cpu,
                 "products": each, "quantized_gflops": total / q_seconds / 1e9,
                 "f32_gflops": total / f32_seconds / 1e9,
-                "quantized_over_f32": f32_seconds / q_seconds})
+                "quantized_over_f32": f32_seconds / q_seconds,
+                "peak_gmacs_per_core": peaks.map(|p| serde_json::json!({
+                    "f32_fma": p.f32_fma, "int8_pure": p.int8_pure, "int8_signed": p.int8_signed,
+                    "int8_blocks": p.int8_blocks, "vnni": p.vnni}))})
         );
         return Ok(());
     }
@@ -82,5 +87,21 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         total / f32_seconds / 1e9,
         f32_seconds / q_seconds
     );
+    match peaks {
+        Some(p) => {
+            println!(
+                "peak per core: f32 FMA {:.1} GMAC/s; int8 (AVX2 vpmaddubsw) {:.1} = {:.2}x with per-row scales, {:.2}x with signed activations, {:.2}x with 32-element block scales (llama.cpp's Q8_0)",
+                p.f32_fma,
+                p.int8_pure,
+                p.int8_pure / p.f32_fma,
+                p.int8_signed / p.f32_fma,
+                p.int8_blocks / p.f32_fma
+            );
+            if p.vnni {
+                println!("this CPU has a VNNI int8 dot product, whose higher ceiling is not measured here");
+            }
+        }
+        None => println!("peak per core: not measured (needs AVX2 + FMA)"),
+    }
     Ok(())
 }
