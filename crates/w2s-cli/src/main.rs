@@ -78,7 +78,7 @@ fn main() -> std::process::ExitCode {
     }
     // candle runs element-wise ops on a pool of its own whose threads spin 25,000 turns after
     // each op, taking a core from gemm's rayon pool meanwhile (3.9% of a MiniLM-L6 training
-    // profile on 2 cores, 0.04% with this limit; docs/results.md). A short spin makes them park
+    // profile on 2 cores, 0.04% with this limit; docs/journal.md). A short spin makes them park
     // instead. A limit the user set is kept.
     if std::env::var_os(SPIN_LIMIT).is_none() {
         std::env::set_var(SPIN_LIMIT, "200");

@@ -6,7 +6,7 @@
 //! each step page-faulted ~160 MB back in (40,000 faults per MiniLM-L6 step, each a zeroed page
 //! and, on a VM, a TLB-shootdown IPI). Keeping freed memory in the heap removes every
 //! steady-state fault: +10-15% tokens/s on a MiniLM-L6 step, peak RSS no higher
-//! (docs/results.md). Set `W2S_MALLOC=default` to keep glibc's defaults.
+//! (docs/journal.md). Set `W2S_MALLOC=default` to keep glibc's defaults.
 
 /// Whether this process keeps freed memory: on glibc, unless the user asked for glibc's own
 /// policy (`W2S_MALLOC=default`) or tuned glibc themselves.

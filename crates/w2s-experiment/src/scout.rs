@@ -76,7 +76,7 @@ mod tests {
 
     #[test]
     fn near_chance_by_hand() {
-        // winowhy in docs/results.md (measured before its package was lost): MiniLM-L3 at 55.3% and MiniLM-L6 at 58.8% on a balanced
+        // winowhy in docs/journal.md (measured before its package was lost): MiniLM-L3 at 55.3% and MiniLM-L6 at 58.8% on a balanced
         // test set
         assert!(near_chance(0.553, 0.5));
         assert!(near_chance(0.588, 0.5));

@@ -226,7 +226,7 @@ pub fn exp_f32(x: f32) -> f32 {
 /// `vec![0.0; n]` costs either a serial memset on the calling thread (a buffer reused from the
 /// heap) or page faults, some of them copy-on-write faults of the zero page with a TLB shootdown
 /// across cores (a fresh one); outside the parallel loops that then overwrite it. On a 2-core
-/// Sapphire Rapids VM that was worth 15–19% of a MiniLM-L6 training step (docs/results.md).
+/// Sapphire Rapids VM that was worth 15–19% of a MiniLM-L6 training step (docs/journal.md).
 /// In debug builds and with the `poison` feature (on in this crate's tests) the buffer starts as
 /// NaN, so an element a kernel forgets to write shows up in its tests.
 pub(crate) struct Fresh<T>(Vec<MaybeUninit<T>>);

@@ -85,7 +85,7 @@ fn warn_if_slower(kernel: w2s_kernels::bf16::Kernel) {
             tracing::warn!(
                 "--dtype bf16: this CPU's bf16 products ({}) run at {bf16:.0} GFLOP/s against \
                  {f32:.0} for f32 (measured just now), so --dtype f32 is faster here and more precise; \
-                 bf16 pays off with AMX or on AMD Zen 4 (docs/results.md)",
+                 bf16 pays off with AMX or on AMD Zen 4 (docs/performance.md)",
                 kernel.name()
             );
         }
