@@ -242,13 +242,9 @@ fn cell_text(a: &dyn Array, i: usize) -> Option<String> {
     })
 }
 
-/// A cell as a 0/1 label: integers and floats equal to 0 or 1, booleans, or the strings "0"/"1"/
-/// "true"/"false" (a `ClassLabel` column is stored as its integer).
+/// A cell as a 0/1 label, by the rule every format shares (`user::label_from_text`): integers and
+/// floats equal to 0 or 1, booleans, or such strings (a `ClassLabel` column is stored as its
+/// integer).
 fn cell_label(a: &dyn Array, i: usize) -> Option<u8> {
-    let text = cell_text(a, i)?;
-    match text.trim() {
-        "0" | "false" | "0.0" => Some(0),
-        "1" | "true" | "1.0" => Some(1),
-        _ => None,
-    }
+    crate::user::label_from_text(&cell_text(a, i)?)
 }

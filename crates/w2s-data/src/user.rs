@@ -146,11 +146,25 @@ fn parse_label(v: &Value) -> Option<u8> {
             Some(1.0) => Some(1),
             _ => None,
         },
-        Value::String(s) => match s.trim() {
-            "0" | "false" => Some(0),
-            "1" | "true" => Some(1),
-            _ => None,
-        },
+        Value::String(s) => label_from_text(s),
+        _ => None,
+    }
+}
+
+/// A label written as text, the one rule for every format (a CSV cell, a JSON string, an Arrow
+/// cell printed): `0`/`1`, `0.0`/`1.0` (a float column), `true`/`false` in any case (pandas
+/// writes `True`), around any whitespace.
+pub(crate) fn label_from_text(s: &str) -> Option<u8> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("true") {
+        return Some(1);
+    }
+    if s.eq_ignore_ascii_case("false") {
+        return Some(0);
+    }
+    match s {
+        "0" | "0.0" => Some(0),
+        "1" | "1.0" => Some(1),
         _ => None,
     }
 }
@@ -249,8 +263,8 @@ fn load_csv(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
         let raw = rec
             .get(label_col)
             .ok_or_else(|| err(format!("missing '{}' value", cols.label)))?;
-        let label = parse_label(&Value::String(raw.to_string()))
-            .ok_or_else(|| err(format!("label '{raw}' is not 0 or 1")))?;
+        let label =
+            label_from_text(raw).ok_or_else(|| err(format!("label '{raw}' is not 0 or 1")))?;
         let id = id_col
             .and_then(|c| rec.get(c))
             .filter(|s| !s.is_empty())
@@ -278,6 +292,35 @@ mod tests {
         let p = dir.path().join(name);
         std::fs::write(&p, content).unwrap();
         (dir, p)
+    }
+
+    /// JSONL, CSV and the Arrow formats read a label through one rule, so a file converted from
+    /// one format to another keeps its labels (they used to disagree on "1.0" and "True").
+    #[test]
+    fn every_format_reads_labels_alike() {
+        for (text, want) in [
+            ("1", Some(1)),
+            ("0", Some(0)),
+            ("1.0", Some(1)),
+            ("0.0", Some(0)),
+            ("true", Some(1)),
+            ("True", Some(1)),
+            ("FALSE", Some(0)),
+            (" 1 ", Some(1)),
+            ("2", None),
+            ("0.5", None),
+            ("yes", None),
+            ("", None),
+        ] {
+            assert_eq!(label_from_text(text), want, "{text:?}");
+            assert_eq!(parse_label(&Value::String(text.into())), want, "{text:?}");
+            let (_d, p) = write("x.csv", &format!("text,label\nsome text,{text}\n"));
+            let csv = load_csv(&p, &Columns::default()).ok().map(|r| r[0].label);
+            assert_eq!(csv, want, "CSV cell {text:?}");
+        }
+        assert_eq!(parse_label(&serde_json::json!(1.0)), Some(1));
+        assert_eq!(parse_label(&serde_json::json!(true)), Some(1));
+        assert_eq!(parse_label(&serde_json::json!(2)), None);
     }
 
     #[test]

@@ -441,6 +441,18 @@ pub struct SummaryRow {
     pub ceiling_curve: Vec<f64>,
 }
 
+impl SummaryRow {
+    /// `w2s scout`'s verdict on this row's ceiling − weak gap. The report's median PGR counts the
+    /// usable pairs only, by the rule the scout and docs/results.md use.
+    pub fn verdict(&self) -> crate::scout::Verdict {
+        crate::scout::Verdict::of(&crate::metrics::MeanCi {
+            mean: self.gap,
+            ci95: self.gap_ci95,
+            n: self.n_seeds,
+        })
+    }
+}
+
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
     let v: Vec<f64> = v.collect();
     v.iter().sum::<f64>() / v.len().max(1) as f64

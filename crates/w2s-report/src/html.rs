@@ -30,7 +30,7 @@ pub(crate) fn page(
         cells,
     } = table;
     h.push_str(
-        "<h2>(c) Median PGR per method and dataset</h2>\n<table><tr><th class=l>method</th>",
+        "<h2>(c) Median PGR per method and dataset, over the pairs with a usable gap (as w2s scout decides)</h2>\n<table><tr><th class=l>method</th>",
     );
     for d in datasets {
         let _ = write!(h, "<th>{}</th>", html_escape(d));

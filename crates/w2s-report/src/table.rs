@@ -2,6 +2,7 @@
 use crate::plot::*;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use w2s_experiment::scout::Verdict;
 use w2s_experiment::SummaryRow;
 
 /// Table (c): median PGR per method (rows) and dataset (columns); `None` where no pair has a gap.
@@ -15,7 +16,9 @@ pub struct MedianPgr {
     pub cells: Vec<Vec<Option<f64>>>,
 }
 
-/// Table (c): median PGR over all direct (weak, strong) pairs with a gap, per method and dataset.
+/// Table (c): median PGR per method and dataset over the direct (weak, strong) pairs whose gap
+/// `w2s scout` calls usable (its 95% interval excludes 0 and it is at least 3 points): a pair
+/// whose ceiling beats the weak model by seed noise only would put noise into the median.
 pub fn median_pgr(summary: &[SummaryRow]) -> MedianPgr {
     let datasets = unique(summary.iter().map(|r| r.dataset.clone()));
     let losses = unique(summary.iter().map(|r| r.series.clone()));
@@ -29,6 +32,7 @@ pub fn median_pgr(summary: &[SummaryRow]) -> MedianPgr {
                         summary
                             .iter()
                             .filter(|r| &r.series == l && &r.dataset == d && r.chain.is_none())
+                            .filter(|r| r.verdict() == Verdict::Usable)
                             .filter_map(|r| r.pgr_mean)
                             .collect(),
                     )

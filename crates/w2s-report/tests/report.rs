@@ -197,3 +197,71 @@ fn an_empty_folder_is_a_clear_error() {
         .to_string();
     assert!(err.contains("no run records"), "{err}");
 }
+
+/// Table (c) counts the pairs `w2s scout` calls usable and no others: a 2-point gap (under the
+/// scout's 3) and a gap within seed noise stay out of the median, a clear 5-point gap is in it.
+#[test]
+fn the_median_counts_usable_gaps_only() {
+    let mut runs = Vec::new();
+    for seed in 0..3 {
+        let wobble = 0.001 * seed as f64;
+        // Usable: 5 points in every seed; PGR 0.4.
+        runs.push(record(
+            "tweets",
+            "minilm-l3",
+            "mpnet-base",
+            None,
+            "xent",
+            seed,
+            [0.70, 0.75 + wobble, 0.72 + 0.4 * wobble],
+            None,
+        ));
+        // Under 3 points in every seed: marginal; PGR 1.0.
+        runs.push(record(
+            "tweets",
+            "minilm-l3",
+            "e5-small",
+            None,
+            "xent",
+            seed,
+            [0.70, 0.72, 0.72],
+            None,
+        ));
+        // Positive in every seed but the interval includes 0: marginal; PGR 0.9 in every seed.
+        let gap = [0.01, 0.20, 0.01][seed as usize];
+        runs.push(record(
+            "tweets",
+            "minilm-l6",
+            "mpnet-base",
+            None,
+            "xent",
+            seed,
+            [0.70, 0.70 + gap, 0.70 + 0.9 * gap],
+            None,
+        ));
+    }
+    let summary = w2s_experiment::summarize(&runs);
+    let verdicts: Vec<_> = summary
+        .iter()
+        .map(|r| (r.strong.as_str(), r.weak.as_str(), r.verdict()))
+        .collect();
+    use w2s_experiment::scout::Verdict;
+    assert!(
+        verdicts.contains(&("mpnet-base", "minilm-l3", Verdict::Usable)),
+        "{verdicts:?}"
+    );
+    assert!(
+        verdicts.contains(&("e5-small", "minilm-l3", Verdict::Marginal)),
+        "{verdicts:?}"
+    );
+    assert!(
+        verdicts.contains(&("mpnet-base", "minilm-l6", Verdict::Marginal)),
+        "{verdicts:?}"
+    );
+    let table = w2s_report::median_pgr(&summary);
+    let median = table.cells[0][0].expect("one usable pair");
+    assert!(
+        (median - 0.4).abs() < 1e-9,
+        "median {median}, want the usable pair's 0.4 alone"
+    );
+}
