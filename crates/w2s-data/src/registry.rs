@@ -196,8 +196,8 @@ pub const DATASETS: [DatasetInfo; 20] = [
     },
 ];
 
-/// Bumped whenever a converter's output changes, so stale cached rows are rebuilt.
-const CONVERTER_VERSION: u32 = 4;
+/// A hash of this crate's sources (build.rs): the converters' code, as part of the cache key.
+const SOURCE_HASH: &str = env!("W2S_DATA_SOURCE_HASH");
 
 /// Looks up a built-in dataset.
 pub fn info(name: &str) -> Option<&'static DatasetInfo> {
@@ -249,6 +249,7 @@ pub fn load(name_or_path: &str, store: &Store) -> Result<Dataset> {
         });
     }
     w2s_assets::cache::write_atomic(&cached, &format::encode(&rows))?;
+    remove_stale(store, info.name, &cached);
     Ok(Dataset::new(info.name, rows))
 }
 
@@ -269,9 +270,114 @@ pub fn is_converted(store: &Store, name: &str) -> bool {
     converted_path(store, name).is_file()
 }
 
+/// The cached rows of `name`, keyed by what they are made from: the converters' code and the
+/// sha256 of every file of the asset. A changed converter or a re-pinned package gives a new key,
+/// so stale rows are never served (a version number to bump by hand was once forgotten).
 fn converted_path(store: &Store, name: &str) -> PathBuf {
-    store
-        .root()
-        .join("data")
-        .join(format!("{name}.v{CONVERTER_VERSION}.w2sd"))
+    let files = info(name)
+        .and_then(|i| store.manifest().asset(i.asset).ok())
+        .map(|a| a.files.clone())
+        .unwrap_or_default();
+    store.root().join("data").join(format!(
+        "{name}.{}.w2sd",
+        cache_key(name, SOURCE_HASH, &files)
+    ))
+}
+
+fn cache_key(
+    name: &str,
+    source_hash: &str,
+    files: &std::collections::BTreeMap<String, String>,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(name.as_bytes());
+    h.update([0]);
+    h.update(source_hash.as_bytes());
+    for (file, sha) in files {
+        h.update([0]);
+        h.update(file.as_bytes());
+        h.update([0]);
+        h.update(sha.as_bytes());
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+/// Removes the cached rows of `name` made under other keys (older converters or pins).
+fn remove_stale(store: &Store, name: &str, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(store.root().join("data")) else {
+        return;
+    };
+    let prefix = format!("{name}.");
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let file = entry.file_name();
+        let Some(file) = file.to_str() else { continue };
+        // `pang-lee.KEY.w2sd` but not `pang-lee-sentences.KEY.w2sd`: the key has no dot.
+        let stale = file
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".w2sd"))
+            .is_some_and(|key| !key.contains('.'));
+        if stale && path != keep {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::debug!("{}: not removed: {e}", path.display());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn the_key_follows_the_converters_and_the_pinned_files() {
+        let files = BTreeMap::from([("a.jsonl".to_string(), "ab12".to_string())]);
+        let key = cache_key("boolq", "src1", &files);
+        assert_eq!(key.len(), 16);
+        assert_eq!(key, cache_key("boolq", "src1", &files), "deterministic");
+        assert_ne!(
+            key,
+            cache_key("boolq", "src2", &files),
+            "a changed converter"
+        );
+        let repinned = BTreeMap::from([("a.jsonl".to_string(), "cd34".to_string())]);
+        assert_ne!(
+            key,
+            cache_key("boolq", "src1", &repinned),
+            "a re-pinned file"
+        );
+        assert_ne!(key, cache_key("quartz", "src1", &files), "another dataset");
+    }
+
+    #[test]
+    fn stale_rows_of_one_dataset_are_removed_and_no_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        for f in [
+            "pang-lee.v4.w2sd",
+            "pang-lee.0011223344556677.w2sd",
+            "pang-lee.8899aabbccddeeff.w2sd",
+            "pang-lee-sentences.0011223344556677.w2sd",
+        ] {
+            std::fs::write(data.join(f), b"x").unwrap();
+        }
+        let keep = data.join("pang-lee.8899aabbccddeeff.w2sd");
+        remove_stale(&store, "pang-lee", &keep);
+        let mut left: Vec<String> = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "pang-lee-sentences.0011223344556677.w2sd",
+                "pang-lee.8899aabbccddeeff.w2sd"
+            ]
+        );
+    }
 }
