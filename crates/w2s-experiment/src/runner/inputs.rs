@@ -1,0 +1,189 @@
+//! The runner's inputs, loaded once and kept: datasets (subset, labels), resolved models, pooled
+//! features (computed or read from the feature cache, whole or by share), and splits.
+use super::*;
+
+impl<'a> Runner<'a> {
+    /// The (model, dataset) pairs whose pooled features the runs of `specs` read, each once, in
+    /// the order of the specs: every model in probe mode; in fine-tuning mode, the students of
+    /// runs whose label steps look at features (`knn`, `logreg-relabel`).
+    pub fn feature_needs(&self, specs: &[RunSpec]) -> Vec<(String, String)> {
+        let mut needs = Vec::new();
+        for spec in specs {
+            let models: Vec<&str> = match self.cfg.mode {
+                Mode::Probe => spec.chain.iter().flat_map(|m| m.split('+')).collect(),
+                Mode::Finetune if spec.method.label_steps().iter().any(|s| s.needs_features()) => {
+                    spec.chain[1..].iter().map(String::as_str).collect()
+                }
+                Mode::Finetune => Vec::new(),
+            };
+            for m in models {
+                let need = (m.to_string(), spec.dataset.clone());
+                if !needs.contains(&need) {
+                    needs.push(need);
+                }
+            }
+        }
+        needs
+    }
+
+    /// True when the features of `model` on `dataset` are in the cache (no model is loaded).
+    pub fn features_cached(&mut self, model: &str, dataset: &str) -> Result<bool> {
+        let data = self.prepared(dataset)?;
+        self.features_on_disk(model, &data)
+    }
+
+    pub(super) fn features_on_disk(&mut self, model: &str, data: &Prepared) -> Result<bool> {
+        let source = self.source(model)?;
+        let req = self.feature_request(&source, data);
+        Ok(req.path_on(&self.feature_root, &self.device).is_file())
+    }
+
+    /// What the features of `source` on `data` are computed from (and keyed by).
+    pub(super) fn feature_request<'b>(
+        &self,
+        source: &'b ModelSource,
+        data: &'b Prepared,
+    ) -> FeatureRequest<'b> {
+        FeatureRequest {
+            model: source,
+            dataset: &data.dataset,
+            max_len: self.cfg.max_len,
+            batch_size: 32,
+            dtype: self.cfg.dtype,
+            chunk_rows: w2s_models::DEFAULT_CHUNK_ROWS,
+        }
+    }
+
+    /// Computes (or reads from the cache) the features of `model` on `dataset`.
+    pub fn ensure_features(&mut self, model: &str, dataset: &str) -> Result<()> {
+        let data = self.prepared(dataset)?;
+        self.features(model, &data).map(|_| ())
+    }
+
+    /// How many chunks the features of `model` on `dataset` are committed in.
+    pub fn feature_chunks(&mut self, model: &str, dataset: &str) -> Result<usize> {
+        let data = self.prepared(dataset)?;
+        let source = self.source(model)?;
+        Ok(self.feature_request(&source, &data).chunk_count())
+    }
+
+    /// Computes one share of the chunks of `model`'s features on `dataset` (see
+    /// [`w2s_models::Share`]); the share that completes them assembles the cache file.
+    pub fn feature_share(
+        &mut self,
+        model: &str,
+        dataset: &str,
+        share: w2s_models::Share,
+    ) -> Result<w2s_models::ShareReport> {
+        let data = self.prepared(dataset)?;
+        let source = self.source(model)?;
+        let req = self.feature_request(&source, &data);
+        let on_event = &mut self.on_event;
+        let name = data.dataset.name.as_str();
+        w2s_models::feature_share(&self.feature_root, &req, &self.device, share, &mut |p| {
+            on_event(Event::embedding(model, name, p))
+        })
+        .map_err(|source| ExperimentError::Model {
+            name: model.to_string(),
+            cause: Box::new(source),
+        })
+    }
+
+    pub(super) fn prepared(&mut self, name: &str) -> Result<Rc<Prepared>> {
+        if let Some(p) = self.datasets.get(name) {
+            return Ok(p.clone());
+        }
+        let full = w2s_data::load(name, self.assets).map_err(|source| ExperimentError::Data {
+            name: name.to_string(),
+            cause: Box::new(source),
+        })?;
+        let keep = w2s_data::subset(
+            &full.examples,
+            self.cfg.balance,
+            self.cfg.max_rows,
+            self.cfg.data_seed,
+        );
+        let positives = full.examples.iter().filter(|e| e.label == 1).count();
+        if positives == 0 || positives == full.examples.len() {
+            return Err(ExperimentError::Spec(format!(
+                "dataset {name}: all {} rows have label {}; an experiment needs both labels",
+                full.examples.len(),
+                (positives > 0) as u8
+            )));
+        }
+        let examples: Vec<_> = keep.iter().map(|&i| full.examples[i].clone()).collect();
+        let classes = (
+            examples.iter().any(|e| e.label == 0),
+            examples.iter().any(|e| e.label == 1),
+        );
+        if examples.len() < 20 || classes != (true, true) {
+            return Err(ExperimentError::Spec(format!(
+                "dataset {name}: {} usable rows{}; an experiment needs both labels and at least 20 rows",
+                examples.len(),
+                if classes != (true, true) { " with a single label" } else { "" }
+            )));
+        }
+        let labels = examples.iter().map(|e| e.label).collect();
+        let dataset = Dataset::new(full.name.clone(), examples);
+        let p = Rc::new(Prepared { dataset, labels });
+        self.datasets.insert(name.to_string(), p.clone());
+        Ok(p)
+    }
+
+    pub(super) fn source(&mut self, model: &str) -> Result<Rc<ModelSource>> {
+        if let Some(s) = self.sources.get(model) {
+            return Ok(s.clone());
+        }
+        let source =
+            w2s_models::resolve(model, self.assets).map_err(|source| ExperimentError::Model {
+                name: model.to_string(),
+                cause: Box::new(source),
+            })?;
+        let source = Rc::new(source);
+        self.sources.insert(model.to_string(), source.clone());
+        Ok(source)
+    }
+
+    pub(super) fn features(
+        &mut self,
+        model: &str,
+        data: &Prepared,
+    ) -> Result<Rc<(Features, String)>> {
+        let id = (model.to_string(), data.dataset.version.clone());
+        if let Some(f) = self.features.get(&id) {
+            return Ok(f.clone());
+        }
+        let model_err = |source| ExperimentError::Model {
+            name: model.to_string(),
+            cause: Box::new(source),
+        };
+        let source = self.source(model)?;
+        let req = self.feature_request(&source, data);
+        let on_event = &mut self.on_event;
+        let name = data.dataset.name.as_str();
+        let feats = w2s_models::cached_features(&self.feature_root, &req, &self.device, &mut |p| {
+            on_event(Event::embedding(model, name, p))
+        })
+        .map_err(model_err)?;
+        let f = Rc::new((feats, source.fingerprint.clone()));
+        self.features.insert(id, f.clone());
+        Ok(f)
+    }
+
+    pub(super) fn split_rows(&self, data: &Prepared, seed: u64) -> SplitRows {
+        let cfg = SplitConfig {
+            test_frac: self.cfg.test_frac,
+            val_frac: self.cfg.val_frac,
+            max_rows: 0,
+        };
+        let split = w2s_data::split(&data.dataset.examples, None, &cfg, seed);
+        let key = keys::split_key(
+            &data.dataset.name,
+            &data.dataset.version,
+            cfg.test_frac,
+            cfg.val_frac,
+            seed,
+        );
+        SplitRows { split, key }
+    }
+}
