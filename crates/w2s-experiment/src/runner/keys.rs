@@ -153,21 +153,21 @@ mod tests {
     fn new_settings_enter_keys_only_when_they_change_something() {
         let cfg = ExperimentConfig::default();
         let base = described(&cfg, Loss::XENT);
-        let mut bf16 = cfg.clone();
+        let mut bf16 = cfg;
         bf16.dtype = WeightDtype::Bf16;
         assert_ne!(described(&bf16, Loss::XENT), base, "a non-default dtype");
-        let mut minibatch = cfg.clone();
+        let mut minibatch = cfg;
         minibatch.train.minibatch_size = 32;
         assert_ne!(described(&minibatch, Loss::XENT), base, "a minibatch");
-        let mut finetune_settings = cfg.clone();
+        let mut finetune_settings = cfg;
         finetune_settings.finetune.head_lr_scale *= 2.0;
         assert_eq!(
             described(&finetune_settings, Loss::XENT),
             base,
             "fine-tuning settings do not reach probe nodes"
         );
-        let mut seed = cfg.clone();
-        seed.train.epochs += 1;
+        let mut epochs = cfg;
+        epochs.train.epochs += 1;
         assert_ne!(
             described(&seed, Loss::XENT),
             base,
