@@ -169,7 +169,7 @@ mod tests {
         let mut epochs = cfg;
         epochs.train.epochs += 1;
         assert_ne!(
-            described(&seed, Loss::XENT),
+            described(&epochs, Loss::XENT),
             base,
             "every training setting counts"
         );
