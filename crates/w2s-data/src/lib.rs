@@ -11,6 +11,7 @@ pub mod registry;
 pub mod scattertext;
 pub mod sources;
 pub mod split;
+pub mod synthetic;
 pub mod user;
 
 pub use registry::{load, DatasetInfo, DATASETS};

@@ -204,8 +204,12 @@ pub fn info(name: &str) -> Option<&'static DatasetInfo> {
     DATASETS.iter().find(|d| d.name == name)
 }
 
-/// Loads a built-in dataset by name (fetching and converting it if needed), or a user JSONL/CSV file.
+/// Loads a built-in dataset by name (fetching and converting it if needed), a user JSONL/CSV file,
+/// or a generated synthetic task ([`crate::synthetic`]).
 pub fn load(name_or_path: &str, store: &Store) -> Result<Dataset> {
+    if let Some(settings) = crate::synthetic::Synthetic::parse(name_or_path) {
+        return Ok(Dataset::new(name_or_path, settings?.examples()));
+    }
     let Some(info) = info(name_or_path) else {
         return match user::Columns::parse(name_or_path) {
             Some(parsed) => {

@@ -9,6 +9,7 @@ pub mod record;
 pub mod runner;
 pub mod scout;
 pub mod store;
+pub mod synthetic;
 
 pub use config::{ExperimentConfig, FinetuneConfig, LabelForm, Mode, RunSpec};
 pub use methods::{parse_methods, Method};

@@ -1,6 +1,14 @@
 //! The runner's inputs, loaded once and kept: datasets (subset, labels), resolved models, pooled
 //! features (computed or read from the feature cache, whole or by share), and splits.
 use super::*;
+use crate::synthetic::SyntheticModel;
+
+/// A model of a run: pretrained weights, or a synthetic view of each row (no weights, no cache).
+#[derive(Clone)]
+pub(super) enum Backbone {
+    Pretrained(Rc<ModelSource>),
+    Synthetic(SyntheticModel),
+}
 
 impl<'a> Runner<'a> {
     /// The (model, dataset) pairs whose pooled features the runs of `specs` read, each once, in
@@ -16,7 +24,11 @@ impl<'a> Runner<'a> {
                 }
                 Mode::Finetune => Vec::new(),
             };
-            for m in models {
+            // A synthetic model's features are read from the rows: nothing to compute or cache.
+            for m in models
+                .into_iter()
+                .filter(|m| SyntheticModel::parse(m).is_none())
+            {
                 let need = (m.to_string(), spec.dataset.clone());
                 if !needs.contains(&need) {
                     needs.push(need);
@@ -33,6 +45,9 @@ impl<'a> Runner<'a> {
     }
 
     pub(super) fn features_on_disk(&mut self, model: &str, data: &Prepared) -> Result<bool> {
+        if let Backbone::Synthetic(_) = self.backbone(model)? {
+            return Ok(true);
+        }
         let source = self.source(model)?;
         let req = self.feature_request(&source, data);
         Ok(req.path_on(&self.feature_root, &self.device).is_file())
@@ -130,18 +145,43 @@ impl<'a> Runner<'a> {
         Ok(p)
     }
 
-    pub(super) fn source(&mut self, model: &str) -> Result<Rc<ModelSource>> {
-        if let Some(s) = self.sources.get(model) {
-            return Ok(s.clone());
+    /// The model `model` names: resolved (and fetched) once, then kept.
+    pub(super) fn backbone(&mut self, model: &str) -> Result<Backbone> {
+        if let Some(b) = self.sources.get(model) {
+            return Ok(b.clone());
         }
-        let source =
-            w2s_models::resolve(model, self.assets).map_err(|source| ExperimentError::Model {
-                name: model.to_string(),
-                cause: Box::new(source),
-            })?;
-        let source = Rc::new(source);
-        self.sources.insert(model.to_string(), source.clone());
-        Ok(source)
+        let backbone = match SyntheticModel::parse(model) {
+            Some(parsed) => Backbone::Synthetic(parsed.map_err(ExperimentError::Spec)?),
+            None => {
+                Backbone::Pretrained(Rc::new(w2s_models::resolve(model, self.assets).map_err(
+                    |source| ExperimentError::Model {
+                        name: model.to_string(),
+                        cause: Box::new(source),
+                    },
+                )?))
+            }
+        };
+        self.sources.insert(model.to_string(), backbone.clone());
+        Ok(backbone)
+    }
+
+    /// The weights of `model`; an error for a synthetic model, which has none to fine-tune or
+    /// prompt.
+    pub(super) fn source(&mut self, model: &str) -> Result<Rc<ModelSource>> {
+        match self.backbone(model)? {
+            Backbone::Pretrained(source) => Ok(source),
+            Backbone::Synthetic(_) => Err(ExperimentError::Spec(format!(
+                "{model} is a synthetic model: it has no weights to fine-tune or prompt (probe mode, label steps and chains work)"
+            ))),
+        }
+    }
+
+    /// The identity of `model`'s weights in store keys.
+    pub(super) fn fingerprint(&mut self, model: &str) -> Result<String> {
+        Ok(match self.backbone(model)? {
+            Backbone::Pretrained(source) => source.fingerprint.clone(),
+            Backbone::Synthetic(m) => m.fingerprint(),
+        })
     }
 
     pub(super) fn features(
@@ -157,7 +197,15 @@ impl<'a> Runner<'a> {
             name: model.to_string(),
             cause: Box::new(source),
         };
-        let source = self.source(model)?;
+        let source = match self.backbone(model)? {
+            Backbone::Pretrained(source) => source,
+            Backbone::Synthetic(m) => {
+                let feats = m.features(&data.dataset).map_err(ExperimentError::Spec)?;
+                let f = Rc::new((feats, m.fingerprint()));
+                self.features.insert(id, f.clone());
+                return Ok(f);
+            }
+        };
         let req = self.feature_request(&source, data);
         let on_event = &mut self.on_event;
         let name = data.dataset.name.as_str();

@@ -144,7 +144,7 @@ pub struct Runner<'a> {
     device: Device,
     datasets: HashMap<String, Rc<Prepared>>,
     features: HashMap<(String, String), Rc<(Features, String)>>,
-    sources: HashMap<String, Rc<ModelSource>>,
+    sources: HashMap<String, inputs::Backbone>,
     /// Where pooled features are cached (`features/` under it): the asset cache's root unless set.
     feature_root: PathBuf,
     /// Zero-shot prompts by dataset, over the built-in ones.
@@ -273,7 +273,7 @@ impl<'a> Runner<'a> {
         for (kind, name) in inputs {
             let loaded = match kind {
                 InputKind::Dataset => self.prepared(name).map(|_| ()),
-                InputKind::Model => self.source(name).map(|_| ()),
+                InputKind::Model => self.backbone(name).map(|_| ()),
             };
             if let Err(e) = loaded {
                 let reason = match e {

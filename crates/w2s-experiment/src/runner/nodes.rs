@@ -33,13 +33,13 @@ impl<'a> Runner<'a> {
         } = sup;
         let val_labels = val_labels.as_slice();
         let supervision = supervision.as_str();
-        let source = self.source(model)?;
+        let weights = self.fingerprint(model)?;
         let loss_params = loss.params(&self.cfg.loss_settings());
         let key = keys::node_key(&keys::NodeDescription {
             mode: self.cfg.mode,
             split: &split.key,
             model,
-            weights: &source.fingerprint,
+            weights: &weights,
             max_len: self.cfg.max_len,
             rows,
             supervision,
@@ -73,6 +73,7 @@ impl<'a> Runner<'a> {
                 )
             }
             Mode::Finetune => {
+                let source = self.source(model)?;
                 let texts: Vec<&str> = data
                     .dataset
                     .examples
