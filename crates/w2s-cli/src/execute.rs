@@ -92,6 +92,56 @@ pub fn execute(
     Ok((records, counts))
 }
 
+/// `--executor local`: this machine, in this process (`--jobs 1`) or in worker processes.
+pub const LOCAL: crate::sweep::ExecutorEntry = crate::sweep::ExecutorEntry {
+    name: "local",
+    help: "this machine: in this process, or in --jobs N worker processes",
+    build: |args, _grid_id| {
+        let jobs = args.jobs.unwrap_or(if args.gpus.is_empty() {
+            1
+        } else {
+            args.gpus.len()
+        });
+        if jobs == 0 {
+            anyhow::bail!("--jobs must be at least 1");
+        }
+        if jobs > 1 {
+            return Ok(Box::new(crate::workers::Workers {
+                jobs,
+                gpus: args.gpus.clone(),
+            }));
+        }
+        if !args.gpus.is_empty() {
+            // SAFETY: set before the runs start any thread that reads the environment.
+            unsafe { std::env::set_var("CUDA_VISIBLE_DEVICES", &args.gpus[0]) };
+        }
+        Ok(Box::new(InProcess))
+    },
+};
+
+/// The local executor with one job: every run in this process, one after the other.
+pub struct InProcess;
+
+impl w2s_experiment::Executor for InProcess {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn execute(
+        &self,
+        grid: &w2s_experiment::Grid,
+    ) -> Result<w2s_experiment::Outcome, w2s_experiment::ExecutorError> {
+        let (records, counts) = execute(
+            grid.specs,
+            grid.cfg,
+            grid.templates.clone(),
+            grid.out,
+            grid.quiet,
+        )?;
+        Ok(w2s_experiment::Outcome { records, counts })
+    }
+}
+
 fn pct_ci(mean: f64, ci: f64) -> String {
     if ci.is_finite() {
         format!("{} ± {:.1}", pct(mean), 100.0 * ci)

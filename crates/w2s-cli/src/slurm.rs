@@ -425,6 +425,130 @@ pub fn submit(sweep: &SlurmSweep, opts: &SlurmArgs) -> Result<()> {
     Ok(())
 }
 
+/// The Slurm executor: a job array computing the missing features, then one of shards (each a
+/// `w2s sweep --shard i/N` of this binary), polled until done; the records are then read back
+/// from the store in this process.
+pub struct Slurm {
+    /// sbatch options.
+    pub opts: SlurmArgs,
+    /// The grid's id (names the shards' result files).
+    pub grid_id: String,
+    /// Print the scripts and commands instead of submitting.
+    pub dry_run: bool,
+    /// Runs whose inputs cannot be had were left out (the shards do the same).
+    pub skip_unavailable: bool,
+}
+
+/// `--executor slurm`.
+pub const SLURM: crate::sweep::ExecutorEntry = crate::sweep::ExecutorEntry {
+    name: "slurm",
+    help: "a Slurm cluster: a job array of features, then one of shards, over a shared filesystem (docs/cluster.md)",
+    build: |args, grid_id| {
+        if args.jobs.is_some_and(|j| j > 1) || args.shard.is_some() || args.features_only {
+            bail!("--executor slurm makes its own shards: leave out --jobs, --shard and --features-only (use --cpus-per-task and --shards)");
+        }
+        Ok(Box::new(Slurm {
+            opts: args.slurm.clone(),
+            grid_id: grid_id.to_string(),
+            dry_run: args.dry_run,
+            skip_unavailable: args.skip_unavailable,
+        }))
+    },
+};
+
+impl Slurm {
+    /// Shards, and the job ready to submit.
+    fn job<'a>(
+        &'a self,
+        grid: &w2s_experiment::Grid,
+        file: &'a Path,
+        out: &'a Path,
+        quiet: bool,
+    ) -> Result<SlurmSweep<'a>> {
+        let shards = self
+            .opts
+            .shards
+            .unwrap_or_else(|| shard::groups(grid.specs).len().min(1000));
+        if shards == 0 || shards > 1000 {
+            bail!("--shards must be between 1 and 1000 (Slurm's default MaxArraySize is 1001)");
+        }
+        shard::check_count(grid.specs, shards)?;
+        // Every asset is fetched here, before anything is submitted (flock is unreliable on
+        // NFS, so no task fills the cache); this checks the runs' shape too.
+        let assets = w2s_assets::Store::open();
+        let mut runner = w2s_experiment::Runner::new(&assets, grid.out, grid.cfg, Box::new(|_| {}))
+            .with_zero_shot_templates(grid.templates.clone());
+        runner.prepare(grid.specs)?;
+        let mut feature_tasks = 0;
+        for (model, dataset) in runner.feature_needs(grid.specs) {
+            feature_tasks += !runner.features_cached(&model, &dataset)? as usize;
+        }
+        Ok(SlurmSweep {
+            file,
+            out,
+            grid: &self.grid_id,
+            shards,
+            feature_tasks,
+            dry_run: self.dry_run,
+            skip_unavailable: self.skip_unavailable,
+            quiet,
+        })
+    }
+}
+
+impl w2s_experiment::Executor for Slurm {
+    fn name(&self) -> &'static str {
+        "slurm"
+    }
+
+    fn show(&self, grid: &w2s_experiment::Grid) -> Result<(), w2s_experiment::ExecutorError> {
+        let file = crate::workers::absolute(grid.file)?;
+        let out = crate::workers::absolute(grid.out)?;
+        submit(&self.job(grid, &file, &out, true)?, &self.opts)?;
+        Ok(())
+    }
+
+    fn execute(
+        &self,
+        grid: &w2s_experiment::Grid,
+    ) -> Result<w2s_experiment::Outcome, w2s_experiment::ExecutorError> {
+        let file = crate::workers::absolute(grid.file)?;
+        let out = crate::workers::absolute(grid.out)?;
+        let job = self.job(grid, &file, &out, grid.quiet)?;
+        let shards = job.shards;
+        submit(&job, &self.opts)?;
+        // Every shard finished: read every run back (nothing is trained when all were stored).
+        let read_back = w2s_experiment::Grid {
+            quiet: true,
+            ..*grid
+        };
+        let mut outcome =
+            w2s_experiment::Executor::execute(&crate::execute::InProcess, &read_back)?;
+        if outcome.counts.computed > 0 {
+            tracing::warn!(
+                "{} nodes were missing after every shard finished, and were trained here",
+                outcome.counts.computed
+            );
+        }
+        let done: Vec<shard::ShardResult> = (0..shards)
+            .filter_map(|index| {
+                let s = Shard {
+                    index,
+                    count: shards,
+                };
+                shard::read_result(grid.out, &self.grid_id, s)
+                    .ok()
+                    .flatten()
+            })
+            .collect();
+        outcome.counts = w2s_experiment::NodeCounts {
+            computed: done.iter().map(|r| r.computed).sum::<usize>() + outcome.counts.computed,
+            reused: done.iter().map(|r| r.reused).sum(),
+        };
+        Ok(outcome)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

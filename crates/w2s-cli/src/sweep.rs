@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use w2s_experiment::{ExperimentConfig, Missing, RunSpec, Runner};
+use w2s_experiment::{Executor, ExperimentConfig, Grid, Missing, RunSpec, Runner};
 
 /// Arguments of `w2s sweep`.
 #[derive(Debug, clap::Args)]
@@ -41,60 +41,73 @@ runs the rest instead). --dry-run stops there and prints the plan.
 See configs/paper-probe.toml and configs/gpt2-ladder.toml.")]
 pub struct SweepArgs {
     /// The sweep file (TOML).
-    file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Output folder (overrides the file's `out`).
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Train nothing: resolve every dataset and model (fetching what is missing), then print the
     /// runs and the plan: features to compute, nodes to train, and which are already stored.
     #[arg(long)]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Run what can be run when some datasets or models cannot be had: leave out every run that
     /// reads one, and say which. Without it, any input that cannot be had stops the sweep before
     /// anything is trained. The inputs left out are part of the grid's identity.
     #[arg(long)]
-    skip_unavailable: bool,
+    pub(crate) skip_unavailable: bool,
     /// Do not write the report at the end.
     #[arg(long)]
-    no_report: bool,
+    pub(crate) no_report: bool,
     /// Print one JSON object {"runs": [...], "summary": [...]} instead of tables.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Worker processes on this machine, each taking the grid's stages as they become ready
     /// (features, then weak models and ceilings, then students); results equal --jobs 1.
     #[arg(long, short = 'j', value_name = "N")]
-    jobs: Option<usize>,
+    pub(crate) jobs: Option<usize>,
     /// GPUs to pin one worker each to (CUDA_VISIBLE_DEVICES), e.g. 0,1,2,3; --jobs defaults to
     /// their number.
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
-    gpus: Vec<String>,
+    pub(crate) gpus: Vec<String>,
     /// Run only share INDEX of COUNT (0-based) of the grid; the runs of one dataset and seed, which
     /// share a weak model, its labels and a ceiling, fall in one share. Writes
     /// OUT/shards/GRID-INDEX-of-COUNT.json when done.
     #[arg(long, value_name = "INDEX/COUNT")]
-    shard: Option<Shard>,
+    pub(crate) shard: Option<Shard>,
     /// Only compute the pooled features the grid reads (with --shard: share INDEX of the 128-row
     /// chunks of every feature, so that COUNT processes split even one model's rows).
     #[arg(long)]
-    features_only: bool,
+    pub(crate) features_only: bool,
     /// Where the runs execute: `local` (this machine, --jobs workers) or `slurm` (job arrays over
-    /// a shared filesystem; docs/cluster.md).
-    #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
-    executor: ExecutorKind,
+    /// a shared filesystem; docs/cluster.md). Every name of [`EXECUTORS`].
+    #[arg(long, default_value = "local", value_parser = executor_names())]
+    pub(crate) executor: String,
     #[command(flatten)]
-    slurm: SlurmArgs,
+    pub(crate) slurm: SlurmArgs,
     /// Serve tasks on stdin (the --jobs workers are this binary in this mode).
     #[arg(long, hide = true)]
-    worker: bool,
+    pub(crate) worker: bool,
 }
 
-/// Where a sweep's runs execute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ExecutorKind {
-    /// This machine: in this process, or in --jobs worker processes.
-    Local,
-    /// A Slurm cluster: a job array of features, then one of shards.
-    Slurm,
+/// An executor that `--executor` can name: how to build it from the sweep's flags.
+pub struct ExecutorEntry {
+    /// Its `--executor` name.
+    pub name: &'static str,
+    /// One line of help.
+    pub help: &'static str,
+    /// Builds it from the flags (refusing those it cannot honour) and the grid's id.
+    pub build: fn(&SweepArgs, &str) -> Result<Box<dyn Executor>>,
+}
+
+/// Every executor: the help text and `--executor`'s values iterate it. Another one (an SGE
+/// array, Kubernetes jobs) is one file implementing [`Executor`] and one line here.
+pub const EXECUTORS: &[ExecutorEntry] = &[crate::execute::LOCAL, crate::slurm::SLURM];
+
+fn executor_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        EXECUTORS
+            .iter()
+            .map(|e| clap::builder::PossibleValue::new(e.name).help(e.help)),
+    )
 }
 
 /// A sweep file.
@@ -257,15 +270,11 @@ pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
         .with_zero_shot_templates(sweep.zeroshot.clone());
     let (all, skipped) = available_runs(&mut checked, &all, args.skip_unavailable)?;
     let grid = shard::grid_id(&all, &cfg, &sweep.zeroshot, &skipped);
-    if args.executor == ExecutorKind::Slurm {
-        if args.jobs.is_some_and(|j| j > 1) || args.shard.is_some() || args.features_only {
-            bail!("--executor slurm makes its own shards: leave out --jobs, --shard and --features-only (use --cpus-per-task and --shards)");
-        }
-        if args.dry_run {
-            print_plan(&mut checked, &all, args.json)?;
-        }
-        return slurm_sweep(&args, &sweep, checked, cfg, &all, &grid, quiet);
-    }
+    let entry = EXECUTORS
+        .iter()
+        .find(|e| e.name == args.executor)
+        .context("unknown executor")?;
+    let executor = (entry.build)(&args, &grid)?;
     if args.features_only {
         return features_only(checked, &all, args.shard, quiet);
     }
@@ -282,50 +291,34 @@ pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
         }
         None => all.clone(),
     };
+    let job = Grid {
+        file: &args.file,
+        specs: &specs,
+        cfg,
+        templates: &sweep.zeroshot,
+        out: &out,
+        quiet: quiet || args.json,
+    };
     if args.dry_run {
-        return print_plan(&mut checked, &specs, args.json);
+        print_plan(&mut checked, &specs, args.json)?;
+        return executor.show(&job).map_err(|e| anyhow::anyhow!(e));
     }
     // The runs load their rows again, with progress bars; these need not stay in memory.
     drop(checked);
-    let jobs = args.jobs.unwrap_or(if args.gpus.is_empty() {
-        1
-    } else {
-        args.gpus.len()
-    });
-    if jobs == 0 {
-        bail!("--jobs must be at least 1");
-    }
-    let quiet_bars = quiet || args.json;
-    let (records, counts) = if jobs > 1 {
-        let file = crate::workers::absolute(&args.file)?;
-        let pool = crate::workers::Pool {
-            file: &file,
-            out: &out,
-            jobs,
-            gpus: &args.gpus,
-            quiet: quiet_bars,
-        };
-        crate::workers::execute(&pool, &specs, cfg, sweep.zeroshot.clone())?
-    } else {
-        if !args.gpus.is_empty() {
-            // SAFETY: set before any thread of this process reads the environment.
-            unsafe { std::env::set_var("CUDA_VISIBLE_DEVICES", &args.gpus[0]) };
-        }
-        crate::execute::execute(&specs, cfg, sweep.zeroshot.clone(), &out, quiet_bars)?
-    };
+    let outcome = executor.execute(&job).map_err(|e| anyhow::anyhow!(e))?;
     if let Some(s) = args.shard {
         let result = shard::ShardResult {
             shard: s.to_string(),
             grid: grid.clone(),
-            runs: records.len(),
-            computed: counts.computed,
-            reused: counts.reused,
+            runs: outcome.records.len(),
+            computed: outcome.counts.computed,
+            reused: outcome.counts.reused,
             host: w2s_assets::cache::hostname(),
             seconds: start.elapsed().as_secs_f64(),
         };
         shard::write_result(&out, s, &result)?;
     }
-    finish(&args, &out, &records, counts, quiet)
+    finish(&args, &out, &outcome.records, outcome.counts, quiet)
 }
 
 /// The runs of the grid whose datasets and models can all be had, and the inputs that cannot,
@@ -506,80 +499,6 @@ fn features_only(
         );
     }
     Ok(())
-}
-
-/// `--executor slurm`: fetches, submits what is missing, waits, then reads every run back from
-/// the store in this process (nothing is trained here when every shard finished) for the tables
-/// and the report.
-fn slurm_sweep(
-    args: &SweepArgs,
-    sweep: &SweepFile,
-    mut runner: Runner,
-    cfg: ExperimentConfig,
-    all: &[RunSpec],
-    grid: &str,
-    quiet: bool,
-) -> Result<()> {
-    let out = runner.out().to_path_buf();
-    let out = out.as_path();
-    let shards = args
-        .slurm
-        .shards
-        .unwrap_or_else(|| shard::groups(all).len().min(1000));
-    if shards == 0 || shards > 1000 {
-        bail!("--shards must be between 1 and 1000 (Slurm's default MaxArraySize is 1001)");
-    }
-    shard::check_count(all, shards)?;
-    let file = crate::workers::absolute(&args.file)?;
-    let out_abs = crate::workers::absolute(out)?;
-    // The input check fetched every asset, before anything is submitted; this checks the runs'
-    // shape too (only a weak model may be an average), on the rows already loaded.
-    runner.prepare(all)?;
-    let needs = runner.feature_needs(all);
-    let mut feature_tasks = 0;
-    for (model, dataset) in &needs {
-        feature_tasks += !runner.features_cached(model, dataset)? as usize;
-    }
-    drop(runner);
-    let job = crate::slurm::SlurmSweep {
-        file: &file,
-        out: &out_abs,
-        grid,
-        shards,
-        feature_tasks,
-        dry_run: args.dry_run,
-        skip_unavailable: args.skip_unavailable,
-        quiet: quiet || args.json,
-    };
-    crate::slurm::submit(&job, &args.slurm)?;
-    if args.dry_run {
-        return Ok(());
-    }
-    let (records, counts) = crate::execute::execute(all, cfg, sweep.zeroshot.clone(), out, true)?;
-    if counts.computed > 0 {
-        tracing::warn!(
-            "{} nodes were missing after every shard finished, and were trained here",
-            counts.computed
-        );
-    }
-    let done: Vec<shard::ShardResult> = (0..shards)
-        .filter_map(|index| {
-            shard::read_result(
-                out,
-                grid,
-                Shard {
-                    index,
-                    count: shards,
-                },
-            )
-            .ok()
-            .flatten()
-        })
-        .collect();
-    let computed = done.iter().map(|r| r.computed).sum::<usize>() + counts.computed;
-    let reused = done.iter().map(|r| r.reused).sum();
-    let counts = w2s_experiment::NodeCounts { computed, reused };
-    finish(args, out, &records, counts, quiet)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! `w2s sweep --jobs N`: N worker processes on this machine take the grid's stages as they become
-//! ready: the features of every (model, dataset) first, then each weak supervisor and ceiling,
-//! then each run, whose students read the weak labels. The workers are this binary again
+//! `w2s sweep --jobs N`: N worker processes on this machine take the grid's stages (the plan of
+//! [`w2s_experiment::execute`]) as they become ready: the features of every (model, dataset)
+//! first, then each weak supervisor and ceiling, then each run, whose students read the weak
+//! labels. The workers are this binary again
 //! (`w2s sweep FILE --worker`), fed one task per line on stdin and answering one JSON line each on
 //! stdout; all of them share the store, whose claims keep two from training one node.
 //!
@@ -13,67 +14,9 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
+use w2s_experiment::execute::{plan, Stage, Task};
 use w2s_experiment::methods::zeroshot::Template;
 use w2s_experiment::{ExperimentConfig, NodeCounts, RunRecord, RunSpec, Runner};
-
-/// One stage of the grid, as sent to a worker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "stage", rename_all = "snake_case")]
-pub enum Stage {
-    /// Pooled features of a model on a dataset, or one share of their rows.
-    Features {
-        /// Model name.
-        model: String,
-        /// Dataset name.
-        dataset: String,
-        /// This share's index and the number of shares (`None`: all rows).
-        #[serde(default)]
-        share: Option<(usize, usize)>,
-    },
-    /// The weak supervisor of a run.
-    Weak {
-        /// The run.
-        spec: RunSpec,
-    },
-    /// The strong ceiling of a run.
-    Ceiling {
-        /// The run.
-        spec: RunSpec,
-    },
-    /// The whole run (its students; the rest is stored by then) and its record.
-    Run {
-        /// The run.
-        spec: RunSpec,
-    },
-}
-
-impl Stage {
-    fn describe(&self) -> String {
-        match self {
-            Stage::Features {
-                model,
-                dataset,
-                share,
-            } => {
-                let part = share.map_or(String::new(), |(i, n)| format!(", share {i}/{n}"));
-                format!("features of {model} on {dataset}{part}")
-            }
-            Stage::Weak { spec } => format!(
-                "weak {} on {} (seed {})",
-                spec.weak(),
-                spec.dataset,
-                spec.seed
-            ),
-            Stage::Ceiling { spec } => format!(
-                "ceiling {} on {} (seed {})",
-                spec.strong(),
-                spec.dataset,
-                spec.seed
-            ),
-            Stage::Run { spec } => spec.describe(),
-        }
-    }
-}
 
 /// A task line: an id and its stage.
 #[derive(Debug, Serialize, Deserialize)]
@@ -92,85 +35,6 @@ struct Reply {
     #[serde(default)]
     record: Option<RunRecord>,
     counts: NodeCounts,
-}
-
-/// A stage with the stages it waits for.
-struct Task {
-    stage: Stage,
-    deps: Vec<usize>,
-}
-
-/// The grid's stages in the order they are handed out (features, supervisors, runs), each once.
-/// Each model's features on a dataset are split into `shares` tasks, so that the workers share
-/// even a grid of one model's features; the stages that read them wait for every share.
-fn plan(runner: &Runner, specs: &[RunSpec], shares: usize) -> Vec<Task> {
-    let mut tasks: Vec<Task> = Vec::new();
-    let mut index: BTreeMap<String, usize> = BTreeMap::new();
-    let mut add = |tasks: &mut Vec<Task>, key: String, stage: Stage, deps: Vec<usize>| -> usize {
-        *index.entry(key).or_insert_with(|| {
-            tasks.push(Task { stage, deps });
-            tasks.len() - 1
-        })
-    };
-    let mut features_of = |tasks: &mut Vec<Task>, spec: &RunSpec| -> Vec<(String, usize)> {
-        runner
-            .feature_needs(std::slice::from_ref(spec))
-            .into_iter()
-            .flat_map(|(model, dataset)| {
-                let n = shares.max(1);
-                (0..n)
-                    .map(|i| {
-                        let key = format!("F|{model}|{dataset}|{i}");
-                        let stage = Stage::Features {
-                            model: model.clone(),
-                            dataset: dataset.clone(),
-                            share: (n > 1).then_some((i, n)),
-                        };
-                        (model.clone(), add(tasks, key, stage, Vec::new()))
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    };
-    let mut per_spec = Vec::new();
-    for spec in specs {
-        per_spec.push(features_of(&mut tasks, spec));
-    }
-    let mut supervisors = Vec::new();
-    for (spec, feats) in specs.iter().zip(&per_spec) {
-        let of = |models: &[&str]| -> Vec<usize> {
-            feats
-                .iter()
-                .filter(|(m, _)| models.contains(&m.as_str()))
-                .map(|(_, t)| *t)
-                .collect()
-        };
-        let weak_models: Vec<&str> = spec.weak().split('+').collect();
-        let bag = spec.method.bagged_weak_models();
-        let (d, seed) = (&spec.dataset, spec.seed);
-        let w = add(
-            &mut tasks,
-            format!("W|{d}|{seed}|{}|{bag}", spec.weak()),
-            Stage::Weak { spec: spec.clone() },
-            of(&weak_models),
-        );
-        let c = add(
-            &mut tasks,
-            format!("C|{d}|{seed}|{}", spec.strong()),
-            Stage::Ceiling { spec: spec.clone() },
-            of(&[spec.strong()]),
-        );
-        supervisors.push((w, c));
-    }
-    for ((spec, feats), (w, c)) in specs.iter().zip(&per_spec).zip(supervisors) {
-        let mut deps = vec![w, c];
-        deps.extend(feats.iter().map(|(_, t)| *t));
-        tasks.push(Task {
-            stage: Stage::Run { spec: spec.clone() },
-            deps,
-        });
-    }
-    tasks
 }
 
 /// What a sweep's workers need to know.
@@ -472,35 +336,13 @@ pub fn serve(
         let task: TaskLine =
             serde_json::from_str(&line).with_context(|| format!("task `{line}`"))?;
         let before = runner.counts;
-        let mut record = None;
-        let result = match &task.stage {
-            Stage::Features {
-                model,
-                dataset,
-                share: None,
-            } => runner.ensure_features(model, dataset),
-            Stage::Features {
-                model,
-                dataset,
-                share: Some((index, count)),
-            } => runner
-                .feature_share(
-                    model,
-                    dataset,
-                    w2s_models::Share {
-                        index: *index,
-                        count: *count,
-                        offset: 0,
-                    },
-                )
-                .map(|_| ()),
-            Stage::Weak { spec } => runner.ensure_weak(spec),
-            Stage::Ceiling { spec } => runner.ensure_ceiling(spec),
-            Stage::Run { spec } => runner.run(spec).map(|r| record = Some(r)),
+        let (record, error) = match runner.run_stage(&task.stage) {
+            Ok(record) => (record, None),
+            Err(e) => (None, Some(format!("{e}"))),
         };
         let reply = Reply {
             id: task.id,
-            error: result.err().map(|e| format!("{e}")),
+            error,
             record,
             counts: NodeCounts {
                 computed: runner.counts.computed - before.computed,
@@ -519,73 +361,32 @@ pub fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The local executor with `--jobs N` (N > 1): worker processes on this machine.
+pub struct Workers {
+    /// Worker processes.
+    pub jobs: usize,
+    /// GPUs to pin the workers to, round-robin.
+    pub gpus: Vec<String>,
+}
 
-    #[test]
-    fn stages_wait_for_features_and_supervisors_and_are_planned_once() {
-        let assets = w2s_assets::Store::open();
-        let dir = tempfile::tempdir().unwrap();
-        let runner = Runner::new(
-            &assets,
-            dir.path(),
-            ExperimentConfig::default(),
-            Box::new(|_| {}),
-        );
-        let m = |s: &str| w2s_experiment::Method::parse(s).unwrap();
-        let spec = |weak: &str, strong: &str, method: &str| RunSpec {
-            dataset: "tweets".into(),
-            chain: vec![weak.into(), strong.into()],
-            method: m(method),
-            seed: 0,
+impl w2s_experiment::Executor for Workers {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn execute(
+        &self,
+        grid: &w2s_experiment::Grid,
+    ) -> Result<w2s_experiment::Outcome, w2s_experiment::ExecutorError> {
+        let file = absolute(grid.file)?;
+        let pool = Pool {
+            file: &file,
+            out: grid.out,
+            jobs: self.jobs,
+            gpus: &self.gpus,
+            quiet: grid.quiet,
         };
-        let specs = vec![
-            spec("a", "b", "xent"),
-            spec("a", "b", "logconf"),
-            spec("a", "c", "xent"),
-        ];
-        let tasks = plan(&runner, &specs, 1);
-        let kinds: Vec<&str> = tasks
-            .iter()
-            .map(|t| match t.stage {
-                Stage::Features { .. } => "F",
-                Stage::Weak { .. } => "W",
-                Stage::Ceiling { .. } => "C",
-                Stage::Run { .. } => "R",
-            })
-            .collect();
-        // features of a, b, c; one weak model a; ceilings b and c; three runs
-        assert_eq!(kinds, ["F", "F", "F", "W", "C", "C", "R", "R", "R"]);
-        assert_eq!(
-            tasks[3].deps,
-            vec![0],
-            "the weak model waits for its features"
-        );
-        assert_eq!(tasks[5].deps, vec![2]);
-        assert_eq!(tasks[8].deps, vec![3, 5, 0, 2]);
-        for (i, t) in tasks.iter().enumerate() {
-            assert!(
-                t.deps.iter().all(|&d| d < i),
-                "a stage waits only for earlier ones"
-            );
-        }
-        // Two workers: each feature is two shares, and its readers wait for both.
-        let tasks = plan(&runner, &specs, 2);
-        let shares: Vec<Option<(usize, usize)>> = tasks
-            .iter()
-            .filter_map(|t| match &t.stage {
-                Stage::Features { share, .. } => Some(*share),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(shares.len(), 6);
-        assert!(shares.iter().all(|s| matches!(s, Some((_, 2)))));
-        assert!(matches!(tasks[6].stage, Stage::Weak { .. }));
-        assert_eq!(
-            tasks[6].deps,
-            vec![0, 1],
-            "the weak model waits for both shares"
-        );
+        let (records, counts) = execute(&pool, grid.specs, grid.cfg, grid.templates.clone())?;
+        Ok(w2s_experiment::Outcome { records, counts })
     }
 }

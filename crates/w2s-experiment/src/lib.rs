@@ -1,6 +1,7 @@
 //! The weak-to-strong experiment: the graph of stages (weak model, weak labels, ceiling, students,
 //! chains), its content-addressed store, the metrics every run reports, and summaries over seeds.
 pub mod config;
+pub mod execute;
 pub mod methods;
 pub mod metrics;
 pub mod node;
@@ -12,6 +13,7 @@ pub mod store;
 pub mod synthetic;
 
 pub use config::{ExperimentConfig, FinetuneConfig, LabelForm, Mode, RunSpec};
+pub use execute::{Executor, ExecutorError, Grid, Outcome, Stage};
 pub use methods::{parse_methods, Method};
 pub use plan::{InputKind, Missing, Plan};
 pub use record::{read_runs, summarize, RunRecord, SummaryRow};

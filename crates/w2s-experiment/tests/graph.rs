@@ -76,7 +76,10 @@ fn a_run_trains_weak_ceiling_and_student_and_its_pgr_is_their_ratio() {
     assert_eq!(r.student_curve.len(), 8);
     // Balanced 50/50 by undersampling: every row of the smaller class, as many of the other.
     let rows: usize = r.rows.iter().sum();
-    assert!(rows.is_multiple_of(2) && (540..=600).contains(&rows), "{rows} rows");
+    assert!(
+        rows.is_multiple_of(2) && (540..=600).contains(&rows),
+        "{rows} rows"
+    );
 }
 
 #[test]
