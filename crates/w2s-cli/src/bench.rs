@@ -9,8 +9,13 @@ use w2s_train::{
     fit_plain, Adapt, ClassifierRequest, EncoderClassifier, Loss, LrSchedule, TrainConfig,
 };
 
+mod gemm;
 mod qmatmul;
 mod sweep;
+mod torch;
+
+use gemm::{best_gemm, gemm_peak, print_gemm, step_shapes};
+use torch::{best_torch, torch_available, torch_side, torch_tps};
 
 /// What to time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -291,165 +296,8 @@ fn w2s_side(args: &BenchArgs, source: &ModelSource, device: &Device) -> Result<W
     }
 }
 
-/// Whether `python -c 'import torch, transformers'` works; the reason to skip PyTorch otherwise.
-fn torch_available(args: &BenchArgs) -> std::result::Result<(), String> {
-    if args.no_torch {
-        return Err("PyTorch reference skipped (--no-torch)".to_string());
-    }
-    let check = std::process::Command::new(&args.python)
-        .args(["-c", "import torch, transformers"])
-        .output();
-    match check {
-        Ok(o) if o.status.success() => Ok(()),
-        _ => Err(format!(
-            "PyTorch reference skipped: `{} -c 'import torch, transformers'` failed (pip install torch transformers)",
-            args.python
-        )),
-    }
-}
-
-/// Runs bench/torch_reference.py with `extra` arguments and reads its JSON line.
-fn torch_script(args: &BenchArgs, extra: &[String]) -> Result<serde_json::Value> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/torch_reference.py");
-    let out = std::process::Command::new(&args.python)
-        .arg(&script)
-        .args(extra)
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} failed:\n{}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let line = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(line.trim().lines().last().unwrap_or(""))
-        .with_context(|| format!("reading the output of {}: {line}", script.display()))
-}
-
-/// The PyTorch step with transformers' attention `attn` (sdpa or eager).
-fn torch_side(
-    args: &BenchArgs,
-    source: &ModelSource,
-    device: &Device,
-    attn: &str,
-) -> Result<serde_json::Value> {
-    let torch_device = if device.is_cuda() { "cuda" } else { "cpu" };
-    let kind = match args.kind {
-        BenchKind::Train => "train",
-        _ => "embed",
-    };
-    let mut extra: Vec<String> = vec![kind.into(), source.location.display().to_string()];
-    for (flag, value) in [
-        ("--batch", args.batch.to_string()),
-        ("--seq", args.seq.to_string()),
-        ("--steps", args.steps.to_string()),
-        ("--pooling", source.pooling.name().to_string()),
-        ("--device", torch_device.to_string()),
-        ("--dtype", args.dtype.clone()),
-        ("--attn", attn.to_string()),
-    ] {
-        extra.push(flag.into());
-        extra.push(value);
-    }
-    match (args.lora, args.train_layers) {
-        (Some(r), _) => extra.extend(["--lora".to_string(), r.to_string()]),
-        (None, Some(k)) => extra.extend(["--train-layers".to_string(), k.to_string()]),
-        (None, None) => {}
-    }
-    torch_script(args, &extra)
-}
-
-/// The matrix products of one forward pass, and its model FLOPs.
-struct StepShapes {
-    /// Distinct `(rows, out, in)` of the layers' linear projections.
-    products: Vec<Mnk>,
-    /// Model FLOPs of one forward pass over the batch.
-    forward_flops: f64,
-}
-
-fn step_shapes(args: &BenchArgs, source: &ModelSource, device: &Device) -> Result<StepShapes> {
-    let encoder = w2s_models::Encoder::load(source, device)?;
-    let layers = encoder.linear_shapes();
-    let rows = args.batch * args.seq;
-    let mut products: Vec<Mnk> = Vec::new();
-    let mut flops = 0.0;
-    for layer in &layers {
-        for &(inp, out) in layer {
-            flops += 2.0 * (rows * inp * out) as f64;
-            if !products.contains(&(rows, out, inp)) {
-                products.push((rows, out, inp));
-            }
-        }
-        // q·kᵀ and p·v: 2 · t² · width multiply-adds per row, width the layer's input width.
-        let width = layer.first().map_or(0, |l| l.0);
-        flops += 4.0 * (args.batch * args.seq * args.seq * width) as f64;
-    }
-    Ok(StepShapes {
-        products,
-        forward_flops: flops,
-    })
-}
-
 /// A product's `(m, n, k)`.
 type Mnk = (usize, usize, usize);
-
-/// What `w2s bench gemm` (and every bench, for MFU) measured.
-struct GemmPeak {
-    /// `(shape, w2s GFLOP/s, PyTorch GFLOP/s)`.
-    rows: Vec<(Mnk, f64, Option<f64>)>,
-    /// w2s's bf16 products at the same shapes (`w2s bench gemm` on a CPU that has them), with
-    /// the kernel's name; not part of the peak, which is f32's.
-    bf16: Option<(&'static str, Vec<f64>)>,
-    peak: f64,
-}
-
-/// The peak at `shapes` and 2048³; `torch` says whether PyTorch is there to time as well.
-fn gemm_peak(args: &BenchArgs, shapes: &StepShapes, torch: bool) -> Result<GemmPeak> {
-    let mut all = shapes.products.clone();
-    all.push((2048, 2048, 2048));
-    let w2s: Vec<f64> = all
-        .iter()
-        .map(|&(m, n, k)| w2s_kernels::gemm_rate(m, n, k, 5))
-        .collect();
-    let torch: Vec<Option<f64>> = if torch {
-        let spec: Vec<String> = all.iter().map(|(m, n, k)| format!("{m},{n},{k}")).collect();
-        let extra = [
-            "gemm".to_string(),
-            "-".to_string(),
-            "--shapes".to_string(),
-            spec.join(";"),
-        ];
-        let v = torch_script(args, &extra)?;
-        (0..all.len()).map(|i| v["gflops"][i].as_f64()).collect()
-    } else {
-        vec![None; all.len()]
-    };
-    let bf16 = match w2s_kernels::bf16::best_kernel() {
-        Some(kernel) if args.kind == BenchKind::Gemm => Some((
-            kernel.name(),
-            all.iter()
-                .map(|&(m, n, k)| w2s_kernels::bf16::rate(kernel, m, n, k, 5))
-                .collect(),
-        )),
-        _ => None,
-    };
-    let peak = w2s
-        .iter()
-        .chain(torch.iter().flatten())
-        .fold(0f64, |m, &v| m.max(v));
-    Ok(GemmPeak {
-        rows: all
-            .into_iter()
-            .zip(w2s)
-            .zip(torch)
-            .map(|((s, w), t)| (s, w, t))
-            .collect(),
-        bf16,
-        peak,
-    })
-}
 
 /// Runs `w2s bench`.
 pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
@@ -618,16 +466,6 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// The round with the highest peak (each round's shapes are the same).
-fn best_gemm(rounds: Vec<GemmPeak>) -> Option<GemmPeak> {
-    rounds.into_iter().max_by(|a, b| a.peak.total_cmp(&b.peak))
-}
-
-/// A PyTorch side's tokens/s (NaN when the script did not report it).
-fn torch_tps(v: &serde_json::Value) -> f64 {
-    v["tokens_per_second"].as_f64().unwrap_or(f64::NAN)
-}
-
 /// The fastest of some rounds by `tps`, and the largest `rss` of any of them.
 fn fastest<T>(
     rounds: Vec<T>,
@@ -648,55 +486,9 @@ fn best_w2s(rounds: Vec<W2sSide>) -> Option<W2sSide> {
     Some(best)
 }
 
-/// The fastest PyTorch round, with the largest peak RSS of any round.
-fn best_torch(rounds: Vec<serde_json::Value>) -> Option<serde_json::Value> {
-    let rss_of = |v: &serde_json::Value| v["peak_rss_mb"].as_f64().unwrap_or(0.0);
-    let (mut best, rss) = fastest(rounds, torch_tps, rss_of)?;
-    best["peak_rss_mb"] = serde_json::json!(rss);
-    Some(best)
-}
-
-fn print_gemm(args: &BenchArgs, cpu: &str, gemm: Option<&GemmPeak>) -> Result<()> {
-    let Some(g) = gemm else {
-        bail!("w2s bench gemm times the CPU gemm; run it with W2S_DEVICE=cpu")
-    };
-    let bf16_at = |i: usize| g.bf16.as_ref().map(|(_, r)| r[i]);
-    if args.json {
-        let rows: Vec<serde_json::Value> = g
-            .rows
-            .iter()
-            .enumerate()
-            .map(|(i, ((m, n, k), w, t))| serde_json::json!({"m": m, "n": n, "k": k, "w2s_gflops": w, "pytorch_gflops": t, "w2s_bf16_gflops": bf16_at(i)}))
-            .collect();
-        println!(
-            "{}",
-            serde_json::json!({"kind": "gemm", "model": args.model, "cpu": cpu, "shapes": rows, "peak_gflops": g.peak, "bf16_kernel": g.bf16.as_ref().map(|(k, _)| k)})
-        );
-        return Ok(());
-    }
-    println!("f32 matmul [m, k] x [n, k]^T, median of 5 after a warm-up, every thread");
-    println!("  cpu      {cpu}");
-    let bf16_head = g.bf16.as_ref().map_or(String::new(), |(k, _)| {
-        format!("   {:>14}", format!("bf16 ({k})"))
-    });
-    println!(
-        "  {:>18}   {:>10}   {:>10}{bf16_head}",
-        "m x n x k", "w2s", "pytorch"
-    );
-    for (i, ((m, n, k), w, t)) in g.rows.iter().enumerate() {
-        let t = t.map_or("-".to_string(), |t| format!("{t:.0}"));
-        let b = bf16_at(i).map_or(String::new(), |b| format!("   {b:>14.0}"));
-        println!(
-            "  {:>18}   {w:>10.0}   {t:>10}{b}   GFLOP/s",
-            format!("{m}x{n}x{k}")
-        );
-    }
-    println!("  peak {:.0} GFLOP/s", g.peak);
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::gemm::GemmPeak;
     use super::*;
 
     fn side(tokens_per_second: f64, peak_rss_mb: f64) -> W2sSide {

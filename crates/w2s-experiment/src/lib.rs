@@ -10,12 +10,14 @@ pub mod record;
 pub mod runner;
 pub mod scout;
 pub mod store;
+pub mod summary;
 pub mod synthetic;
 
 pub use config::{ExperimentConfig, FinetuneConfig, LabelForm, Mode, RunSpec};
 pub use execute::{Executor, ExecutorError, Grid, Outcome, Stage};
 pub use methods::{parse_methods, Method};
 pub use plan::{InputKind, Missing, Plan};
-pub use record::{read_runs, summarize, RunRecord, SummaryRow};
+pub use record::{read_runs, RunRecord};
 pub use runner::{Event, ExperimentError, NodeCounts, Runner, TrainedNode};
 pub use store::NodeStore;
+pub use summary::{summarize, SummaryRow};
