@@ -62,7 +62,7 @@ pub fn run(args: EmbedArgs, quiet: bool) -> Result<()> {
         .with_context(|| format!("loading dataset {}", args.data))?;
     let req = FeatureRequest {
         model: &model,
-        dataset: &dataset,
+        dataset: w2s_experiment::runner::rows_of(&dataset),
         max_len: args.max_len,
         batch_size: args.batch_size,
         dtype: w2s_models::WeightDtype::parse(&args.dtype)

@@ -9,6 +9,7 @@ mod progress;
 mod report;
 mod run;
 mod scout;
+mod settings;
 mod shard;
 mod slurm;
 mod sweep;

@@ -1,8 +1,8 @@
 //! `w2s run`: the weak-to-strong experiment on one or more datasets, with every seed and method.
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
-use w2s_experiment::{ExperimentConfig, LabelForm, Method, Mode, RunSpec};
-use w2s_train::{Adapt, Loss, LossSchedule};
+use w2s_experiment::{ExperimentConfig, Method, RunSpec};
+use w2s_train::Loss;
 
 /// The demo's datasets: the sentiment sets where probe mode has a gap (docs/experiment.md).
 pub const DEMO_DATA: [&str; 2] = ["tweets", "pang-lee-sentences"];
@@ -62,59 +62,11 @@ pub struct RunArgs {
     /// Number of seeds (0..N): each gives its own split and training order.
     #[arg(long, default_value_t = 3)]
     seeds: u64,
-    /// probe: frozen encoders, cached features, a linear head (fast). finetune: the encoder trains
-    /// end to end with the head (slow on a CPU; defaults then change to 2,000 rows, 3 epochs,
-    /// batch 32, lr 5e-5).
-    #[arg(long, default_value = "probe", value_parser = ["probe", "finetune"])]
-    mode: String,
-    /// finetune: train only the top K transformer layers (and the head).
-    #[arg(long, value_name = "K", conflicts_with = "lora")]
-    train_layers: Option<usize>,
-    /// finetune: freeze the pretrained weights and train rank-R LoRA adapters (alpha = 2R) on the
-    /// query, key, value, attention-output and feed-forward projections of every layer.
-    #[arg(long, value_name = "R")]
-    lora: Option<usize>,
-    /// Precision of frozen weights (probe features, frozen layers, LoRA's base) and of the
-    /// forward pass; trained weights and optimizer state stay f32. bf16 on a CPU is faster
-    /// only with AMX or a fast AVX512-BF16 (Zen 4, Zen 5); w2s warns where it measures it slower.
-    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
-    dtype: String,
-    /// Student targets: the weak model's probabilities (soft) or its argmax (hard).
-    #[arg(long, default_value = "soft", value_parser = ["soft", "hard"])]
-    labels: String,
-    /// Use the official code's logconf warm-up (0.05 for 10% of steps, then 0.5) instead of a linear ramp.
-    #[arg(long)]
-    logconf_oai: bool,
+    #[command(flatten)]
+    settings: crate::settings::SettingArgs,
     /// Output folder (store, run records, predictions, report).
     #[arg(long, default_value = "w2s-out")]
     out: PathBuf,
-    /// Rows kept per dataset after balancing (whole groups; 0 = all) [default: 6000, finetune 2000].
-    #[arg(long)]
-    max_rows: Option<usize>,
-    /// Keep the datasets' own label balance instead of undersampling to 50/50.
-    #[arg(long)]
-    no_balance: bool,
-    /// Maximum tokens per row; longer rows lose their beginning (the question and answer survive).
-    #[arg(long, default_value_t = 128)]
-    max_len: usize,
-    /// Training epochs of every model [default: 20, finetune 3].
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Peak learning rate (AdamW, cosine decay) [default: 1e-3, finetune 5e-5].
-    #[arg(long)]
-    lr: Option<f64>,
-    /// Share of the optimizer steps over which the learning rate rises linearly from 0 before
-    /// the cosine decay (e.g. 0.1) [default: 0].
-    #[arg(long, value_name = "FRACTION")]
-    warmup: Option<f64>,
-    /// Rows per optimizer step [default: 128, finetune 32].
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Rows per forward/backward pass: gradients of the minibatches of a batch are accumulated
-    /// (only one minibatch's graph is kept). Per-batch statistics of logconf's threshold are then
-    /// per minibatch (docs/experiment.md).
-    #[arg(long)]
-    minibatch: Option<usize>,
     /// Do not write the HTML/PNG/SVG report.
     #[arg(long)]
     no_report: bool,
@@ -180,61 +132,7 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
-    let mut cfg = if args.mode == "finetune" {
-        ExperimentConfig::finetune_defaults()
-    } else {
-        ExperimentConfig::default()
-    };
-    cfg.balance = !args.no_balance;
-    cfg.max_len = args.max_len;
-    cfg.dtype = w2s_models::WeightDtype::parse(&args.dtype)
-        .with_context(|| format!("--dtype {}", args.dtype))?;
-    cfg.labels = if args.labels == "hard" {
-        LabelForm::Hard
-    } else {
-        LabelForm::Soft
-    };
-    if args.logconf_oai {
-        cfg.loss_schedule = LossSchedule::openai();
-    }
-    if let Some(v) = args.max_rows {
-        cfg.max_rows = v;
-    }
-    if let Some(v) = args.epochs {
-        cfg.train.epochs = v;
-    }
-    if let Some(v) = args.lr {
-        cfg.train.lr = v;
-    }
-    if let Some(v) = args.warmup {
-        if !(0.0..1.0).contains(&v) {
-            bail!("--warmup is a share of the training steps in [0, 1), got {v}");
-        }
-        cfg.train.warmup_frac = v;
-    }
-    if let Some(v) = args.batch_size {
-        cfg.train.batch_size = v;
-    }
-    if let Some(v) = args.minibatch {
-        cfg.train.minibatch_size = v;
-    }
-    if args.train_layers.is_some() || args.lora.is_some() {
-        if cfg.mode != Mode::Finetune {
-            bail!("--train-layers and --lora need --mode finetune");
-        }
-        if let Some(k) = args.train_layers {
-            cfg.finetune.adapt = Adapt::TopLayers(k);
-        }
-        if let Some(r) = args.lora {
-            if r == 0 {
-                bail!("--lora needs a rank of at least 1");
-            }
-            cfg.finetune.adapt = Adapt::Lora {
-                rank: r,
-                alpha: 2.0 * r as f64,
-            };
-        }
-    }
+    let cfg = ExperimentConfig::from_table(&args.settings.0).map_err(anyhow::Error::msg)?;
     if demo && !quiet && !args.json {
         eprintln!(
             "w2s demo: {} on {} ({} seeds, methods {}); see `w2s run --help` for options",

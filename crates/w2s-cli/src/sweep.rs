@@ -147,31 +147,12 @@ fn default_seeds() -> u64 {
     3
 }
 
-/// Puts every key of `over` into `base`, recursing into tables.
-fn merge(base: &mut toml::Table, over: &toml::Table) {
-    for (k, v) in over {
-        match (base.get_mut(k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
-            _ => {
-                base.insert(k.clone(), v.clone());
-            }
-        }
-    }
-}
-
 impl SweepFile {
     /// The experiment settings: the file's `[experiment]` over the defaults of its mode (fine-tuning
     /// starts from fewer rows, fewer epochs, a smaller batch and rate, as `w2s run` does).
     pub fn config(&self) -> Result<ExperimentConfig> {
-        let finetune = self.experiment.get("mode").and_then(|m| m.as_str()) == Some("finetune");
-        let base = if finetune {
-            ExperimentConfig::finetune_defaults()
-        } else {
-            ExperimentConfig::default()
-        };
-        let mut table = toml::Table::try_from(base).context("serialising the defaults")?;
-        merge(&mut table, &self.experiment);
-        table.try_into().context("reading [experiment]")
+        ExperimentConfig::from_table(&self.experiment)
+            .map_err(|e| anyhow::anyhow!("reading [experiment]: {e}"))
     }
 
     /// Reads and checks a sweep file.

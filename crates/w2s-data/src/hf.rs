@@ -2,7 +2,7 @@
 //! format) or a `save_to_disk` folder (Arrow IPC stream files `data-*-of-*.arrow`, listed in
 //! `state.json`, beside `dataset_info.json`). Both arrive as Arrow record batches; the columns
 //! named by [`Columns`] become [`Example`]s.
-use crate::user::Columns;
+use crate::columns::{label_from_text, Columns};
 use crate::{DataError, Example, Result};
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
@@ -242,9 +242,9 @@ fn cell_text(a: &dyn Array, i: usize) -> Option<String> {
     })
 }
 
-/// A cell as a 0/1 label, by the rule every format shares (`user::label_from_text`): integers and
+/// A cell as a 0/1 label, by the rule every format shares (`columns::label_from_text`): integers and
 /// floats equal to 0 or 1, booleans, or such strings (a `ClassLabel` column is stored as its
 /// integer).
 fn cell_label(a: &dyn Array, i: usize) -> Option<u8> {
-    crate::user::label_from_text(&cell_text(a, i)?)
+    label_from_text(&cell_text(a, i)?)
 }

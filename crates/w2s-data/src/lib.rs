@@ -3,6 +3,7 @@
 //! Every source becomes rows of `{id, text, label, group}`. `group` ties together the rows made
 //! from one multiple-choice question (one row per candidate answer), so that splits never put
 //! one question's answers on both sides.
+pub mod columns;
 pub mod format;
 pub mod hf;
 pub mod olmo;
@@ -14,9 +15,9 @@ pub mod split;
 pub mod synthetic;
 pub mod user;
 
+pub use columns::Columns;
 pub use registry::{load, DatasetInfo, DATASETS};
 pub use split::{balance, split, subset, Split, SplitConfig};
-pub use user::Columns;
 
 use std::path::PathBuf;
 

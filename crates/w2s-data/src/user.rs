@@ -1,32 +1,10 @@
 //! User-supplied datasets: JSONL, CSV, Parquet or a Hugging Face `save_to_disk` folder, with a
 //! text column, a 0/1 label column and optional id and group columns.
+use crate::columns::label_from_text;
+pub use crate::columns::Columns;
 use crate::{DataError, Dataset, Example, Result};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-
-/// Which columns of a user's file hold the text, the label, the group and the id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Columns {
-    /// The text (default `text`).
-    pub text: String,
-    /// The 0/1 label (default `label`).
-    pub label: String,
-    /// Rows sharing a group never straddle a split (default: `group` when the file has one).
-    pub group: Option<String>,
-    /// A row id (default: `id` when the file has one, else the row number).
-    pub id: Option<String>,
-}
-
-impl Default for Columns {
-    fn default() -> Columns {
-        Columns {
-            text: "text".into(),
-            label: "label".into(),
-            group: None,
-            id: None,
-        }
-    }
-}
 
 impl Columns {
     /// The reference naming a file with these columns: `PATH` when they are the defaults, else
@@ -147,24 +125,6 @@ fn parse_label(v: &Value) -> Option<u8> {
             _ => None,
         },
         Value::String(s) => label_from_text(s),
-        _ => None,
-    }
-}
-
-/// A label written as text, the one rule for every format (a CSV cell, a JSON string, an Arrow
-/// cell printed): `0`/`1`, `0.0`/`1.0` (a float column), `true`/`false` in any case (pandas
-/// writes `True`), around any whitespace.
-pub(crate) fn label_from_text(s: &str) -> Option<u8> {
-    let s = s.trim();
-    if s.eq_ignore_ascii_case("true") {
-        return Some(1);
-    }
-    if s.eq_ignore_ascii_case("false") {
-        return Some(0);
-    }
-    match s {
-        "0" | "0.0" => Some(0),
-        "1" | "1.0" => Some(1),
         _ => None,
     }
 }

@@ -9,6 +9,7 @@ pub mod plan;
 pub mod record;
 pub mod runner;
 pub mod scout;
+pub mod settings;
 pub mod store;
 pub mod summary;
 pub mod synthetic;

@@ -35,8 +35,8 @@ pub use dtype::WeightDtype;
 pub use encoder::{mean_pool, Encoder, LoadRequest, Train};
 pub use error::{ModelError, Result};
 pub use features::{
-    cached_features, feature_share, save_features, EmbedProgress, FeatureRequest, Features, Share,
-    ShareReport, DEFAULT_CHUNK_ROWS,
+    cached_features, feature_share, save_features, EmbedProgress, FeatureRequest, Features, Rows,
+    Share, ShareReport, DEFAULT_CHUNK_ROWS,
 };
 pub use registry::{resolve, ModelSource, WeightFormat, BUILTIN};
 

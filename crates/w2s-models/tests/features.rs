@@ -2,6 +2,14 @@
 use candle_core::Device;
 use w2s_assets::Store;
 use w2s_data::{Dataset, Example};
+
+fn rows(d: &Dataset) -> w2s_models::Rows<'_> {
+    w2s_models::Rows {
+        name: &d.name,
+        version: &d.version,
+        texts: d.examples.iter().map(|e| e.text.as_str()).collect(),
+    }
+}
 use w2s_models::{cached_features, feature_share, resolve, FeatureRequest, Share};
 
 fn dataset(texts: &[&str]) -> Dataset {
@@ -31,7 +39,7 @@ fn second_call_reads_the_cache_and_matches() {
     ]);
     let req = FeatureRequest {
         model: &model,
-        dataset: &ds,
+        dataset: rows(&ds),
         max_len: 128,
         batch_size: 2,
         dtype: w2s_models::WeightDtype::F32,
@@ -70,7 +78,7 @@ fn second_call_reads_the_cache_and_matches() {
     let ds2 = dataset(&["a short one"]);
     assert_ne!(
         FeatureRequest {
-            dataset: &ds2,
+            dataset: rows(&ds2),
             ..req.clone()
         }
         .key(),
@@ -110,7 +118,7 @@ fn shares_of_a_real_model_assemble_the_bits_of_one_pass() {
     let ds = dataset(&refs);
     let req = FeatureRequest {
         model: &model,
-        dataset: &ds,
+        dataset: rows(&ds),
         max_len: 64,
         batch_size: 2,
         dtype: w2s_models::WeightDtype::F32,

@@ -61,7 +61,7 @@ impl<'a> Runner<'a> {
     ) -> FeatureRequest<'b> {
         FeatureRequest {
             model: source,
-            dataset: &data.dataset,
+            dataset: rows_of(&data.dataset),
             max_len: self.cfg.max_len,
             batch_size: 32,
             dtype: self.cfg.dtype,
@@ -233,5 +233,14 @@ impl<'a> Runner<'a> {
             seed,
         );
         SplitRows { split, key }
+    }
+}
+
+/// A dataset's rows as the feature cache sees them.
+pub fn rows_of(dataset: &Dataset) -> w2s_models::Rows<'_> {
+    w2s_models::Rows {
+        name: &dataset.name,
+        version: &dataset.version,
+        texts: dataset.examples.iter().map(|e| e.text.as_str()).collect(),
     }
 }

@@ -25,6 +25,7 @@ pub use crate::node::TrainedNode;
 use crate::plan::{InputKind, Missing, Plan, PlannedFeatures, PlannedNode};
 use crate::store::{key_of, NodeStore};
 use candle_core::Device;
+pub use inputs::rows_of;
 use nodes::{one_hot, Supervision};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -28,7 +28,7 @@ impl Chunks {
     pub(super) fn new(req: &FeatureRequest, path: PathBuf) -> Chunks {
         Chunks::of(
             path,
-            req.dataset.examples.len(),
+            req.dataset.texts.len(),
             req.batch_size,
             req.chunk_rows,
         )

@@ -15,7 +15,6 @@ use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use w2s_data::Dataset;
 
 mod chunks;
 mod file;
@@ -29,13 +28,26 @@ use file::{read_cached, write};
 /// Bumped when the feature computation changes in a way the key does not capture.
 const FEATURE_VERSION: u32 = 1;
 
+/// The rows to embed, as the cache sees them: the dataset's name and content hash (both part of
+/// the key) and each row's text, in dataset order. (Whoever holds a dataset makes one; this crate
+/// needs nothing else of it.)
+#[derive(Debug, Clone)]
+pub struct Rows<'a> {
+    /// The dataset's name.
+    pub name: &'a str,
+    /// The hash of its rows' content.
+    pub version: &'a str,
+    /// Each row's text.
+    pub texts: Vec<&'a str>,
+}
+
 /// What to embed.
 #[derive(Debug, Clone)]
 pub struct FeatureRequest<'a> {
     /// The model.
     pub model: &'a ModelSource,
     /// The rows.
-    pub dataset: &'a Dataset,
+    pub dataset: Rows<'a>,
     /// Maximum tokens per row, special tokens included (the end of a text is kept).
     pub max_len: usize,
     /// Rows per forward pass.
@@ -115,7 +127,7 @@ impl FeatureRequest<'_> {
     /// Where features computed on `device` live under the cache root.
     pub fn path_on(&self, root: &Path, device: &Device) -> PathBuf {
         let model = sanitize(&self.model.name);
-        let data = sanitize(&self.dataset.name);
+        let data = sanitize(self.dataset.name);
         root.join("features").join(model).join(format!(
             "{data}-len{}-{}.safetensors",
             self.max_len,
@@ -220,13 +232,13 @@ pub fn cached_features(
     progress: &mut dyn FnMut(EmbedProgress),
 ) -> Result<Features> {
     let path = req.path_on(root, device);
-    if let Some(cached) = read_cached(&path, req.dataset.examples.len()) {
+    if let Some(cached) = read_cached(&path, req.dataset.texts.len()) {
         return Ok(cached);
     }
     // Another worker computing the same features: wait for its file instead of computing twice.
     let claim_path = path.with_extension("claim");
     let _claim = claim(&claim_path, &path)?;
-    if let Some(cached) = read_cached(&path, req.dataset.examples.len()) {
+    if let Some(cached) = read_cached(&path, req.dataset.texts.len()) {
         return Ok(cached);
     }
     let chunks = Chunks::new(req, path.clone());
@@ -266,7 +278,7 @@ pub fn feature_share(
         .filter(|&j| share.has(j))
         .map(|j| chunks.range(j).len())
         .sum();
-    if let Some(cached) = read_cached(&path, req.dataset.examples.len()) {
+    if let Some(cached) = read_cached(&path, req.dataset.texts.len()) {
         return Ok(ShareReport {
             rows,
             computed: 0,
@@ -289,7 +301,7 @@ pub fn feature_share(
     };
     let features = if path.is_file() || chunks.all_present() {
         let _claim = claim(&path.with_extension("claim"), &path)?;
-        match read_cached(&path, req.dataset.examples.len()) {
+        match read_cached(&path, req.dataset.texts.len()) {
             Some(f) => Some(f),
             None => chunks.assemble()?,
         }
@@ -378,9 +390,9 @@ fn fill(
     )?;
     let ids = req
         .dataset
-        .examples
+        .texts
         .iter()
-        .map(|e| encoder.tokenizer.encode(&e.text, req.max_len))
+        .map(|text| encoder.tokenizer.encode(text, req.max_len))
         .collect::<Result<Vec<_>>>()?;
     let mut embed = |rows: &[Vec<u32>]| -> Result<Vec<Vec<f32>>> {
         encoder
