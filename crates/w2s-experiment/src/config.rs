@@ -102,6 +102,11 @@ impl Default for ExperimentConfig {
     }
 }
 
+/// The models of `a+b` (one for a plain name).
+fn members(model: &str) -> Vec<&str> {
+    model.split('+').collect()
+}
+
 /// One run: a dataset, a chain of models from weak to strong, a method and a seed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
@@ -116,9 +121,26 @@ pub struct RunSpec {
 }
 
 impl RunSpec {
-    /// The weak supervisor.
+    /// The weak supervisor, as written: one model, or `a+b` for the mean of several.
     pub fn weak(&self) -> &str {
         &self.chain[0]
+    }
+
+    /// The models the weak supervisor averages (one for a single model): the one place that
+    /// reads the `a+b` form.
+    pub fn weak_members(&self) -> Vec<&str> {
+        members(self.weak())
+    }
+
+    /// Every model the run reads, ensemble members one by one, in chain order.
+    pub fn models(&self) -> Vec<&str> {
+        self.chain.iter().flat_map(|m| members(m)).collect()
+    }
+
+    /// Whether a model after the weak one is written as an average, which only the weak
+    /// supervisor may be.
+    pub fn averages_a_student(&self) -> bool {
+        self.chain[1..].iter().any(|m| members(m).len() > 1)
     }
 
     /// The strong student.

@@ -123,7 +123,7 @@ pub fn plan(runner: &Runner, specs: &[RunSpec], shares: usize) -> Vec<Task> {
                 .map(|(_, t)| *t)
                 .collect()
         };
-        let weak_models: Vec<&str> = spec.weak().split('+').collect();
+        let weak_models = spec.weak_members();
         let bag = spec.method.bagged_weak_models();
         let (d, seed) = (&spec.dataset, spec.seed);
         let w = add(

@@ -61,9 +61,8 @@ pub fn without_missing(specs: &[RunSpec], missing: &[Missing]) -> (Vec<RunSpec>,
     specs.iter().cloned().partition(|s| {
         !is_missing(InputKind::Dataset, &s.dataset)
             && !s
-                .chain
-                .iter()
-                .flat_map(|m| m.split('+'))
+                .models()
+                .into_iter()
                 .any(|m| is_missing(InputKind::Model, m))
     })
 }

@@ -117,7 +117,7 @@ impl<'a> Runner<'a> {
         data: &Prepared,
         split: &SplitRows,
     ) -> Result<Rc<TrainedNode>> {
-        let models: Vec<&str> = spec.weak().split('+').collect();
+        let models = spec.weak_members();
         let bag = spec.method.bagged_weak_models();
         let a = &split.split.a;
         if models.len() == 1 && bag == 0 {

@@ -18,7 +18,7 @@ impl<'a> Runner<'a> {
         let mut needs = Vec::new();
         for spec in specs {
             let models: Vec<&str> = match self.cfg.mode {
-                Mode::Probe => spec.chain.iter().flat_map(|m| m.split('+')).collect(),
+                Mode::Probe => spec.models(),
                 Mode::Finetune if spec.method.label_steps().iter().any(|s| s.needs_features()) => {
                     spec.chain[1..].iter().map(String::as_str).collect()
                 }

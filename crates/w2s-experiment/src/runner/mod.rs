@@ -233,10 +233,7 @@ impl<'a> Runner<'a> {
     /// misspelt name or an unusable dataset fails before any training (and missing assets are
     /// fetched up front). The error names every input that cannot be had, not only the first.
     pub fn prepare(&mut self, specs: &[RunSpec]) -> Result<()> {
-        if let Some(spec) = specs
-            .iter()
-            .find(|s| s.chain[1..].iter().any(|m| m.contains('+')))
-        {
+        if let Some(spec) = specs.iter().find(|s| s.averages_a_student()) {
             return Err(ExperimentError::Spec(format!(
                 "{:?}: only the weak model may be an average of models (a+b)",
                 spec.chain
@@ -256,12 +253,8 @@ impl<'a> Runner<'a> {
     pub fn missing_inputs(&mut self, specs: &[RunSpec]) -> Vec<Missing> {
         let mut inputs: Vec<(InputKind, &str)> = Vec::new();
         for spec in specs {
-            let names = std::iter::once((InputKind::Dataset, spec.dataset.as_str())).chain(
-                spec.chain
-                    .iter()
-                    .flat_map(|m| m.split('+'))
-                    .map(|m| (InputKind::Model, m)),
-            );
+            let names = std::iter::once((InputKind::Dataset, spec.dataset.as_str()))
+                .chain(spec.models().into_iter().map(|m| (InputKind::Model, m)));
             for input in names {
                 if !inputs.contains(&input) {
                     inputs.push(input);
