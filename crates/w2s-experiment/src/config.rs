@@ -173,11 +173,17 @@ impl ExperimentConfig {
         let mut settings = serde_json::json!(self);
         // The schedule counts through the loss's own parameters, for the losses that read it.
         settings["loss_schedule"] = serde_json::Value::Null;
-        let loss = method.loss().params(&self.loss_settings());
+        let loss = self.loss(method.loss()).params();
         let key = crate::store::key_of(&serde_json::json!({
             "settings": settings, "method": method.name(), "loss": loss,
         }));
         key[..8].to_string()
+    }
+
+    /// `loss` with the parameters these settings give it: the one place where the confidence
+    /// schedule joins a loss.
+    pub fn loss(&self, loss: w2s_train::Loss) -> w2s_train::Configured {
+        loss.with(&self.loss_settings())
     }
 
     /// What the losses are built with.

@@ -86,7 +86,7 @@ impl Trainable for LinearProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::losses::{Loss, LossSchedule};
+    use crate::losses::Loss;
     use crate::trainer::{fit, fit_plain, FitRequest, Scored, TrainConfig};
 
     #[test]
@@ -132,8 +132,7 @@ mod tests {
             model: &probe,
             rows: &rows,
             targets: &targets,
-            loss: Loss::XENT,
-            loss_schedule: &LossSchedule::default(),
+            loss: Loss::XENT.with(&Default::default()),
             cfg: &cfg,
             seed: 1,
             val: Some(&val),

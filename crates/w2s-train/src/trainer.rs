@@ -5,7 +5,7 @@
 //! Read top to bottom like nanoGPT's loop: for each epoch, shuffle, step over minibatches, then
 //! score the validation rows and keep the parameters of the best epoch.
 use crate::adamw::AdamW;
-use crate::losses::{batch_loss, Loss, LossSchedule, LossSettings};
+use crate::losses::{batch_loss, Configured, Loss, LossSettings};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::ParamsAdamW;
@@ -209,10 +209,8 @@ pub struct FitRequest<'a> {
     pub rows: &'a [usize],
     /// Soft targets `[p0, p1]`, one per row.
     pub targets: &'a [[f32; 2]],
-    /// The loss.
-    pub loss: Loss,
-    /// The confidence weight's schedule (for the losses that read it).
-    pub loss_schedule: &'a LossSchedule,
+    /// The loss, with its parameters.
+    pub loss: Configured,
     /// Optimizer, schedule, epochs, early stopping.
     pub cfg: &'a TrainConfig,
     /// Shuffling seed.
@@ -231,7 +229,6 @@ pub fn fit(req: &FitRequest) -> Result<FitReport> {
         rows,
         targets,
         loss,
-        loss_schedule,
         cfg,
         seed,
         val,
@@ -270,9 +267,7 @@ pub fn fit(req: &FitRequest) -> Result<FitReport> {
         })
         .collect::<Result<Vec<_>>>()?;
     // Built once: a loss's parameters do not change during a fit.
-    let loss = loss.build(&LossSettings {
-        schedule: *loss_schedule,
-    });
+    let loss = loss.build();
     let per_epoch = rows.len().div_ceil(cfg.batch_size);
     let total = per_epoch * cfg.epochs;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -426,8 +421,7 @@ pub fn fit_plain(
         model,
         rows,
         targets,
-        loss,
-        loss_schedule: &LossSchedule::default(),
+        loss: loss.with(&LossSettings::default()),
         cfg,
         seed,
         val: None,

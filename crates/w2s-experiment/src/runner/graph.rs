@@ -30,7 +30,7 @@ impl<'a> Runner<'a> {
             name: "ground-truth".into(),
             targets,
             val_labels,
-            loss: Loss::XENT,
+            loss: self.cfg.loss(Loss::XENT),
         };
         self.node(role, model, data, split, sup, seed)
     }
@@ -103,7 +103,7 @@ impl<'a> Runner<'a> {
             name: supervision,
             targets,
             val_labels,
-            loss: method.loss(),
+            loss: self.cfg.loss(method.loss()),
         };
         self.node("student", model, data, split, sup, seed)
     }

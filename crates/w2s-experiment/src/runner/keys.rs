@@ -10,7 +10,7 @@ use crate::config::{FinetuneConfig, Mode};
 use crate::methods::zeroshot::Template;
 use crate::store::key_of;
 use w2s_models::WeightDtype;
-use w2s_train::{Loss, TrainConfig};
+use w2s_train::{Configured, TrainConfig};
 
 /// Bumped when a stage's computation changes in a way its key does not capture.
 pub(crate) const STAGE_VERSION: u32 = 1;
@@ -28,9 +28,8 @@ pub(super) struct NodeDescription<'a> {
     pub(super) rows: &'a [usize],
     /// `ground-truth`, or the labelling node's key with the label form and steps.
     pub(super) supervision: &'a str,
-    pub(super) loss: Loss,
-    /// The loss's parameters (`Loss::params`).
-    pub(super) loss_params: serde_json::Value,
+    /// The loss, with its parameters.
+    pub(super) loss: Configured,
     pub(super) train: &'a TrainConfig,
     pub(super) seed: u64,
     pub(super) finetune: &'a FinetuneConfig,
@@ -42,9 +41,9 @@ pub(super) fn node_key(d: &NodeDescription) -> String {
     let mut desc = serde_json::json!({
         "v": STAGE_VERSION, "mode": d.mode, "split": d.split, "model": d.model,
         "weights": d.weights, "max_len": d.max_len,
-        "rows": key_of(&serde_json::json!(d.rows)), "supervision": d.supervision, "loss": d.loss,
+        "rows": key_of(&serde_json::json!(d.rows)), "supervision": d.supervision, "loss": d.loss.loss(),
         // The loss's parameters under the name they had when the schedule was the only one.
-        "loss_schedule": d.loss_params,
+        "loss_schedule": d.loss.params(),
         "train": d.train, "seed": d.seed,
     });
     if d.mode == Mode::Finetune {
@@ -98,6 +97,7 @@ pub(super) fn zero_shot_key(
 mod tests {
     use super::*;
     use crate::ExperimentConfig;
+    use w2s_train::Loss;
 
     fn described(cfg: &ExperimentConfig, loss: Loss) -> String {
         node_key(&NodeDescription {
@@ -108,8 +108,7 @@ mod tests {
             max_len: cfg.max_len,
             rows: &[0, 2, 5],
             supervision: "ground-truth",
-            loss,
-            loss_params: loss.params(&cfg.loss_settings()),
+            loss: cfg.loss(loss),
             train: &cfg.train,
             seed: 3,
             finetune: &cfg.finetune,

@@ -10,7 +10,7 @@ pub(super) struct Supervision<'a> {
     pub(super) name: String,
     pub(super) targets: Vec<[f32; 2]>,
     pub(super) val_labels: Vec<u8>,
-    pub(super) loss: Loss,
+    pub(super) loss: w2s_train::Configured,
 }
 
 impl<'a> Runner<'a> {
@@ -34,7 +34,6 @@ impl<'a> Runner<'a> {
         let val_labels = val_labels.as_slice();
         let supervision = supervision.as_str();
         let weights = self.fingerprint(model)?;
-        let loss_params = loss.params(&self.cfg.loss_settings());
         let key = keys::node_key(&keys::NodeDescription {
             mode: self.cfg.mode,
             split: &split.key,
@@ -44,7 +43,6 @@ impl<'a> Runner<'a> {
             rows,
             supervision,
             loss,
-            loss_params,
             train: &self.cfg.train,
             seed,
             finetune: &self.cfg.finetune,
@@ -56,7 +54,7 @@ impl<'a> Runner<'a> {
         }
         if self.dry.is_some() {
             self.note(&key, role, model, data, seed, false);
-            return Ok(placeholder(key, model, supervision, loss, data));
+            return Ok(placeholder(key, model, supervision, loss.loss(), data));
         }
         let _claim = self.claim(&key)?;
         if let Some(node) = self.stored(&key, data, role, model) {
@@ -115,7 +113,6 @@ impl<'a> Runner<'a> {
             rows,
             targets: &targets,
             loss,
-            loss_schedule: &self.cfg.loss_schedule,
             cfg: &self.cfg.train,
             seed,
             val: (!split.split.val.is_empty()).then_some(&val),
@@ -132,7 +129,7 @@ impl<'a> Runner<'a> {
             key: key.clone(),
             model: model.to_string(),
             supervision: supervision.to_string(),
-            loss,
+            loss: loss.loss(),
             fit: report,
             probs,
             seconds: start.elapsed().as_secs_f64(),

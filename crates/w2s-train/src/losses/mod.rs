@@ -172,6 +172,14 @@ impl Loss {
         (self.0.build)(settings)
     }
 
+    /// The loss with its parameters, to carry to a store key and to a fit as one value.
+    pub fn with(&self, settings: &LossSettings) -> Configured {
+        Configured {
+            loss: *self,
+            settings: *settings,
+        }
+    }
+
     /// Its parameters under `settings` (see [`StudentLoss::params`]).
     pub fn params(&self, settings: &LossSettings) -> serde_json::Value {
         self.build(settings).params()
@@ -189,6 +197,31 @@ impl Loss {
             schedule: *schedule,
         });
         batch_loss(built.as_ref(), logits, targets, step_frac)
+    }
+}
+
+/// A loss together with the settings it is built with: what a node is trained with and keyed by,
+/// so that the parameters never travel apart from the loss.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Configured {
+    loss: Loss,
+    settings: LossSettings,
+}
+
+impl Configured {
+    /// The loss.
+    pub fn loss(&self) -> Loss {
+        self.loss
+    }
+
+    /// Its parameters (see [`StudentLoss::params`]).
+    pub fn params(&self) -> serde_json::Value {
+        self.build().params()
+    }
+
+    /// The loss, built.
+    pub fn build(&self) -> Box<dyn StudentLoss> {
+        self.loss.build(&self.settings)
     }
 }
 
