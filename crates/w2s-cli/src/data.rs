@@ -57,7 +57,11 @@ impl ColumnArgs {
             cols.label = l.clone();
         }
         cols.group = self.group_column.clone();
-        cols.reference(data)
+        w2s_data::DatasetRef::File {
+            path: data.into(),
+            columns: cols,
+        }
+        .to_string()
     }
 }
 

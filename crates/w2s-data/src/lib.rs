@@ -8,6 +8,7 @@ pub mod format;
 pub mod hf;
 pub mod olmo;
 pub mod orange;
+pub mod reference;
 pub mod registry;
 pub mod scattertext;
 pub mod sources;
@@ -16,6 +17,7 @@ pub mod synthetic;
 pub mod user;
 
 pub use columns::Columns;
+pub use reference::DatasetRef;
 pub use registry::{load, DatasetInfo, DATASETS};
 pub use split::{balance, split, subset, Split, SplitConfig};
 

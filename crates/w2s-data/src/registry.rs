@@ -1,6 +1,7 @@
 //! The built-in datasets and loading by name or path, through a converted-rows cache.
 use crate::olmo::{self, Layout};
-use crate::{format, orange, scattertext, sources, user, DataError, Dataset, Example, Result};
+use crate::reference::DatasetRef;
+use crate::{format, orange, scattertext, sources, DataError, Dataset, Example, Result};
 use std::path::{Path, PathBuf};
 use w2s_assets::Store;
 
@@ -207,21 +208,11 @@ pub fn info(name: &str) -> Option<&'static DatasetInfo> {
 /// Loads a built-in dataset by name (fetching and converting it if needed), a user JSONL/CSV file,
 /// or a generated synthetic task ([`crate::synthetic`]).
 pub fn load(name_or_path: &str, store: &Store) -> Result<Dataset> {
-    if let Some(settings) = crate::synthetic::Synthetic::parse(name_or_path) {
-        return Ok(Dataset::new(name_or_path, settings?.examples()));
-    }
-    let Some(info) = info(name_or_path) else {
-        return match user::Columns::parse(name_or_path) {
-            Some(parsed) => {
-                let (path, cols) = parsed?;
-                user::load_with(&path, &cols, name_or_path)
-            }
-            None => match file_meant(name_or_path) {
-                Some(path) => Err(DataError::NoSuchFile(path.into())),
-                None => Err(DataError::Unknown(name_or_path.to_string())),
-            },
-        };
-    };
+    DatasetRef::parse(name_or_path)?.load_as(name_or_path, store)
+}
+
+/// Loads a built-in dataset (fetching and converting it if needed).
+pub(crate) fn load_builtin(info: &DatasetInfo, store: &Store) -> Result<Dataset> {
     let cached = converted_path(store, info.name);
     if cached.is_file() {
         let bytes = std::fs::read(&cached).map_err(|source| DataError::Io {
@@ -255,18 +246,6 @@ pub fn load(name_or_path: &str, store: &Store) -> Result<Dataset> {
     w2s_assets::cache::write_atomic(&cached, &format::encode(&rows))?;
     remove_stale(store, info.name, &cached);
     Ok(Dataset::new(info.name, rows))
-}
-
-/// The file a reference that is no built-in name was meant to name, if it looks like one: it has
-/// a folder, a column query or a data file's extension. The column query is not part of it.
-fn file_meant(reference: &str) -> Option<&str> {
-    let path = reference.rsplit_once('?').map_or(reference, |(p, _)| p);
-    let is_file = reference.contains('/')
-        || reference.contains('?')
-        || [".jsonl", ".json", ".csv", ".parquet", ".arrow"]
-            .iter()
-            .any(|ext| path.ends_with(ext));
-    is_file.then_some(path)
 }
 
 /// Whether the converted rows of a built-in dataset are cached.

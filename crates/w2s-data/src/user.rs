@@ -4,69 +4,7 @@ use crate::columns::label_from_text;
 pub use crate::columns::Columns;
 use crate::{DataError, Dataset, Example, Result};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-impl Columns {
-    /// The reference naming a file with these columns: `PATH` when they are the defaults, else
-    /// `PATH?text=..&label=..&group=..` (the form a sweep file's `datasets` accepts too).
-    pub fn reference(&self, path: &str) -> String {
-        let mut parts = Vec::new();
-        if self.text != "text" {
-            parts.push(format!("text={}", self.text));
-        }
-        if self.label != "label" {
-            parts.push(format!("label={}", self.label));
-        }
-        if let Some(g) = &self.group {
-            parts.push(format!("group={g}"));
-        }
-        if let Some(i) = &self.id {
-            parts.push(format!("id={i}"));
-        }
-        if parts.is_empty() {
-            path.to_string()
-        } else {
-            format!("{path}?{}", parts.join("&"))
-        }
-    }
-
-    /// Splits `PATH?text=..&label=..` into the path and its columns; a plain path has the
-    /// defaults. `None` when `reference` names no existing file or folder.
-    pub fn parse(reference: &str) -> Option<Result<(PathBuf, Columns)>> {
-        let plain = Path::new(reference);
-        if plain.exists() {
-            return Some(Ok((plain.to_path_buf(), Columns::default())));
-        }
-        let (path, query) = reference.rsplit_once('?')?;
-        if !Path::new(path).exists() {
-            return None;
-        }
-        let mut cols = Columns::default();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let Some((k, v)) = pair.split_once('=') else {
-                return Some(Err(DataError::File {
-                    path: path.into(),
-                    reason: format!("`{pair}` in `{reference}`: write KEY=COLUMN"),
-                }));
-            };
-            match k {
-                "text" => cols.text = v.into(),
-                "label" => cols.label = v.into(),
-                "group" => cols.group = Some(v.into()),
-                "id" => cols.id = Some(v.into()),
-                _ => {
-                    return Some(Err(DataError::File {
-                        path: path.into(),
-                        reason: format!(
-                            "unknown column key `{k}` in `{reference}` (text, label, group, id)"
-                        ),
-                    }))
-                }
-            }
-        }
-        Some(Ok((path.into(), cols)))
-    }
-}
+use std::path::Path;
 
 /// Loads a user file with the default columns.
 pub fn load(path: &Path) -> Result<Dataset> {
