@@ -207,7 +207,7 @@ impl Gguf {
                             false,
                         )
                         .map_err(tok_err)?;
-                        tk.with_normalizer(Some(NFC));
+                        tk.with_normalizer(Some(NFC)).map_err(tok_err)?;
                         tk.with_pre_tokenizer(Some(Sequence::new(vec![
                             split.into(),
                             ByteLevel::new(false, false, false).into(),
@@ -252,7 +252,8 @@ impl Gguf {
                     .build()
                     .map_err(tok_err)?;
                 let mut tk = Tokenizer::new(bpe);
-                tk.with_normalizer(Some(Replace::new(" ", "▁").map_err(tok_err)?));
+                tk.with_normalizer(Some(Replace::new(" ", "▁").map_err(tok_err)?))
+                    .map_err(tok_err)?;
                 tk
             }
             other => return Err(self.bad(format!("unsupported tokenizer model {other:?}"))),
@@ -267,20 +268,12 @@ impl Gguf {
                 AddedToken::from(t.clone(), ty == 3).normalized(ty == 4 && model == "llama")
             })
             .collect();
-        tokenizer.add_special_tokens(
-            &added
-                .iter()
-                .filter(|t| t.special)
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
-        tokenizer.add_tokens(
-            &added
-                .iter()
-                .filter(|t| !t.special)
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
+        tokenizer
+            .add_special_tokens(added.iter().filter(|t| t.special).cloned())
+            .map_err(tok_err)?;
+        tokenizer
+            .add_tokens(added.iter().filter(|t| !t.special).cloned())
+            .map_err(tok_err)?;
         let bos = match flag("tokenizer.ggml.add_bos_token") {
             Some(true) => id("tokenizer.ggml.bos_token_id"),
             _ => None,
