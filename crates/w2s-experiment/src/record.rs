@@ -8,6 +8,39 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use w2s_data::{Dataset, Split};
 
+/// serde for a metric that can be NaN (an AUROC on a single-class test set, the agreement on the
+/// weak model's errors when it makes none): JSON has no NaN, so it is written as `null` and read
+/// back as NaN. Without it such a record was written but could not be read back.
+pub(crate) mod nan_or_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+
+    /// The same for a list (a training curve).
+    pub mod vec {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(v.iter().map(|x| x.is_finite().then_some(*x)))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+            let v = Vec::<Option<f64>>::deserialize(d)?;
+            Ok(v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+        }
+    }
+}
+
 /// Everything measured in one run. Accuracies, AUROCs and ECE are on the test rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -36,10 +69,13 @@ pub struct RunRecord {
     /// Rows in A, B, val, test.
     pub rows: [usize; 4],
     /// Weak model's test accuracy.
+    #[serde(with = "nan_or_null")]
     pub weak_acc: f64,
     /// Strong model trained on ground truth: test accuracy.
+    #[serde(with = "nan_or_null")]
     pub ceiling_acc: f64,
     /// Strong model trained on weak labels: test accuracy.
+    #[serde(with = "nan_or_null")]
     pub student_acc: f64,
     /// `(student − weak) / (ceiling − weak)` on accuracy; `None` when `ceiling_acc ≤ weak_acc`.
     pub pgr: Option<f64>,
@@ -48,24 +84,34 @@ pub struct RunRecord {
     /// True when the ceiling does not beat the weak model on accuracy (no PGR).
     pub no_gap: bool,
     /// Weak model's test AUROC.
+    #[serde(with = "nan_or_null")]
     pub weak_auroc: f64,
     /// Ceiling's test AUROC.
+    #[serde(with = "nan_or_null")]
     pub ceiling_auroc: f64,
     /// Student's test AUROC.
+    #[serde(with = "nan_or_null")]
     pub student_auroc: f64,
     /// Weak model's expected calibration error.
+    #[serde(with = "nan_or_null")]
     pub weak_ece: f64,
     /// Ceiling's expected calibration error.
+    #[serde(with = "nan_or_null")]
     pub ceiling_ece: f64,
     /// Student's expected calibration error.
+    #[serde(with = "nan_or_null")]
     pub student_ece: f64,
     /// Share of test rows where student and weak model predict the same class.
+    #[serde(with = "nan_or_null")]
     pub agreement: f64,
     /// The same, on the test rows the weak model gets wrong (low = the student corrects it).
+    #[serde(with = "nan_or_null")]
     pub agreement_on_weak_errors: f64,
     /// Mean squared difference of student and weak probabilities on B, the student's training rows.
+    #[serde(with = "nan_or_null")]
     pub misfit: f64,
     /// Accuracy of the weak labels on B (what the student was taught).
+    #[serde(with = "nan_or_null")]
     pub weak_label_acc: f64,
     /// Best test accuracy of the student over epochs: an oracle, never used for selection.
     pub student_oracle_acc: Option<f64>,
@@ -73,10 +119,10 @@ pub struct RunRecord {
     pub student_best_epoch: usize,
     /// The student's test accuracy after each epoch (the paper's Fig. 7): logged, never used for
     /// early stopping. Empty for a zero-shot student and in records written before it was kept.
-    #[serde(default)]
+    #[serde(default, with = "nan_or_null::vec")]
     pub student_curve: Vec<f64>,
     /// The ceiling's test accuracy after each epoch, the same way.
-    #[serde(default)]
+    #[serde(default, with = "nan_or_null::vec")]
     pub ceiling_curve: Vec<f64>,
     /// For chains: test accuracy of direct weak → strong transfer on the same seed.
     pub direct_student_acc: Option<f64>,
@@ -412,6 +458,42 @@ pub(crate) mod tests {
             nodes: Default::default(),
             predictions: String::new(),
         }
+    }
+
+    /// Every record w2s writes reads back, edge values included: a weak model without errors
+    /// (agreement on its errors is NaN), a constant predictor (AUROC NaN), no gap (PGR none), and
+    /// NaN everywhere. serde_json writes NaN as null, which an f64 field used to refuse.
+    #[test]
+    fn records_with_edge_values_round_trip() {
+        let mut no_errors = run(0, 1.0, 1.0, 1.0);
+        no_errors.agreement_on_weak_errors = f64::NAN;
+        let mut constant = run(1, 0.5, 0.8, 0.5);
+        constant.weak_auroc = f64::NAN;
+        constant.student_auroc = f64::NAN;
+        let no_gap = run(2, 0.8, 0.7, 0.75);
+        let mut all_nan = run(3, f64::NAN, f64::NAN, f64::NAN);
+        all_nan.misfit = f64::NAN;
+        all_nan.weak_ece = f64::INFINITY;
+        let out = tempfile::tempdir().unwrap();
+        let dir = out.path().join("runs").join("d");
+        std::fs::create_dir_all(&dir).unwrap();
+        let records = [no_errors, constant, no_gap, all_nan];
+        for (i, r) in records.iter().enumerate() {
+            let json = serde_json::to_vec(r).unwrap();
+            std::fs::write(dir.join(format!("r{i}.json")), json).unwrap();
+        }
+        let back = read_runs(out.path()).unwrap();
+        assert_eq!(back.len(), 4, "every record reads back");
+        assert!(back[0].agreement_on_weak_errors.is_nan());
+        assert_eq!(back[0].agreement, 1.0);
+        assert!(back[1].weak_auroc.is_nan() && back[1].ceiling_auroc == 0.5);
+        assert_eq!(back[2].pgr, None);
+        assert!(back[3].weak_acc.is_nan() && back[3].weak_ece.is_nan());
+        // The summary of such records reads back too.
+        let summary = crate::summarize(&back);
+        let json = serde_json::to_string(&summary).unwrap();
+        let again: Vec<crate::SummaryRow> = serde_json::from_str(&json).unwrap();
+        assert_eq!(again.len(), summary.len());
     }
 
     #[test]

@@ -32,16 +32,22 @@ pub struct SummaryRow {
     /// Seeds summarised.
     pub n_seeds: usize,
     /// Mean weak accuracy.
+    #[serde(with = "crate::record::nan_or_null")]
     pub weak_acc: f64,
     /// Mean ceiling accuracy.
+    #[serde(with = "crate::record::nan_or_null")]
     pub ceiling_acc: f64,
     /// Mean student accuracy.
+    #[serde(with = "crate::record::nan_or_null")]
     pub student_acc: f64,
     /// 95% CI half-width of the student accuracy.
+    #[serde(with = "crate::record::nan_or_null")]
     pub student_acc_ci95: f64,
     /// Mean of the per-seed ceiling − weak gaps.
+    #[serde(with = "crate::record::nan_or_null")]
     pub gap: f64,
     /// 95% CI half-width of the gap.
+    #[serde(with = "crate::record::nan_or_null")]
     pub gap_ci95: f64,
     /// Mean per-seed PGR; `None` ("no gap") unless the ceiling beats the weak model in every seed.
     pub pgr_mean: Option<f64>,
@@ -52,16 +58,18 @@ pub struct SummaryRow {
     /// True when the gap's 95% interval includes 0: the PGR is mostly noise.
     pub gap_within_noise: bool,
     /// Mean student–weak agreement.
+    #[serde(with = "crate::record::nan_or_null")]
     pub agreement: f64,
     /// Mean agreement on the weak model's errors.
+    #[serde(with = "crate::record::nan_or_null")]
     pub agreement_on_weak_errors: f64,
     /// For chains: mean accuracy of direct transfer on the same seeds.
     pub direct_student_acc: Option<f64>,
     /// Mean student test accuracy after each epoch over the seeds (see [`RunRecord::student_curve`]).
-    #[serde(default)]
+    #[serde(default, with = "crate::record::nan_or_null::vec")]
     pub student_curve: Vec<f64>,
     /// Mean ceiling test accuracy after each epoch over the seeds.
-    #[serde(default)]
+    #[serde(default, with = "crate::record::nan_or_null::vec")]
     pub ceiling_curve: Vec<f64>,
 }
 
