@@ -105,6 +105,10 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 100.0 * ds.positive_share(),
                 ds.version
             );
+            let empty = ds.empty_texts();
+            if empty > 0 {
+                println!("{empty} rows have an empty text");
+            }
             for e in ds.examples.iter().skip(skip).take(rows) {
                 println!(
                     "\n[{}] label={} group={}\n{}",

@@ -65,6 +65,15 @@ impl Dataset {
         }
         self.examples.iter().filter(|e| e.label == 1).count() as f64 / self.examples.len() as f64
     }
+
+    /// Rows whose text is empty or only whitespace: every model sees the same input for them,
+    /// so they carry no signal and can make a task look trivially easy or impossible.
+    pub fn empty_texts(&self) -> usize {
+        self.examples
+            .iter()
+            .filter(|e| e.text.trim().is_empty())
+            .count()
+    }
 }
 
 /// Everything that can go wrong reading or converting a dataset.

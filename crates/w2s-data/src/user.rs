@@ -51,7 +51,17 @@ pub fn load_with(path: &Path, cols: &Columns, name: &str) -> Result<Dataset> {
             });
         }
     }
-    Ok(Dataset::new(name.to_string(), rows))
+    let dataset = Dataset::new(name.to_string(), rows);
+    let empty = dataset.empty_texts();
+    if empty > 0 {
+        tracing::warn!(
+            "{}: {empty} of {} rows have an empty text (in column '{}'); they are kept, but carry no signal",
+            path.display(),
+            dataset.examples.len(),
+            cols.text
+        );
+    }
+    Ok(dataset)
 }
 
 fn parse_label(v: &Value) -> Option<u8> {
@@ -219,6 +229,14 @@ mod tests {
         assert_eq!(parse_label(&serde_json::json!(1.0)), Some(1));
         assert_eq!(parse_label(&serde_json::json!(true)), Some(1));
         assert_eq!(parse_label(&serde_json::json!(2)), None);
+    }
+
+    #[test]
+    fn empty_texts_are_counted() {
+        let (_d, p) = write("e.csv", "text,label\ngood,1\n,0\n   ,1\nbad,0\n");
+        let ds = load(&p).unwrap();
+        assert_eq!(ds.examples.len(), 4);
+        assert_eq!(ds.empty_texts(), 2);
     }
 
     #[test]
