@@ -26,6 +26,7 @@ pub mod registry;
 pub mod roberta;
 pub mod rope;
 pub mod tokenize;
+pub mod vision;
 pub mod weights;
 
 pub use arch::{Architecture, Pooling, ARCHITECTURES};
