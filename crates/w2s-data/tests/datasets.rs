@@ -347,3 +347,32 @@ fn newsgroup_pairs_without_the_group_names() {
         .iter()
         .all(|e| !e.text.contains("alt atheism") && !e.text.contains("talk religion misc")));
 }
+
+/// Fashion-MNIST from Debian's package: 60,000 + 10,000 images of 28×28, 7,000 per class, and
+/// the first training image's label as the dataset's own README gives it (9, ankle boot).
+#[test]
+fn fashion_mnist_images_and_labels() {
+    let set = match w2s_data::images::load_images("fashion-mnist", &Store::open()) {
+        Ok(s) => s,
+        Err(DataError::Asset(e @ AssetError::Unavailable { .. })) => {
+            if std::env::var_os("W2S_REQUIRE_ASSETS").is_some() {
+                panic!(
+                    "fashion-mnist: W2S_REQUIRE_ASSETS is set and its package cannot be had: {e}"
+                );
+            }
+            eprintln!("SKIPPED fashion-mnist (W2S_REQUIRE_ASSETS makes this a failure): {e}");
+            return;
+        }
+        Err(e) => panic!("fashion-mnist: {e}"),
+    };
+    assert_eq!(set.rows.len(), 70_000);
+    assert_eq!(set.class_counts(), vec![7_000; 10]);
+    assert_eq!(set.rows[0].id, "train/0");
+    assert_eq!(set.classes[set.rows[0].label], "Ankle boot");
+    assert_eq!(set.rows[60_000].id, "test/0");
+    let img = set.rows[0].rgb().unwrap();
+    assert_eq!((img.width(), img.height()), (28, 28));
+    // Grey: the three channels agree; the picture is not blank.
+    assert!(img.pixels().all(|p| p.0[0] == p.0[1] && p.0[1] == p.0[2]));
+    assert!(img.pixels().any(|p| p.0[0] > 200));
+}

@@ -1,4 +1,5 @@
-//! Reading members out of package archives: wheels and zips (zip), sdists (tar.gz).
+//! Reading members out of package archives: wheels and zips (zip), sdists (tar.gz), Debian
+//! packages (.deb: an `ar` archive whose `data.tar.xz` holds the files).
 use crate::error::{AssetError, IoContext, Result};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -14,7 +15,12 @@ pub fn extract_members(
 ) -> Result<()> {
     let name = archive.to_string_lossy();
     if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
-        extract_tar_gz(asset, archive, members, out_dir)
+        let file = File::open(archive).at("cannot open", archive)?;
+        let gz = flate2::read::GzDecoder::new(BufReader::new(file));
+        extract_tar(asset, archive, gz, members, out_dir)
+    } else if name.ends_with(".deb") {
+        let data = deb_data(asset, archive)?;
+        extract_tar(asset, archive, std::io::Cursor::new(data), members, out_dir)
     } else {
         members
             .iter()
@@ -47,15 +53,58 @@ fn extract_zip(asset: &str, archive: &Path, member: &str, dest: &Path) -> Result
     crate::cache::write_atomic_with(dest, |w| std::io::copy(&mut entry, w).map(|_| ()))
 }
 
-/// One pass over the (large) tar stream picks up every wanted member.
-fn extract_tar_gz(
+/// The uncompressed `data.tar` of a Debian package: the `ar` member `data.tar.xz`.
+///
+/// An `ar` archive is `!<arch>\n` and then, per member, a 60-byte header (name 16, mtime 12,
+/// uid 6, gid 6, mode 8, decimal size 10, magic 2) and the data padded to an even length.
+pub fn deb_data(asset: &str, archive: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(archive).at("cannot read", archive)?;
+    if !bytes.starts_with(b"!<arch>\n") {
+        return Err(bad(asset, archive, "not a Debian package (no ar header)"));
+    }
+    let mut pos = 8;
+    while pos + 60 <= bytes.len() {
+        let header = &bytes[pos..pos + 60];
+        let name = String::from_utf8_lossy(&header[..16])
+            .trim()
+            .trim_end_matches('/')
+            .to_string();
+        let size: usize = String::from_utf8_lossy(&header[48..58])
+            .trim()
+            .parse()
+            .map_err(|_| bad(asset, archive, format!("member {name}: unreadable size")))?;
+        let start = pos + 60;
+        let end = start
+            .checked_add(size)
+            .filter(|&e| e <= bytes.len())
+            .ok_or_else(|| bad(asset, archive, format!("member {name} runs past the end")))?;
+        if name == "data.tar.xz" {
+            let mut out = Vec::new();
+            lzma_rs::xz_decompress(&mut &bytes[start..end], &mut out)
+                .map_err(|e| bad(asset, archive, format!("data.tar.xz: {e:?}")))?;
+            return Ok(out);
+        }
+        if name.starts_with("data.tar") {
+            return Err(bad(
+                asset,
+                archive,
+                format!("{name}: only xz-compressed packages are read"),
+            ));
+        }
+        pos = end + (size & 1);
+    }
+    Err(bad(asset, archive, "no data.tar.xz member"))
+}
+
+/// One pass over the (large) tar stream picks up every wanted member (`./` prefixes ignored).
+fn extract_tar(
     asset: &str,
     archive: &Path,
+    reader: impl Read,
     members: &BTreeMap<String, String>,
     out_dir: &Path,
 ) -> Result<()> {
-    let file = File::open(archive).at("cannot open", archive)?;
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)));
+    let mut tar = tar::Archive::new(reader);
     let mut found = 0;
     for entry in tar.entries().at("cannot read", archive)? {
         let mut entry = entry.at("cannot read", archive)?;
@@ -64,7 +113,7 @@ fn extract_tar_gz(
             .at("cannot read", archive)?
             .to_string_lossy()
             .into_owned();
-        if let Some(to) = members.get(&path) {
+        if let Some(to) = members.get(path.trim_start_matches("./")) {
             crate::cache::write_atomic_with(&out_dir.join(to), |w| {
                 std::io::copy(&mut entry, w).map(|_| ())
             })?;
