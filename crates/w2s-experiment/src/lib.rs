@@ -2,6 +2,7 @@
 //! chains), its content-addressed store, the metrics every run reports, and summaries over seeds.
 pub mod config;
 pub mod execute;
+pub mod kclass;
 pub mod methods;
 pub mod metrics;
 pub mod node;
