@@ -163,3 +163,79 @@ pub fn read_all(path: &Path) -> Result<Vec<u8>> {
         .at("cannot read", path)?;
     Ok(buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An `ar` archive of `(name, data)` members, as `dpkg-deb` writes a package.
+    fn ar(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = b"!<arch>\n".to_vec();
+        for (name, data) in members {
+            out.extend(
+                format!(
+                    "{name:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+                    0,
+                    0,
+                    0,
+                    100644,
+                    data.len()
+                )
+                .bytes(),
+            );
+            out.extend_from_slice(data);
+            if data.len() % 2 == 1 {
+                out.push(b'\n');
+            }
+        }
+        out
+    }
+
+    fn data_tar_xz(path: &str, body: &[u8]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, path, body).unwrap();
+        let raw = tar.into_inner().unwrap();
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut &raw[..], &mut xz).unwrap();
+        xz
+    }
+
+    #[test]
+    fn deb_members_are_extracted_and_damage_is_named() {
+        let t = tempfile::tempdir().unwrap();
+        let deb = t.path().join("pkg_1_all.deb");
+        // An odd-length first member checks the padding; "./" prefixes are ignored.
+        let xz = data_tar_xz("./usr/share/x/a.txt", b"hello");
+        std::fs::write(
+            &deb,
+            ar(&[
+                ("debian-binary", b"2.0\n"),
+                ("control.tar.xz", b"odd"),
+                ("data.tar.xz", &xz),
+            ]),
+        )
+        .unwrap();
+        let members = BTreeMap::from([("usr/share/x/a.txt".to_string(), "a.txt".to_string())]);
+        extract_members("t", &deb, &members, t.path()).unwrap();
+        assert_eq!(std::fs::read(t.path().join("a.txt")).unwrap(), b"hello");
+        // A truncated package: the member runs past the end, and the path is in the message.
+        let bytes = std::fs::read(&deb).unwrap();
+        std::fs::write(&deb, &bytes[..bytes.len() - 20]).unwrap();
+        let e = extract_members("t", &deb, &members, t.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("pkg_1_all.deb") && e.contains("past the end"),
+            "{e}"
+        );
+        std::fs::write(&deb, b"PK\x03\x04 not a deb").unwrap();
+        let e = extract_members("t", &deb, &members, t.path())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ar header"), "{e}");
+    }
+}
