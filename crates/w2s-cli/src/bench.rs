@@ -10,6 +10,7 @@ use w2s_train::{
 };
 
 mod gemm;
+mod images;
 mod qmatmul;
 mod sweep;
 mod torch;
@@ -24,6 +25,9 @@ pub enum BenchKind {
     Embed,
     /// One fine-tuning step: forward, backward, AdamW on every parameter.
     Train,
+    /// A vision backbone's pooled features of a batch of images (images/s); `--model` is a
+    /// built-in vision model (default efficientnet-lite0) or a Hugging Face vision folder.
+    Images,
     /// The f32 matrix-product rate of w2s's gemm and of torch.matmul at the model's shapes and at
     /// 2048³: the peak that MFU is measured against.
     Gemm,
@@ -76,7 +80,8 @@ Examples:
   w2s bench train --model mpnet-base --batch 16 --seq 128 --rounds 3
   w2s bench train --model hf:Qwen/Qwen2-0.5B --lora 8 --dtype bf16
   w2s bench sweep --seeds 1 --max-rows 200
-  w2s bench qmatmul --model qwen2.5-coder-0.5b --batch 16 --seq 128")]
+  w2s bench qmatmul --model qwen2.5-coder-0.5b --batch 16 --seq 128
+  w2s bench images --model efficientnet-lite0 --batch 16 --steps 5")]
 pub struct BenchArgs {
     /// What to time.
     kind: BenchKind,
@@ -228,7 +233,11 @@ fn w2s_side(args: &BenchArgs, source: &ModelSource, device: &Device) -> Result<W
     let device_name = format!("{:?}", device.location());
     reset_peak_rss();
     match args.kind {
-        BenchKind::Embed | BenchKind::Gemm | BenchKind::Sweep | BenchKind::Qmatmul => {
+        BenchKind::Embed
+        | BenchKind::Gemm
+        | BenchKind::Sweep
+        | BenchKind::Qmatmul
+        | BenchKind::Images => {
             let req = w2s_models::LoadRequest {
                 device,
                 dtype: dtype.load_dtype(device),
@@ -306,6 +315,9 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
     }
     if args.kind == BenchKind::Qmatmul {
         return qmatmul::run(&args);
+    }
+    if args.kind == BenchKind::Images {
+        return images::run(&args);
     }
     let store = Store::open();
     let source = w2s_models::resolve(&args.model, &store)?;

@@ -32,11 +32,10 @@ fn eps3() -> f64 {
 /// Strides of EfficientNet's 7 stages.
 const STAGE_STRIDES: [usize; 7] = [1, 2, 2, 2, 1, 2, 1];
 
-/// A convolution with TensorFlow "SAME" padding, then batch norm.
+/// A convolution with TensorFlow "SAME" padding, then batch norm (folded into the convolution).
 #[derive(Debug, Clone)]
 struct ConvBn {
     conv: Conv2d,
-    norm: BatchNorm,
     kernel: usize,
     stride: usize,
 }
@@ -48,6 +47,7 @@ impl ConvBn {
         conv: VarBuilder,
         bn: VarBuilder,
     ) -> candle_core::Result<ConvBn> {
+        let norm = BatchNorm::load_eps(spec.c_out, eps, bn)?;
         Ok(ConvBn {
             conv: Conv2d::load(
                 ConvSpec {
@@ -56,8 +56,8 @@ impl ConvBn {
                     ..spec
                 },
                 conv,
-            )?,
-            norm: BatchNorm::load_eps(spec.c_out, eps, bn)?,
+            )?
+            .fold(&norm)?,
             kernel: spec.kernel,
             stride: spec.stride,
         })
@@ -73,7 +73,7 @@ impl ConvBn {
         let x = x
             .pad_with_zeros(2, ph / 2, ph - ph / 2)?
             .pad_with_zeros(3, pw / 2, pw - pw / 2)?;
-        self.norm.forward(&self.conv.forward(&x)?)
+        self.conv.forward(&x)
     }
 }
 

@@ -74,11 +74,37 @@ impl Conv2d {
     }
 }
 
+impl Conv2d {
+    /// The convolution followed by `norm`, as one convolution: the scale multiplies each output
+    /// channel's weights and the shift becomes (or adds to) the bias. Exact up to rounding.
+    pub fn fold(&self, norm: &BatchNorm) -> Result<Conv2d> {
+        let c_out = self.weight.dim(0)?;
+        let scale = norm.scale.reshape((c_out, 1, 1, 1))?;
+        let shift = norm.shift.reshape(c_out)?;
+        let bias = match &self.bias {
+            Some(b) => (b.broadcast_mul(&scale.reshape(c_out)?)? + shift)?,
+            None => shift,
+        };
+        Ok(Conv2d {
+            weight: self.weight.broadcast_mul(&scale)?,
+            bias: Some(bias),
+            ..self.clone()
+        })
+    }
+}
+
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let c_out = self.weight.dim(0)?;
-        let y = if self.groups > 1 && self.groups == c_out && self.weight.dim(1)? == 1 {
+        let (c_out, c_per_group, kh, kw) = self.weight.dims4()?;
+        let y = if self.groups > 1 && self.groups == c_out && c_per_group == 1 {
             depthwise(x, &self.weight, self.stride, self.padding)?
+        } else if (kh, kw, self.stride, self.padding, self.groups) == (1, 1, 1, 0, 1) {
+            // A pointwise convolution is a product with the [c_out, c_in] weight, batch by
+            // batch, on the NCHW layout as it is: no im2col copy.
+            let (b, c, h, w) = x.dims4()?;
+            let wt = self.weight.reshape((1, c_out, c))?;
+            wt.broadcast_matmul(&x.reshape((b, c, h * w))?)?
+                .reshape((b, c_out, h, w))?
         } else {
             x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?
         };
@@ -89,10 +115,54 @@ impl Module for Conv2d {
     }
 }
 
-/// A depthwise convolution as a sum of shifted, per-channel-scaled copies of the input: candle
-/// runs a grouped convolution as one convolution per group, which for ConvNeXt's 7×7 depthwise
-/// layers means hundreds of tiny calls.
+/// A depthwise convolution. candle runs a grouped convolution as one convolution per group,
+/// which for ConvNeXt's and EfficientNet's depthwise layers means hundreds of tiny calls; on the
+/// CPU in f32 this is a direct loop per channel (channels in parallel), elsewhere a sum of
+/// shifted, per-channel-scaled copies of the input.
 fn depthwise(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 && w.dtype() == DType::F32 {
+        return depthwise_cpu(x, w, stride, padding);
+    }
+    depthwise_composed(x, w, stride, padding)
+}
+
+fn depthwise_cpu(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    use rayon::prelude::*;
+    let (b, c, h, wd) = x.dims4()?;
+    let k = w.dim(2)?;
+    let oh = (h + 2 * padding - k) / stride + 1;
+    let ow = (wd + 2 * padding - k) / stride + 1;
+    let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
+    let ws: Vec<f32> = w.flatten_all()?.to_vec1()?;
+    let mut out = vec![0f32; b * c * oh * ow];
+    out.par_chunks_mut(oh * ow).enumerate().for_each(|(bc, o)| {
+        let ch = bc % c;
+        let src = &xs[bc * h * wd..(bc + 1) * h * wd];
+        let ker = &ws[ch * k * k..(ch + 1) * k * k];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut acc = 0f32;
+                for i in 0..k {
+                    let y = (oy * stride + i) as isize - padding as isize;
+                    if y < 0 || y >= h as isize {
+                        continue;
+                    }
+                    let row = &src[y as usize * wd..(y as usize + 1) * wd];
+                    for j in 0..k {
+                        let xx = (ox * stride + j) as isize - padding as isize;
+                        if xx >= 0 && xx < wd as isize {
+                            acc += row[xx as usize] * ker[i * k + j];
+                        }
+                    }
+                }
+                o[oy * ow + ox] = acc;
+            }
+        }
+    });
+    Tensor::from_vec(out, (b, c, oh, ow), x.device())
+}
+
+fn depthwise_composed(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
     let (b, c, h, wd) = x.dims4()?;
     let k = w.dim(2)?;
     let x = x
@@ -217,5 +287,65 @@ mod tests {
         // windows centred on (0,0), (0,2), (2,0), (2,2)
         let v: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(v, vec![-1.0, -1.0, -4.0, -5.0]);
+    }
+}
+
+#[cfg(test)]
+mod fold_tests {
+    use super::*;
+    use candle_core::Device;
+    use candle_nn::VarBuilder;
+    use std::collections::HashMap;
+
+    /// A convolution then batch norm equals the folded convolution, for a pointwise and a 3×3
+    /// one (the pointwise path is a matmul, the other candle's conv2d).
+    #[test]
+    fn folded_batch_norm_and_pointwise_products_match() {
+        let dev = Device::Cpu;
+        for (k, pad) in [(1, 0), (3, 1)] {
+            let mut t = HashMap::new();
+            t.insert(
+                "c.weight".to_string(),
+                Tensor::randn(0f32, 1.0, (5, 4, k, k), &dev).unwrap(),
+            );
+            t.insert(
+                "n.weight".to_string(),
+                Tensor::randn(1f32, 0.3, 5, &dev).unwrap(),
+            );
+            t.insert(
+                "n.bias".to_string(),
+                Tensor::randn(0f32, 1.0, 5, &dev).unwrap(),
+            );
+            t.insert(
+                "n.running_mean".to_string(),
+                Tensor::randn(0f32, 1.0, 5, &dev).unwrap(),
+            );
+            t.insert(
+                "n.running_var".to_string(),
+                (Tensor::rand(0f32, 1.0, 5, &dev).unwrap() + 0.5).unwrap(),
+            );
+            let vb = VarBuilder::from_tensors(t, DType::F32, &dev);
+            let spec = ConvSpec {
+                padding: pad,
+                bias: false,
+                ..ConvSpec::new(4, 5, k, 1)
+            };
+            let conv = Conv2d::load(spec, vb.pp("c")).unwrap();
+            let norm = BatchNorm::load_eps(5, 1e-3, vb.pp("n")).unwrap();
+            let x = Tensor::randn(0f32, 1.0, (2, 4, 6, 7), &dev).unwrap();
+            let want = norm
+                .forward(&x.conv2d(&conv.weight, pad, 1, 1, 1).unwrap())
+                .unwrap();
+            let got = conv.fold(&norm).unwrap().forward(&x).unwrap();
+            let d = (want - got)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(d < 1e-4, "kernel {k}: {d}");
+        }
     }
 }

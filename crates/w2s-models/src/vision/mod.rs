@@ -61,6 +61,29 @@ pub fn supported_vision_types() -> String {
         .join(", ")
 }
 
+/// The built-in vision backbones (fetched as assets), weakest first.
+pub const VISION_BUILTIN: &[&str] = &["efficientnet-lite0", "efficientnet-lite2"];
+
+/// The folder of a vision model: a built-in name (fetched if needed) or a Hugging Face vision
+/// folder.
+pub fn resolve_vision(name: &str, store: &w2s_assets::Store) -> Result<PathBuf> {
+    if VISION_BUILTIN.contains(&name) {
+        return Ok(store.ensure(name)?);
+    }
+    let dir = Path::new(name);
+    if dir.is_dir() && is_vision_folder(dir) {
+        return Ok(dir.to_path_buf());
+    }
+    Err(ModelError::Config {
+        path: dir.to_path_buf(),
+        reason: format!(
+            "not a vision model: use {} or a folder with config.json (model_type one of {}), model.safetensors and preprocessor_config.json",
+            VISION_BUILTIN.join(", "),
+            supported_vision_types()
+        ),
+    })
+}
+
 /// Whether `dir` holds a vision checkpoint: a `config.json` whose `model_type` is a vision one.
 pub fn is_vision_folder(dir: &Path) -> bool {
     ConfigFile::read(&dir.join("config.json"))
