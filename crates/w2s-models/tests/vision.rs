@@ -29,6 +29,22 @@ fn cosine(a: &[f32], b: &[f64]) -> f64 {
     dot / (na * nb)
 }
 
+/// Cosine ≥ 0.9999 and a largest difference below `max_diff` of the reference's largest value.
+fn assert_close(what: &str, row: &[f32], want: &[f64], max_diff: f64) {
+    let cos = cosine(row, want);
+    let scale = want.iter().fold(1f64, |m, x| m.max(x.abs()));
+    let diff = row
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (*a as f64 - b).abs())
+        .fold(0f64, f64::max)
+        / scale;
+    assert!(
+        cos >= 0.9999 && diff < max_diff,
+        "{what}: cosine {cos}, max rel diff {diff}"
+    );
+}
+
 fn floats(v: &Value) -> Vec<f64> {
     v.as_array()
         .unwrap()
@@ -85,24 +101,13 @@ fn every_fixture_embeds_like_transformers() {
             let want = floats(want);
             assert_eq!(want.len(), dim, "{name}: feature width");
             let row = &got[i * dim..(i + 1) * dim];
-            let cos = cosine(row, &want);
-            let scale = want.iter().fold(1f64, |m, x| m.max(x.abs()));
-            let diff = row
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (*a as f64 - b).abs())
-                .fold(0f64, f64::max)
-                / scale;
             // Off-by-one pixels of a resized image move features by up to about 2e-3.
             let max_diff = if r["exact_pixels"].as_bool().unwrap() {
                 1e-3
             } else {
                 1e-2
             };
-            assert!(
-                cos >= 0.9999 && diff < max_diff,
-                "{name} image {i}: cosine {cos}, max rel diff {diff}"
-            );
+            assert_close(&format!("{name} image {i}"), row, &want, max_diff);
         }
     }
 }
@@ -215,18 +220,7 @@ fn builtin_efficientnet_lite_matches_pytorch() {
         for (i, want) in r[variant].as_array().unwrap().iter().enumerate() {
             let want = floats(want);
             let row = &got[i * 1280..(i + 1) * 1280];
-            let cos = cosine(row, &want);
-            let scale = want.iter().fold(1f64, |m, x| m.max(x.abs()));
-            let diff = row
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (*a as f64 - b).abs())
-                .fold(0f64, f64::max)
-                / scale;
-            assert!(
-                cos >= 0.9999 && diff < 1e-3,
-                "{name} image {i}: cosine {cos}, max rel diff {diff}"
-            );
+            assert_close(&format!("{name} image {i}"), row, &want, 1e-3);
         }
     }
 }

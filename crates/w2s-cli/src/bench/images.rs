@@ -31,8 +31,12 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
     let dir = resolve_vision(name, &store)?;
     let device = w2s_models::default_device();
     let model = VisionModel::load(&dir, &device)?;
-    // The processor's output size for an image already at that size.
-    let size = model.processor.output_size(1024, 1024).0;
+    // The size the processor makes of any image; without resizing or cropping, the model's own
+    // input size (ViT) or 224.
+    let size = match (model.processor.resize, model.processor.crop) {
+        (None, None) => model.input_size().map_or(224, |(h, _)| h),
+        _ => model.processor.output_size(1024, 1024).0,
+    };
     let batch = images(args.batch, size);
     println!("cpu: {}", cpu_model());
     println!(
@@ -53,28 +57,16 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
         }
         w2s_rates.push(args.batch as f64 / median(times));
         if torch_ok.is_ok() {
-            let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../bench/torch_vision_reference.py");
-            let out = std::process::Command::new(&args.python)
-                .arg(&script)
-                .arg(&dir)
-                .args(["--batch", &args.batch.to_string()])
-                .args(["--size", &size.to_string()])
-                .args(["--steps", &args.steps.to_string()])
-                .output()
-                .with_context(|| format!("running {}", script.display()))?;
-            if !out.status.success() {
-                bail!(
-                    "{} failed:\n{}",
-                    script.display(),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            let line = String::from_utf8_lossy(&out.stdout);
-            let v: serde_json::Value = serde_json::from_str(
-                line.trim().lines().last().unwrap_or(""),
-            )
-            .with_context(|| format!("reading the output of {}: {line}", script.display()))?;
+            let extra: Vec<String> = vec![
+                dir.display().to_string(),
+                "--batch".into(),
+                args.batch.to_string(),
+                "--size".into(),
+                size.to_string(),
+                "--steps".into(),
+                args.steps.to_string(),
+            ];
+            let v = super::torch::run_script(args, "torch_vision_reference.py", &extra)?;
             torch_rates.push(v["images_per_second"].as_f64().unwrap_or(f64::NAN));
         }
     }

@@ -20,7 +20,18 @@ pub(super) fn torch_available(args: &BenchArgs) -> std::result::Result<(), Strin
 
 /// Runs bench/torch_reference.py with `extra` arguments and reads its JSON line.
 pub(super) fn torch_script(args: &BenchArgs, extra: &[String]) -> Result<serde_json::Value> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/torch_reference.py");
+    run_script(args, "torch_reference.py", extra)
+}
+
+/// Runs `bench/SCRIPT` with `extra` arguments and reads the JSON object of its last line.
+pub(super) fn run_script(
+    args: &BenchArgs,
+    script: &str,
+    extra: &[String],
+) -> Result<serde_json::Value> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../bench")
+        .join(script);
     let out = std::process::Command::new(&args.python)
         .arg(&script)
         .args(extra)
