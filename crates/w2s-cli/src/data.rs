@@ -13,8 +13,9 @@ pub enum DataCommand {
         fetch: bool,
     },
     /// Print rows of a dataset: a built-in name, a .jsonl/.csv/.parquet file or a Hugging Face
-    /// `save_to_disk` folder with a text and a 0/1 label column, or an image folder (one
-    /// sub-folder of PNG/JPEG files per class; the classes and their counts are shown).
+    /// `save_to_disk` folder with a text and a 0/1 label column, an image folder (one sub-folder
+    /// of PNG/JPEG files per class), or a Parquet/`save_to_disk` dataset with an Image column
+    /// (--image-column); for images the classes and their counts are shown.
     Show {
         /// Dataset name or path.
         name: String,
@@ -41,6 +42,10 @@ pub struct ColumnArgs {
     /// The column whose equal values keep rows in one split part [default: group, if present].
     #[arg(long, value_name = "NAME")]
     group_column: Option<String>,
+    /// A Parquet file or `save_to_disk` folder of images: the `datasets` Image column; the label
+    /// column is then a class index (ClassLabel) [default label column: label].
+    #[arg(long, value_name = "NAME")]
+    image_column: Option<String>,
 }
 
 impl ColumnArgs {
@@ -98,8 +103,14 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             rows,
             skip,
         } => {
+            if let Some(image) = &columns.image_column {
+                let label = columns.label_column.as_deref().unwrap_or("label");
+                let set = w2s_data::images::hf_images(std::path::Path::new(&name), image, label)?;
+                return show_images(&set, rows, skip);
+            }
             if w2s_data::images::is_image_data(&name) {
-                return show_images(&name, &store, rows, skip);
+                let set = w2s_data::images::load_images(&name, &store)?;
+                return show_images(&set, rows, skip);
             }
             let ds = w2s_data::load(&columns.apply(&name), &store)?;
             println!(
@@ -125,8 +136,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
 }
 
 /// `w2s data show` of an image dataset: rows, classes with their counts, and the first rows.
-fn show_images(name: &str, store: &Store, rows: usize, skip: usize) -> Result<()> {
-    let set = w2s_data::images::load_images(name, store)?;
+fn show_images(set: &w2s_data::images::ImageSet, rows: usize, skip: usize) -> Result<()> {
     println!(
         "{}: {} rows, {} classes, version {}",
         set.name,

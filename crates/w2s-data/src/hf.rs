@@ -27,6 +27,41 @@ pub fn load_parquet(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
     Ok(rows)
 }
 
+/// One data file and the record batches read from it.
+pub type FileBatches = (PathBuf, Vec<RecordBatch>);
+
+/// The record batches of a Parquet file or a `save_to_disk` folder, file by file, and the
+/// dataset's `features` (from the Parquet schema's `huggingface` metadata, or
+/// `dataset_info.json`) when it has them: where class names live.
+pub fn batches_and_features(path: &Path) -> Result<(Vec<FileBatches>, Option<serde_json::Value>)> {
+    if path.is_dir() {
+        let features = std::fs::read_to_string(path.join("dataset_info.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v.get("features").cloned());
+        return Ok((saved_batches(path)?, features));
+    }
+    let file = std::fs::File::open(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| file_err(path, format!("not a readable Parquet file: {e}")))?;
+    let features = builder
+        .schema()
+        .metadata()
+        .get("huggingface")
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .and_then(|v| v.pointer("/info/features").cloned());
+    let reader = builder
+        .build()
+        .map_err(|e| file_err(path, format!("not a readable Parquet file: {e}")))?;
+    let batches = reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| file_err(path, format!("reading a row group: {e}")))?;
+    Ok((vec![(path.to_path_buf(), batches)], features))
+}
+
 /// Reads a `save_to_disk` folder: its Arrow files in the order `state.json` lists them (by name
 /// when it does not).
 pub fn load_saved(dir: &Path, cols: &Columns) -> Result<Vec<Example>> {
@@ -107,7 +142,7 @@ fn saved_batches(dir: &Path) -> Result<Vec<(PathBuf, Vec<RecordBatch>)>> {
 
 /// The column `name` of a batch read from `path`; its absence is an error naming the columns
 /// the batch has.
-fn column<'b>(batch: &'b RecordBatch, name: &str, path: &Path) -> Result<&'b dyn Array> {
+pub(crate) fn column<'b>(batch: &'b RecordBatch, name: &str, path: &Path) -> Result<&'b dyn Array> {
     batch
         .column_by_name(name)
         .map(|c| c.as_ref())
@@ -219,7 +254,7 @@ fn examples_of(
 }
 
 /// A cell as text: strings as they are, integers and booleans printed.
-fn cell_text(a: &dyn Array, i: usize) -> Option<String> {
+pub(crate) fn cell_text(a: &dyn Array, i: usize) -> Option<String> {
     if a.is_null(i) {
         return None;
     }

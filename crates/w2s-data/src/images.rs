@@ -23,6 +23,8 @@ const UNREAD_EXTENSIONS: &[&str] = &["ppm", "bmp", "pgm", "tif", "tiff", "webp"]
 pub enum ImageSource {
     /// A PNG or JPEG file.
     File(PathBuf),
+    /// An encoded PNG or JPEG held in memory (a `datasets` Image cell), and where it came from.
+    Encoded { bytes: Arc<Vec<u8>>, origin: String },
     /// `height × width` grey pixels at `offset` of a shared buffer (an IDX file).
     Grey {
         data: Arc<Vec<u8>>,
@@ -55,6 +57,12 @@ impl ImageRow {
                         reason: format!("not a readable image: {e}"),
                     })
             }
+            ImageSource::Encoded { bytes, origin } => image::load_from_memory(bytes)
+                .map(|i| i.to_rgb8())
+                .map_err(|e| DataError::File {
+                    path: PathBuf::from(origin),
+                    reason: format!("not a readable image: {e}"),
+                }),
             ImageSource::Grey {
                 data,
                 offset,
@@ -134,6 +142,110 @@ pub fn load_images(name: &str, store: &Store) -> Result<ImageSet, DataError> {
         "fashion-mnist" => fashion_mnist(store),
         _ => image_folder(Path::new(name)),
     }
+}
+
+/// A Hugging Face dataset with an Image column (`{bytes, path}` structs, as `datasets` stores
+/// `Image()` features) and an integer label column, from a Parquet file or a `save_to_disk`
+/// folder. Class names come from the label's `ClassLabel` names when the dataset declares them,
+/// else they are the label values.
+pub fn hf_images(
+    path: &Path,
+    image_column: &str,
+    label_column: &str,
+) -> Result<ImageSet, DataError> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::Array;
+    let (files, features) = crate::hf::batches_and_features(path)?;
+    let mut rows = Vec::new();
+    let mut hasher = Sha256::new();
+    for (file, batches) in &files {
+        let mut line = 0;
+        for batch in batches {
+            let images = crate::hf::column(batch, image_column, file)?;
+            let labels = crate::hf::column(batch, label_column, file)?;
+            let images = images.as_struct_opt().ok_or_else(|| DataError::File {
+                path: file.clone(),
+                reason: format!(
+                    "column '{image_column}' is {}, not an Image column ({{bytes, path}})",
+                    images.data_type()
+                ),
+            })?;
+            let bytes_col = images
+                .column_by_name("bytes")
+                .ok_or_else(|| DataError::File {
+                    path: file.clone(),
+                    reason: format!("column '{image_column}' has no 'bytes' field"),
+                })?;
+            for i in 0..batch.num_rows() {
+                line += 1;
+                let bad = |reason: String| DataError::Row {
+                    path: file.clone(),
+                    line,
+                    reason,
+                };
+                let bytes: Vec<u8> = if bytes_col.is_null(i) {
+                    return Err(bad(format!(
+                        "the image has no bytes (only a path, {:?}): save the dataset with embedded images",
+                        images
+                            .column_by_name("path")
+                            .and_then(|p| crate::hf::cell_text(p.as_ref(), i))
+                    )));
+                } else if let Some(b) = bytes_col.as_binary_opt::<i32>() {
+                    b.value(i).to_vec()
+                } else if let Some(b) = bytes_col.as_binary_opt::<i64>() {
+                    b.value(i).to_vec()
+                } else {
+                    return Err(bad(format!(
+                        "'bytes' is {}, not binary",
+                        bytes_col.data_type()
+                    )));
+                };
+                let label: usize = crate::hf::cell_text(labels, i)
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "label column '{label_column}' is not a class index"
+                        ))
+                    })?;
+                hasher.update(Sha256::digest(&bytes));
+                hasher.update((label as u64).to_le_bytes());
+                rows.push(ImageRow {
+                    id: format!(
+                        "{}:{line}",
+                        file.file_name()
+                            .map(|n| n.to_string_lossy())
+                            .unwrap_or_default()
+                    ),
+                    label,
+                    source: ImageSource::Encoded {
+                        bytes: Arc::new(bytes),
+                        origin: format!("{}, row {line}", file.display()),
+                    },
+                });
+            }
+        }
+    }
+    let max_label = rows.iter().map(|r| r.label).max().unwrap_or(0);
+    let names: Option<Vec<String>> = features
+        .as_ref()
+        .and_then(|f| f.pointer(&format!("/{label_column}/names")))
+        .and_then(|n| serde_json::from_value(n.clone()).ok());
+    let classes = match names {
+        Some(n) if n.len() > max_label => n,
+        Some(n) => {
+            return Err(DataError::File {
+                path: path.to_path_buf(),
+                reason: format!("label {max_label} is beyond the {} class names", n.len()),
+            })
+        }
+        None => (0..=max_label).map(|l| l.to_string()).collect(),
+    };
+    Ok(ImageSet {
+        name: path.display().to_string(),
+        classes,
+        rows,
+        version: hex::encode(&hasher.finalize()[..8]),
+    })
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {

@@ -78,3 +78,35 @@ fn a_label_that_is_not_0_or_1_names_the_file_and_the_row() {
         .to_string();
     assert!(err.contains("unknown column key `txt`"), "{err}");
 }
+
+/// A `datasets` Image column with a ClassLabel, from Parquet and from `save_to_disk`: class names
+/// from the dataset's features, the PNG bytes decoded (grey as RGB).
+#[test]
+fn image_columns_from_parquet_and_saved_folders() {
+    for f in ["images.parquet", "images_saved"] {
+        let set = w2s_data::images::hf_images(&PathBuf::from(fixture(f)), "img", "kind").unwrap();
+        assert_eq!(set.classes, ["red", "green", "grey"], "{f}");
+        let labels: Vec<usize> = set.rows.iter().map(|r| r.label).collect();
+        assert_eq!(labels, [0, 1, 2], "{f}");
+        let px: Vec<[u8; 3]> = set
+            .rows
+            .iter()
+            .map(|r| r.rgb().unwrap().get_pixel(3, 2).0)
+            .collect();
+        assert_eq!(px, [[255, 0, 0], [0, 255, 0], [90, 90, 90]], "{f}");
+        let first = set.rows[0].rgb().unwrap();
+        assert_eq!((first.width(), first.height()), (4, 3));
+    }
+    let e = w2s_data::images::hf_images(&PathBuf::from(fixture("images.parquet")), "image", "kind")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("image") && e.contains("img"), "{e}");
+    let e = w2s_data::images::hf_images(
+        &PathBuf::from(fixture("reviews.parquet")),
+        "sentence",
+        "sentiment",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("not an Image column"), "{e}");
+}
