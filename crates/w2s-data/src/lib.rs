@@ -88,7 +88,7 @@ pub enum DataError {
         reason: String,
     },
     /// A required column is missing from a user file.
-    #[error("{path}: no column '{column}' (its columns: {found}); a data file needs a text and a 0/1 label column, named with --text-column and --label-column (default text, label)")]
+    #[error("{path}: no column '{column}' (its columns: {found}); name the columns with --text-column and --label-column (default text, label), and for images --image-column")]
     MissingColumn {
         path: PathBuf,
         column: String,
