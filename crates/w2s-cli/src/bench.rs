@@ -287,7 +287,15 @@ fn w2s_side(args: &BenchArgs, source: &ModelSource, device: &Device) -> Result<W
                     early_stopping: false,
                     ..TrainConfig::default()
                 };
-                let report = fit_plain("bench", &model, &rows, &targets, Loss::XENT, &cfg, 0)?;
+                let report = fit_plain(
+                    "bench",
+                    &model,
+                    &rows,
+                    targets.as_flattened(),
+                    Loss::XENT,
+                    &cfg,
+                    0,
+                )?;
                 let seconds = report.epochs.iter().map(|e| e.train_seconds).collect();
                 let loss = report.epochs.iter().map(|e| e.train_loss).sum::<f64>()
                     / report.epochs.len().max(1) as f64;

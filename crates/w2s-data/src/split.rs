@@ -58,16 +58,26 @@ fn groups_of(rows: &[Example], keep: &[usize]) -> Vec<Vec<usize>> {
     order
 }
 
-/// Undersamples the majority class (seeded) so both labels have the same number of rows.
-/// Returns the kept row indices in their original order.
+/// Undersamples every class (seeded) to the size of the smallest, so all labels have the same
+/// number of rows. Returns the kept row indices in their original order.
 pub fn balance(rows: &[Example], seed: u64) -> Vec<usize> {
-    let (mut pos, mut neg): (Vec<usize>, Vec<usize>) =
-        (0..rows.len()).partition(|&i| rows[i].label == 1);
-    let n = pos.len().min(neg.len());
+    let classes = rows.iter().map(|r| r.label as usize + 1).max().unwrap_or(0);
+    if classes < 2 {
+        return Vec::new();
+    }
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (i, r) in rows.iter().enumerate() {
+        by_class[r.label as usize].push(i);
+    }
+    let n = by_class.iter().map(Vec::len).min().unwrap_or(0);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xba1a_9ce0);
-    pos.shuffle(&mut rng);
-    neg.shuffle(&mut rng);
-    let mut keep: Vec<usize> = pos[..n].iter().chain(&neg[..n]).copied().collect();
+    // Highest class first: for binary, positives then negatives, the order the draws have
+    // always been made in (so binary subsets are unchanged).
+    let mut keep: Vec<usize> = Vec::with_capacity(n * classes);
+    for members in by_class.iter_mut().rev() {
+        members.shuffle(&mut rng);
+        keep.extend(&members[..n]);
+    }
     keep.sort_unstable();
     keep
 }
@@ -229,5 +239,21 @@ mod tests {
         assert_eq!(keep.len(), 100);
         assert_eq!(keep.iter().filter(|&&i| data[i].label == 1).count(), 50);
         assert_eq!(keep, balance(&data, 0));
+    }
+
+    #[test]
+    fn balance_equalises_three_classes() {
+        let data: Vec<Example> = (0..30)
+            .map(|i| Example {
+                id: i.to_string(),
+                text: String::new(),
+                label: [0, 0, 0, 1, 1, 2][i % 6],
+                group: i.to_string(),
+            })
+            .collect();
+        let keep = balance(&data, 3);
+        let count = |c: u8| keep.iter().filter(|&&i| data[i].label == c).count();
+        assert_eq!((count(0), count(1), count(2)), (5, 5, 5));
+        assert!(keep.windows(2).all(|w| w[0] < w[1]));
     }
 }

@@ -128,6 +128,18 @@ pub fn agreement(a: &Probs, b: &Probs, mask: Option<&[bool]>) -> f64 {
         / rows.len() as f64
 }
 
+/// Half the mean squared distance between two models' probability rows: for K = 2 this is the
+/// binary misfit `mean (p − q)²` on class 1.
+pub fn misfit(a: &Probs, b: &Probs) -> f64 {
+    let total: f64 = a
+        .values
+        .iter()
+        .zip(&b.values)
+        .map(|(x, y)| (x - y).powi(2))
+        .sum();
+    total / 2.0 / a.rows() as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +174,8 @@ mod tests {
         // Predictions 1, 2, 0, 2 vs 0, 2, 0, 2.
         assert_eq!(agreement(&p, &q, None), 0.75);
         assert_eq!(agreement(&p, &q, Some(&[true, false, false, false])), 0.0);
+        // Squared distances per row: .72, .26, .06, .06 → half their mean.
+        assert!((misfit(&p, &q) - (0.72 + 0.26 + 0.06 + 0.06) / 8.0).abs() < 1e-12);
     }
 
     /// K = 2 gives the binary metrics on random probabilities, ties at 0.5 included.
@@ -191,6 +205,7 @@ mod tests {
                 "{a} vs {b}"
             );
             assert_eq!(agreement(&pk, &qk, None), metrics::agreement(&p, &q, None));
+            assert!((misfit(&pk, &qk) - metrics::misfit(&p, &q)).abs() < 1e-12);
         }
     }
 }

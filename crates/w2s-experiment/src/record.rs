@@ -41,6 +41,14 @@ pub(crate) mod nan_or_null {
     }
 }
 
+fn two() -> usize {
+    2
+}
+
+fn is_two(k: &usize) -> bool {
+    *k == 2
+}
+
 /// Everything measured in one run. Accuracies, AUROCs and ECE are on the test rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -68,6 +76,11 @@ pub struct RunRecord {
     pub seed: u64,
     /// Rows in A, B, val, test.
     pub rows: [usize; 4],
+    /// K, the number of classes; left out for binary runs (their records are unchanged). With
+    /// K > 2, AUROCs are macro one-vs-rest and the misfit is half the mean squared distance of
+    /// the probability rows.
+    #[serde(default = "two", skip_serializing_if = "is_two")]
+    pub classes: usize,
     /// Weak model's test accuracy.
     #[serde(with = "nan_or_null")]
     pub weak_acc: f64,
@@ -166,37 +179,33 @@ pub fn evaluate(run: &RunNodes) -> RunRecord {
         cfg,
         config,
         dataset,
-        labels,
         split,
         weak,
         ceiling,
         student,
-        direct,
+        ..
     } = *run;
-    let test = &split.test;
-    let y: Vec<u8> = test.iter().map(|&r| labels[r]).collect();
-    let (w, c, s) = (
-        weak.probs_of(test),
-        ceiling.probs_of(test),
-        student.probs_of(test),
-    );
-    let (weak_acc, ceiling_acc, student_acc) = (
-        metrics::accuracy(&w, &y),
-        metrics::accuracy(&c, &y),
-        metrics::accuracy(&s, &y),
-    );
-    let (weak_auroc, ceiling_auroc, student_auroc) = (
-        metrics::auroc(&w, &y),
-        metrics::auroc(&c, &y),
-        metrics::auroc(&s, &y),
-    );
-    let weak_wrong: Vec<bool> = w
-        .iter()
-        .zip(&y)
-        .map(|(p, l)| metrics::predict(*p) != *l)
-        .collect();
-    let yb: Vec<u8> = split.b.iter().map(|&r| labels[r]).collect();
-    let direct_acc = direct.map(|d| metrics::accuracy(&d.probs_of(test), &y));
+    let m = if weak.classes == 2 {
+        measure_binary(run)
+    } else {
+        measure_classes(run)
+    };
+    let Measured {
+        weak_acc,
+        ceiling_acc,
+        student_acc,
+        weak_auroc,
+        ceiling_auroc,
+        student_auroc,
+        weak_ece,
+        ceiling_ece,
+        student_ece,
+        agreement,
+        agreement_on_weak_errors,
+        misfit,
+        weak_label_acc,
+        direct_acc,
+    } = m;
     RunRecord {
         dataset: dataset.name.clone(),
         weak: spec.weak().to_string(),
@@ -217,6 +226,7 @@ pub fn evaluate(run: &RunNodes) -> RunRecord {
             split.val.len(),
             split.test.len(),
         ],
+        classes: weak.classes,
         weak_acc,
         ceiling_acc,
         student_acc,
@@ -226,13 +236,13 @@ pub fn evaluate(run: &RunNodes) -> RunRecord {
         weak_auroc,
         ceiling_auroc,
         student_auroc,
-        weak_ece: metrics::ece(&w, &y, 10),
-        ceiling_ece: metrics::ece(&c, &y, 10),
-        student_ece: metrics::ece(&s, &y, 10),
-        agreement: metrics::agreement(&s, &w, None),
-        agreement_on_weak_errors: metrics::agreement(&s, &w, Some(&weak_wrong)),
-        misfit: metrics::misfit(&student.probs_of(&split.b), &weak.probs_of(&split.b)),
-        weak_label_acc: metrics::accuracy(&weak.probs_of(&split.b), &yb),
+        weak_ece,
+        ceiling_ece,
+        student_ece,
+        agreement,
+        agreement_on_weak_errors,
+        misfit,
+        weak_label_acc,
         student_oracle_acc: student.fit.oracle_best(),
         student_best_epoch: student.fit.best_epoch,
         student_curve: test_curve(student),
@@ -241,6 +251,108 @@ pub fn evaluate(run: &RunNodes) -> RunRecord {
         direct_pgr: direct_acc.and_then(|d| metrics::pgr(weak_acc, ceiling_acc, d)),
         nodes: [weak.key.clone(), ceiling.key.clone(), student.key.clone()],
         predictions: String::new(),
+    }
+}
+
+/// The metrics of a run, computed for binary or K-class nodes.
+struct Measured {
+    weak_acc: f64,
+    ceiling_acc: f64,
+    student_acc: f64,
+    weak_auroc: f64,
+    ceiling_auroc: f64,
+    student_auroc: f64,
+    weak_ece: f64,
+    ceiling_ece: f64,
+    student_ece: f64,
+    agreement: f64,
+    agreement_on_weak_errors: f64,
+    misfit: f64,
+    weak_label_acc: f64,
+    direct_acc: Option<f64>,
+}
+
+/// The binary metrics, on class-1 probabilities.
+fn measure_binary(run: &RunNodes) -> Measured {
+    let RunNodes {
+        labels,
+        split,
+        weak,
+        ceiling,
+        student,
+        direct,
+        ..
+    } = *run;
+    let test = &split.test;
+    let y: Vec<u8> = test.iter().map(|&r| labels[r]).collect();
+    let (w, c, s) = (
+        weak.probs_of(test),
+        ceiling.probs_of(test),
+        student.probs_of(test),
+    );
+    let weak_wrong: Vec<bool> = w
+        .iter()
+        .zip(&y)
+        .map(|(p, l)| metrics::predict(*p) != *l)
+        .collect();
+    let yb: Vec<u8> = split.b.iter().map(|&r| labels[r]).collect();
+    Measured {
+        weak_acc: metrics::accuracy(&w, &y),
+        ceiling_acc: metrics::accuracy(&c, &y),
+        student_acc: metrics::accuracy(&s, &y),
+        weak_auroc: metrics::auroc(&w, &y),
+        ceiling_auroc: metrics::auroc(&c, &y),
+        student_auroc: metrics::auroc(&s, &y),
+        weak_ece: metrics::ece(&w, &y, 10),
+        ceiling_ece: metrics::ece(&c, &y, 10),
+        student_ece: metrics::ece(&s, &y, 10),
+        agreement: metrics::agreement(&s, &w, None),
+        agreement_on_weak_errors: metrics::agreement(&s, &w, Some(&weak_wrong)),
+        misfit: metrics::misfit(&student.probs_of(&split.b), &weak.probs_of(&split.b)),
+        weak_label_acc: metrics::accuracy(&weak.probs_of(&split.b), &yb),
+        direct_acc: direct.map(|d| metrics::accuracy(&d.probs_of(test), &y)),
+    }
+}
+
+/// The K-class metrics ([`crate::kclass`]), on every class's probabilities.
+fn measure_classes(run: &RunNodes) -> Measured {
+    use crate::kclass;
+    let RunNodes {
+        labels,
+        split,
+        weak,
+        ceiling,
+        student,
+        direct,
+        ..
+    } = *run;
+    let test = &split.test;
+    let y: Vec<usize> = test.iter().map(|&r| labels[r] as usize).collect();
+    let (w, c, s) = (
+        weak.classes_of(test),
+        ceiling.classes_of(test),
+        student.classes_of(test),
+    );
+    let weak_wrong: Vec<bool> = (0..y.len())
+        .map(|i| kclass::predict(w.row(i)) != y[i])
+        .collect();
+    let yb: Vec<usize> = split.b.iter().map(|&r| labels[r] as usize).collect();
+    let weak_b = weak.classes_of(&split.b);
+    Measured {
+        weak_acc: kclass::accuracy(&w, &y),
+        ceiling_acc: kclass::accuracy(&c, &y),
+        student_acc: kclass::accuracy(&s, &y),
+        weak_auroc: kclass::auroc(&w, &y),
+        ceiling_auroc: kclass::auroc(&c, &y),
+        student_auroc: kclass::auroc(&s, &y),
+        weak_ece: kclass::ece(&w, &y, 10),
+        ceiling_ece: kclass::ece(&c, &y, 10),
+        student_ece: kclass::ece(&s, &y, 10),
+        agreement: kclass::agreement(&s, &w, None),
+        agreement_on_weak_errors: kclass::agreement(&s, &w, Some(&weak_wrong)),
+        misfit: kclass::misfit(&student.classes_of(&split.b), &weak_b),
+        weak_label_acc: kclass::accuracy(&weak_b, &yb),
+        direct_acc: direct.map(|d| kclass::accuracy(&d.classes_of(test), &y)),
     }
 }
 
@@ -341,9 +453,17 @@ pub fn write(
     w2s_assets::cache::write_atomic_with(&preds, |f| {
         for (part, rows) in parts {
             for &r in rows {
+                // Binary: each model's class-1 probability; K classes: its probability row.
+                let p = |n: &TrainedNode| -> serde_json::Value {
+                    if n.classes == 2 {
+                        n.probs[r].into()
+                    } else {
+                        n.probs[r * n.classes..(r + 1) * n.classes].into()
+                    }
+                };
                 let line = serde_json::json!({
                     "id": dataset.examples[r].id, "part": part, "label": labels[r],
-                    "weak": weak.probs[r], "ceiling": ceiling.probs[r], "student": student.probs[r],
+                    "weak": p(weak), "ceiling": p(ceiling), "student": p(student),
                 });
                 writeln!(f, "{line}")?;
             }
@@ -433,6 +553,7 @@ pub(crate) mod tests {
             labels: "soft".into(),
             seed,
             rows: [1, 1, 1, 1],
+            classes: 2,
             weak_acc: weak,
             ceiling_acc: ceiling,
             student_acc: student,

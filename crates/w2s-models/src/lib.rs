@@ -35,6 +35,9 @@ pub use candle_core::Device;
 pub use dtype::WeightDtype;
 pub use encoder::{mean_pool, Encoder, LoadRequest, Train};
 pub use error::{ModelError, Result};
+pub use features::images::{
+    cached_image_features, ImageFeatureRequest, ImageModel, ImageRows, PIXELS,
+};
 pub use features::{
     cached_features, feature_share, save_features, EmbedProgress, FeatureRequest, Features, Rows,
     Share, ShareReport, DEFAULT_CHUNK_ROWS,

@@ -229,7 +229,7 @@ fn folder(dir: &Path, name: String) -> Result<ModelSource> {
 
 /// Identity of a user model: config.json's bytes and each weight file's identity (the HF blob
 /// name, which is the file's sha256, when the file links into an HF cache; else size + mtime).
-fn fingerprint(config: &Path, weights: &[PathBuf]) -> Result<String> {
+pub(crate) fn fingerprint(config: &Path, weights: &[PathBuf]) -> Result<String> {
     let mut desc = String::new();
     let bytes = std::fs::read(config).map_err(|e| ModelError::Config {
         path: config.to_path_buf(),

@@ -26,6 +26,7 @@ fn record(
         labels: "soft".into(),
         seed,
         rows: [10, 10, 2, 5],
+        classes: 2,
         weak_acc: w,
         ceiling_acc: c,
         student_acc: s,

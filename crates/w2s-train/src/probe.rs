@@ -5,7 +5,7 @@
 use crate::trainer::Trainable;
 use candle_core::{DType, Device, Result, Tensor, Var};
 
-/// A linear head `[dim → 2]` over a fixed feature matrix.
+/// A linear head `[dim → K]` over a fixed feature matrix.
 pub struct LinearProbe {
     /// Standardised features of every row, `[rows, dim]`.
     features: Tensor,
@@ -14,12 +14,23 @@ pub struct LinearProbe {
 }
 
 impl LinearProbe {
-    /// Builds the head over `values` (`rows × dim`, row-major), standardising every row with the
-    /// statistics of `fit_rows`.
+    /// Builds a binary head over `values` (`rows × dim`, row-major), standardising every row with
+    /// the statistics of `fit_rows`.
     pub fn new(
         values: &[f32],
         dim: usize,
         fit_rows: &[usize],
+        device: &Device,
+    ) -> Result<LinearProbe> {
+        LinearProbe::with_classes(values, dim, fit_rows, 2, device)
+    }
+
+    /// [`LinearProbe::new`] with `classes` outputs.
+    pub fn with_classes(
+        values: &[f32],
+        dim: usize,
+        fit_rows: &[usize],
+        classes: usize,
         device: &Device,
     ) -> Result<LinearProbe> {
         let rows = values.len() / dim.max(1);
@@ -36,8 +47,8 @@ impl LinearProbe {
         }
         Ok(LinearProbe {
             features: Tensor::from_vec(standardised, (rows, dim), device)?,
-            weight: Var::zeros((2, dim), DType::F32, device)?,
-            bias: Var::zeros(2, DType::F32, device)?,
+            weight: Var::zeros((classes, dim), DType::F32, device)?,
+            bias: Var::zeros(classes, DType::F32, device)?,
         })
     }
 }
@@ -80,6 +91,10 @@ impl Trainable for LinearProbe {
 
     fn vars(&self) -> Vec<Var> {
         vec![self.weight.clone(), self.bias.clone()]
+    }
+
+    fn classes(&self) -> usize {
+        self.bias.dim(0).unwrap_or(2)
     }
 }
 
@@ -131,7 +146,7 @@ mod tests {
             what: "test probe",
             model: &probe,
             rows: &rows,
-            targets: &targets,
+            targets: targets.as_flattened(),
             loss: Loss::XENT.with(&Default::default()),
             cfg: &cfg,
             seed: 1,
@@ -141,6 +156,46 @@ mod tests {
         .unwrap();
         assert!(acc(&probe.predict(&rows).unwrap()) >= 0.99, "{report:?}");
         assert_eq!(report.steps, 30 * 7);
+    }
+
+    #[test]
+    fn a_three_class_head_starts_uniform_and_learns_three_clusters() {
+        // Class c sits around the point (cos 2πc/3, sin 2πc/3): linearly separable.
+        let n = 150;
+        let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
+        let values: Vec<f32> = (0..n)
+            .flat_map(|i| {
+                let a = 2.0 * std::f32::consts::PI * labels[i] as f32 / 3.0;
+                let jitter = (i as f32 * 0.37).sin() * 0.2;
+                [a.cos() + jitter, a.sin() - jitter]
+            })
+            .collect();
+        let rows: Vec<usize> = (0..n).collect();
+        let probe = LinearProbe::with_classes(&values, 2, &rows, 3, &Device::Cpu).unwrap();
+        assert_eq!(probe.classes(), 3);
+        let start = probe.predict_classes(&rows).unwrap();
+        assert!(start.iter().all(|&p| (p - 1.0 / 3.0).abs() < 1e-6));
+        let targets: Vec<f32> = labels
+            .iter()
+            .flat_map(|&l| (0..3).map(move |c| (c == l) as u8 as f32))
+            .collect();
+        let cfg = TrainConfig {
+            epochs: 30,
+            batch_size: 32,
+            lr: 0.05,
+            ..TrainConfig::default()
+        };
+        fit_plain("three", &probe, &rows, &targets, Loss::LOGCONF, &cfg, 0).unwrap();
+        let p = probe.predict_classes(&rows).unwrap();
+        let right = (0..n)
+            .filter(|&i| {
+                let row = &p[i * 3..i * 3 + 3];
+                (0..3).all(|c| row[labels[i]] >= row[c])
+            })
+            .count();
+        assert_eq!(right, n);
+        // Wrong-sized targets are refused.
+        assert!(fit_plain("three", &probe, &rows, &targets[3..], Loss::XENT, &cfg, 0).is_err());
     }
 
     fn fit_once(values: &[f32], seed: u64) -> std::result::Result<Vec<f64>, crate::TrainError> {
@@ -155,7 +210,15 @@ mod tests {
             batch_size: 16,
             ..TrainConfig::default()
         };
-        fit_plain("probe", &probe, &rows, &targets, Loss::LOGCONF, &cfg, seed)?;
+        fit_plain(
+            "probe",
+            &probe,
+            &rows,
+            targets.as_flattened(),
+            Loss::LOGCONF,
+            &cfg,
+            seed,
+        )?;
         Ok(probe.predict(&rows)?)
     }
 
@@ -194,7 +257,16 @@ mod tests {
                 lr: 0.05,
                 ..TrainConfig::default()
             };
-            fit_plain("acc", &probe, &rows, &targets, Loss::XENT, &cfg, 2).unwrap();
+            fit_plain(
+                "acc",
+                &probe,
+                &rows,
+                targets.as_flattened(),
+                Loss::XENT,
+                &cfg,
+                2,
+            )
+            .unwrap();
             probe.predict(&rows).unwrap()
         };
         let whole = run(0);
@@ -225,7 +297,7 @@ mod tests {
                 &probe,
                 &vars,
                 &rows,
-                &targets,
+                targets.as_flattened(),
                 minibatch,
                 crate::losses::soft_ce,
             )

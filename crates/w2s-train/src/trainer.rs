@@ -122,12 +122,18 @@ impl TrainConfig {
     }
 }
 
-/// A model the trainer can fit: binary logits for rows of the dataset it was built on.
+/// A model the trainer can fit: logits over K classes (binary: 2) for rows of the dataset it
+/// was built on.
 pub trait Trainable {
-    /// Logits `[rows.len(), 2]` with the autograd graph attached.
+    /// Logits `[rows.len(), K]` with the autograd graph attached.
     fn logits(&self, rows: &[usize]) -> candle_core::Result<Tensor>;
     /// The trainable parameters.
     fn vars(&self) -> Vec<Var>;
+
+    /// K, the number of classes.
+    fn classes(&self) -> usize {
+        2
+    }
 
     /// Parameter groups, each with a multiplier of the base learning rate (default: one group).
     fn param_groups(&self) -> Vec<(Vec<Var>, f64)> {
@@ -148,9 +154,35 @@ pub trait Trainable {
         }
         Ok(out)
     }
+
+    /// Every class's probability for `rows`, row-major `[rows.len(), K]`, without keeping a graph.
+    fn predict_classes(&self, rows: &[usize]) -> candle_core::Result<Vec<f64>> {
+        let mut out = Vec::with_capacity(rows.len() * self.classes());
+        for chunk in rows.chunks(1024) {
+            let p = candle_nn::ops::softmax(&self.logits(chunk)?.detach(), 1)?
+                .flatten_all()?
+                .to_dtype(DType::F64)?
+                .to_device(&Device::Cpu)?
+                .to_vec1::<f64>()?;
+            out.extend(p);
+        }
+        Ok(out)
+    }
+
+    /// What [`Scored`] functions read: class-1 probabilities for a binary model, the row-major
+    /// `[rows, K]` probabilities otherwise.
+    fn predict_for_score(&self, rows: &[usize]) -> candle_core::Result<Vec<f64>> {
+        if self.classes() == 2 {
+            self.predict(rows)
+        } else {
+            self.predict_classes(rows)
+        }
+    }
 }
 
-/// Rows scored once per epoch by a caller-supplied function of their class-1 probabilities.
+/// Rows scored once per epoch by a caller-supplied function of the model's predictions: their
+/// class-1 probabilities for a binary model, the row-major `[rows, K]` probabilities otherwise
+/// (see [`Trainable::predict_for_score`]).
 pub struct Scored<'a> {
     /// Row indices.
     pub rows: &'a [usize],
@@ -207,8 +239,8 @@ pub struct FitRequest<'a> {
     pub model: &'a dyn Trainable,
     /// Training rows.
     pub rows: &'a [usize],
-    /// Soft targets `[p0, p1]`, one per row.
-    pub targets: &'a [[f32; 2]],
+    /// Soft targets, K per row (row-major `[rows, K]`, K = the model's classes).
+    pub targets: &'a [f32],
     /// The loss, with its parameters.
     pub loss: Configured,
     /// Optimizer, schedule, epochs, early stopping.
@@ -234,9 +266,10 @@ pub fn fit(req: &FitRequest) -> Result<FitReport> {
         val,
         oracle,
     } = *req;
-    if rows.len() != targets.len() {
+    let k = model.classes();
+    if rows.len() * k != targets.len() {
         return Err(TrainError::Input(format!(
-            "{what}: {} training rows but {} targets",
+            "{what}: {} training rows of {k} classes but {} target values",
             rows.len(),
             targets.len()
         )));
@@ -281,7 +314,11 @@ pub fn fit(req: &FitRequest) -> Result<FitReport> {
         let epoch_start = std::time::Instant::now();
         for batch in order.chunks(cfg.batch_size) {
             let batch_rows: Vec<usize> = batch.iter().map(|&i| rows[i]).collect();
-            let batch_targets: Vec<[f32; 2]> = batch.iter().map(|&i| targets[i]).collect();
+            let batch_targets: Vec<f32> = batch
+                .iter()
+                .flat_map(|&i| &targets[i * k..(i + 1) * k])
+                .copied()
+                .collect();
             let step_frac = step as f64 / total as f64;
             let (grads, batch_loss) = batch_gradients(
                 model,
@@ -313,7 +350,7 @@ pub fn fit(req: &FitRequest) -> Result<FitReport> {
         let eval_start = std::time::Instant::now();
         let score = |s: Option<&Scored>| -> Result<Option<f64>> {
             Ok(match s {
-                Some(s) => Some((s.score)(&model.predict(s.rows)?)),
+                Some(s) => Some((s.score)(&model.predict_for_score(s.rows)?)),
                 None => None,
             })
         };
@@ -360,12 +397,12 @@ pub fn fit(req: &FitRequest) -> Result<FitReport> {
 /// backward per minibatch of `minibatch` rows, each loss weighted by its share of the batch, so
 /// the summed gradient is the batch-mean gradient and only one minibatch's graph is alive at a
 /// time. Stops at the first minibatch whose loss is not finite and returns no gradient and that
-/// loss; no gradient either for no rows.
+/// loss; no gradient either for no rows. `targets` holds the model's K classes per row.
 pub fn batch_gradients(
     model: &dyn Trainable,
     vars: &[Var],
     rows: &[usize],
-    targets: &[[f32; 2]],
+    targets: &[f32],
     minibatch: usize,
     loss: impl Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
 ) -> Result<(Option<GradStore>, f64)> {
@@ -376,9 +413,9 @@ pub fn batch_gradients(
     let mut accumulated: Option<GradStore> = None;
     let mut batch_loss = 0.0;
     let size = minibatch.max(1);
-    for (mini_rows, mini_targets) in rows.chunks(size).zip(targets.chunks(size)) {
-        let flat: Vec<f32> = mini_targets.iter().flatten().copied().collect();
-        let t = Tensor::from_vec(flat, (mini_rows.len(), 2), &device)?;
+    let k = model.classes();
+    for (mini_rows, mini_targets) in rows.chunks(size).zip(targets.chunks(size * k)) {
+        let t = Tensor::from_vec(mini_targets.to_vec(), (mini_rows.len(), k), &device)?;
         let value = loss(&model.logits(mini_rows)?, &t)?;
         let v = value.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         if !v.is_finite() {
@@ -411,7 +448,7 @@ pub fn fit_plain(
     what: &str,
     model: &dyn Trainable,
     rows: &[usize],
-    targets: &[[f32; 2]],
+    targets: &[f32],
     loss: Loss,
     cfg: &TrainConfig,
     seed: u64,

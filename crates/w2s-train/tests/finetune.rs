@@ -85,7 +85,16 @@ fn train_classifier_steps(model: EncoderClassifier, epochs: usize) -> (usize, us
         early_stopping: false,
         ..TrainConfig::default()
     };
-    fit_plain("test", &model, &rows, &targets, Loss::XENT, &cfg, 0).unwrap();
+    fit_plain(
+        "test",
+        &model,
+        &rows,
+        targets.as_flattened(),
+        Loss::XENT,
+        &cfg,
+        0,
+    )
+    .unwrap();
     let after = snapshot(&model);
     let changed = before
         .iter()

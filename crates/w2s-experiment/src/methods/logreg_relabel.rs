@@ -51,7 +51,7 @@ impl LabelStep for LogregRelabel {
             "logreg-relabel",
             &probe,
             &labels.rows,
-            &targets,
+            targets.as_flattened(),
             Loss::XENT,
             &cfg,
             input.seed,

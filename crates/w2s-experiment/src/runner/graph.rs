@@ -23,7 +23,10 @@ impl<'a> Runner<'a> {
         rows: &[usize],
         seed: u64,
     ) -> Result<Rc<TrainedNode>> {
-        let targets = rows.iter().map(|&r| one_hot(data.labels[r])).collect();
+        let targets = rows
+            .iter()
+            .flat_map(|&r| one_hot(data.labels[r], data.classes))
+            .collect();
         let val_labels: Vec<u8> = split.split.val.iter().map(|&r| data.labels[r]).collect();
         let sup = Supervision {
             rows,
@@ -44,6 +47,9 @@ impl<'a> Runner<'a> {
         method: &Method,
         seed: u64,
     ) -> Result<Rc<TrainedNode>> {
+        if data.classes != 2 {
+            return self.student_of_classes(model, data, split, teacher, method, seed);
+        }
         let b = &split.split.b;
         let mut labels = Labels {
             rows: b.clone(),
@@ -81,9 +87,12 @@ impl<'a> Runner<'a> {
         let targets = labels
             .probs
             .iter()
-            .map(|&p| match self.cfg.labels {
+            .flat_map(|&p| match self.cfg.labels {
                 LabelForm::Soft => [1.0 - p, p],
-                LabelForm::Hard => one_hot(metrics::predict(p as f64)),
+                LabelForm::Hard => [
+                    1.0 - metrics::predict(p as f64) as f32,
+                    metrics::predict(p as f64) as f32,
+                ],
             })
             .collect();
         let val_labels: Vec<u8> = split
@@ -101,6 +110,49 @@ impl<'a> Runner<'a> {
         let sup = Supervision {
             rows: &labels.rows,
             name: supervision,
+            targets,
+            val_labels,
+            loss: self.cfg.loss(method.loss()),
+        };
+        self.node("student", model, data, split, sup, seed)
+    }
+
+    /// A student of a K-class run (K > 2): trained on the teacher's class probabilities of B
+    /// (soft) or their argmax (`--labels hard`). Label steps are binary only so far.
+    fn student_of_classes(
+        &mut self,
+        model: &str,
+        data: &Prepared,
+        split: &SplitRows,
+        teacher: &TrainedNode,
+        method: &Method,
+        seed: u64,
+    ) -> Result<Rc<TrainedNode>> {
+        if !method.label_steps().is_empty() {
+            return Err(ExperimentError::Spec(format!(
+                "method {} on {}: {} classes; label steps are binary only so far (a K-class run takes a plain loss: {})",
+                method.name(),
+                data.dataset.name,
+                data.classes,
+                Loss::ALL.iter().map(|l| l.name()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let k = data.classes;
+        let b = &split.split.b;
+        let probs = teacher.classes_of(b);
+        let targets: Vec<f32> = match self.cfg.labels {
+            LabelForm::Soft => probs.values.iter().map(|&p| p as f32).collect(),
+            LabelForm::Hard => (0..b.len())
+                .flat_map(|i| one_hot(crate::kclass::predict(probs.row(i)) as u8, k))
+                .collect(),
+        };
+        let val = teacher.classes_of(&split.split.val);
+        let val_labels: Vec<u8> = (0..split.split.val.len())
+            .map(|i| crate::kclass::predict(val.row(i)) as u8)
+            .collect();
+        let sup = Supervision {
+            rows: b,
+            name: format!("{}:{}", self.cfg.labels.name(), teacher.key),
             targets,
             val_labels,
             loss: self.cfg.loss(method.loss()),
@@ -134,7 +186,8 @@ impl<'a> Runner<'a> {
             }
         }
         let n = members.len() as f32;
-        let probs = (0..data.labels.len())
+        // Element by element: a binary node's class-1 probabilities, or a K-class node's rows.
+        let probs = (0..members[0].probs.len())
             .map(|r| members.iter().map(|m| m.probs[r]).sum::<f32>() / n)
             .collect();
         let keys: Vec<&str> = members.iter().map(|m| m.key.as_str()).collect();
@@ -152,6 +205,7 @@ impl<'a> Runner<'a> {
             // Records read only the students' fits; the mean has none of its own.
             fit: members[0].fit.clone(),
             probs,
+            classes: data.classes,
             seconds: members.iter().map(|m| m.seconds).sum(),
         }))
     }

@@ -8,6 +8,8 @@ use crate::synthetic::SyntheticModel;
 pub(super) enum Backbone {
     Pretrained(Rc<ModelSource>),
     Synthetic(SyntheticModel),
+    /// An image model: `pixels` or a vision backbone (probe mode).
+    Image(Rc<w2s_models::ImageModel>),
 }
 
 impl<'a> Runner<'a> {
@@ -45,8 +47,15 @@ impl<'a> Runner<'a> {
     }
 
     pub(super) fn features_on_disk(&mut self, model: &str, data: &Prepared) -> Result<bool> {
-        if let Backbone::Synthetic(_) = self.backbone(model)? {
-            return Ok(true);
+        match self.backbone(model)? {
+            Backbone::Synthetic(_) => return Ok(true),
+            Backbone::Image(m) => {
+                let path = image_request(&m, data, &|_| Err(String::new()), |req| {
+                    req.path_on(&self.feature_root, &self.device)
+                })?;
+                return Ok(path.is_file());
+            }
+            Backbone::Pretrained(_) => {}
         }
         let source = self.source(model)?;
         let req = self.feature_request(&source, data);
@@ -108,39 +117,79 @@ impl<'a> Runner<'a> {
         if let Some(p) = self.datasets.get(name) {
             return Ok(p.clone());
         }
-        let full = w2s_data::load(name, self.assets).map_err(|source| ExperimentError::Data {
+        let data_err = |source| ExperimentError::Data {
             name: name.to_string(),
             cause: Box::new(source),
-        })?;
+        };
+        let (full, images) = if w2s_data::images::is_image_data(name) {
+            let set = w2s_data::images::load_images(name, self.assets).map_err(data_err)?;
+            let (dataset, rows) = image_dataset(set).map_err(ExperimentError::Spec)?;
+            (dataset, Some(rows))
+        } else {
+            (w2s_data::load(name, self.assets).map_err(data_err)?, None)
+        };
+        let classes = full
+            .examples
+            .iter()
+            .map(|e| e.label as usize + 1)
+            .max()
+            .unwrap_or(0)
+            .max(2);
+        let present = |rows: &[w2s_data::Example]| {
+            let mut seen = vec![false; classes];
+            for e in rows {
+                seen[e.label as usize] = true;
+            }
+            seen.iter().filter(|&&s| s).count()
+        };
+        if present(&full.examples) < 2 {
+            let label = full.examples.first().map_or(0, |e| e.label);
+            return Err(ExperimentError::Spec(format!(
+                "dataset {name}: all {} rows have label {label}; an experiment needs both labels",
+                full.examples.len(),
+            )));
+        }
         let keep = w2s_data::subset(
             &full.examples,
             self.cfg.balance,
             self.cfg.max_rows,
             self.cfg.data_seed,
         );
-        let positives = full.examples.iter().filter(|e| e.label == 1).count();
-        if positives == 0 || positives == full.examples.len() {
-            return Err(ExperimentError::Spec(format!(
-                "dataset {name}: all {} rows have label {}; an experiment needs both labels",
-                full.examples.len(),
-                (positives > 0) as u8
-            )));
-        }
         let examples: Vec<_> = keep.iter().map(|&i| full.examples[i].clone()).collect();
-        let classes = (
-            examples.iter().any(|e| e.label == 0),
-            examples.iter().any(|e| e.label == 1),
-        );
-        if examples.len() < 20 || classes != (true, true) {
+        let kinds = present(&examples);
+        if examples.len() < 20 || kinds < 2 {
             return Err(ExperimentError::Spec(format!(
                 "dataset {name}: {} usable rows{}; an experiment needs both labels and at least 20 rows",
                 examples.len(),
-                if classes != (true, true) { " with a single label" } else { "" }
+                if kinds < 2 { " with a single label" } else { "" }
             )));
         }
         let labels = examples.iter().map(|e| e.label).collect();
-        let dataset = Dataset::new(full.name.clone(), examples);
-        let p = Rc::new(Prepared { dataset, labels });
+        let (dataset, images) = match images {
+            // The subset of an image set is named by the set's content hash and the rows kept.
+            Some(rows) => {
+                let ids: Vec<&str> = examples.iter().map(|e| e.id.as_str()).collect();
+                let version = w2s_assets::cache::sha256_bytes(
+                    serde_json::json!({"images": full.version, "rows": ids})
+                        .to_string()
+                        .as_bytes(),
+                );
+                let kept = keep.iter().map(|&i| rows[i].clone()).collect();
+                let dataset = Dataset {
+                    name: full.name.clone(),
+                    version,
+                    examples,
+                };
+                (dataset, Some(kept))
+            }
+            None => (Dataset::new(full.name.clone(), examples), None),
+        };
+        let p = Rc::new(Prepared {
+            dataset,
+            labels,
+            classes,
+            images,
+        });
         self.datasets.insert(name.to_string(), p.clone());
         Ok(p)
     }
@@ -150,8 +199,15 @@ impl<'a> Runner<'a> {
         if let Some(b) = self.sources.get(model) {
             return Ok(b.clone());
         }
+        let model_err = |source| ExperimentError::Model {
+            name: model.to_string(),
+            cause: Box::new(source),
+        };
         let backbone = match SyntheticModel::parse(model) {
             Some(parsed) => Backbone::Synthetic(parsed.map_err(ExperimentError::Spec)?),
+            None if w2s_models::ImageModel::is_image_model(model) => Backbone::Image(Rc::new(
+                w2s_models::ImageModel::resolve(model, self.assets).map_err(model_err)?,
+            )),
             None => {
                 Backbone::Pretrained(Rc::new(w2s_models::resolve(model, self.assets).map_err(
                     |source| ExperimentError::Model {
@@ -173,6 +229,9 @@ impl<'a> Runner<'a> {
             Backbone::Synthetic(_) => Err(ExperimentError::Spec(format!(
                 "{model} is a synthetic model: it has no weights to fine-tune or prompt (probe mode, label steps and chains work)"
             ))),
+            Backbone::Image(_) => Err(ExperimentError::Spec(format!(
+                "{model} is an image model: it works in probe mode only (no fine-tuning or prompting of image models yet)"
+            ))),
         }
     }
 
@@ -181,6 +240,7 @@ impl<'a> Runner<'a> {
         Ok(match self.backbone(model)? {
             Backbone::Pretrained(source) => source.fingerprint.clone(),
             Backbone::Synthetic(m) => m.fingerprint(),
+            Backbone::Image(m) => m.fingerprint.clone(),
         })
     }
 
@@ -199,13 +259,33 @@ impl<'a> Runner<'a> {
         };
         let source = match self.backbone(model)? {
             Backbone::Pretrained(source) => source,
+            Backbone::Synthetic(_) if data.images.is_some() => {
+                return Err(ExperimentError::Spec(format!(
+                    "{model} is a synthetic text model and {} holds images: use pixels, {} or a vision folder",
+                    data.dataset.name,
+                    w2s_models::vision::VISION_BUILTIN.join(", ")
+                )))
+            }
             Backbone::Synthetic(m) => {
                 let feats = m.features(&data.dataset).map_err(ExperimentError::Spec)?;
                 let f = Rc::new((feats, m.fingerprint()));
                 self.features.insert(id, f.clone());
                 return Ok(f);
             }
+            Backbone::Image(m) => {
+                let feats = self.image_features(&m, data)?;
+                let f = Rc::new((feats, m.fingerprint.clone()));
+                self.features.insert(id, f.clone());
+                return Ok(f);
+            }
         };
+        if data.images.is_some() {
+            return Err(ExperimentError::Spec(format!(
+                "{model} is a text model and {} holds images: use pixels, {} or a vision folder",
+                data.dataset.name,
+                w2s_models::vision::VISION_BUILTIN.join(", ")
+            )));
+        }
         let req = self.feature_request(&source, data);
         let on_event = &mut self.on_event;
         let name = data.dataset.name.as_str();
@@ -234,6 +314,84 @@ impl<'a> Runner<'a> {
         );
         SplitRows { split, key }
     }
+}
+
+/// Builds the feature request of image model `m` on `data`'s images and hands it to `with`; an
+/// error when `data` holds texts.
+fn image_request<T>(
+    m: &w2s_models::ImageModel,
+    data: &Prepared,
+    load: &dyn Fn(usize) -> std::result::Result<image::RgbImage, String>,
+    with: impl FnOnce(&w2s_models::ImageFeatureRequest) -> T,
+) -> Result<T> {
+    let Some(images) = &data.images else {
+        return Err(ExperimentError::Spec(format!(
+            "{} is an image model and {} holds texts: use a text model",
+            m.name, data.dataset.name
+        )));
+    };
+    let req = w2s_models::ImageFeatureRequest {
+        model: m,
+        dataset: w2s_models::ImageRows {
+            name: &data.dataset.name,
+            version: &data.dataset.version,
+            count: images.len(),
+            load,
+        },
+        batch_size: 32,
+        chunk_rows: w2s_models::DEFAULT_CHUNK_ROWS,
+    };
+    Ok(with(&req))
+}
+
+impl Runner<'_> {
+    /// The features of image model `m` on `data`'s images, from the cache or computed.
+    fn image_features(&mut self, m: &w2s_models::ImageModel, data: &Prepared) -> Result<Features> {
+        let images = data.images.as_deref().unwrap_or_default();
+        let load = |i: usize| images[i].rgb().map_err(|e| e.to_string());
+        let (root, device) = (&self.feature_root, &self.device);
+        let on_event = &mut self.on_event;
+        let name = data.dataset.name.as_str();
+        image_request(m, data, &load, |req| {
+            w2s_models::cached_image_features(root, req, device, &mut |p| {
+                on_event(Event::embedding(&m.name, name, p))
+            })
+        })?
+        .map_err(|source| ExperimentError::Model {
+            name: m.name.clone(),
+            cause: Box::new(source),
+        })
+    }
+}
+
+/// An image set as experiment rows: one per image (empty text, the class as label, the image's
+/// id as its group) and the images in the same order.
+fn image_dataset(
+    set: w2s_data::images::ImageSet,
+) -> std::result::Result<(Dataset, Vec<w2s_data::images::ImageRow>), String> {
+    if set.classes.len() > 256 {
+        return Err(format!(
+            "dataset {}: {} classes; w2s handles up to 256",
+            set.name,
+            set.classes.len()
+        ));
+    }
+    let examples = set
+        .rows
+        .iter()
+        .map(|r| w2s_data::Example {
+            id: r.id.clone(),
+            text: String::new(),
+            label: r.label as u8,
+            group: r.id.clone(),
+        })
+        .collect();
+    let dataset = Dataset {
+        name: set.name.clone(),
+        version: set.version.clone(),
+        examples,
+    };
+    Ok((dataset, set.rows))
 }
 
 /// A dataset's rows as the feature cache sees them.

@@ -125,6 +125,10 @@ pub enum Event<'a> {
 struct Prepared {
     dataset: Dataset,
     labels: Vec<u8>,
+    /// K: every label is below it (2 for binary sets).
+    classes: usize,
+    /// An image dataset's images, one per row of `dataset` (whose texts are empty).
+    images: Option<Vec<w2s_data::images::ImageRow>>,
 }
 
 /// Counts of nodes trained and reused.
@@ -342,10 +346,10 @@ impl<'a> Runner<'a> {
         let as_weak = self.ground_truth("weak", model, &data, &split, &a, seed)?;
         let as_ceiling = self.ground_truth("ceiling", model, &data, &split, &b, seed)?;
         let test = &split.split.test;
-        let y: Vec<u8> = test.iter().map(|&r| data.labels[r]).collect();
+        let y: Vec<usize> = test.iter().map(|&r| data.labels[r] as usize).collect();
         Ok([
-            metrics::accuracy(&as_weak.probs_of(test), &y),
-            metrics::accuracy(&as_ceiling.probs_of(test), &y),
+            crate::kclass::accuracy(&as_weak.classes_of(test), &y),
+            crate::kclass::accuracy(&as_ceiling.classes_of(test), &y),
         ])
     }
 
@@ -361,7 +365,11 @@ impl<'a> Runner<'a> {
     pub fn test_majority_share(&mut self, dataset: &str, seed: u64) -> Result<f64> {
         let data = self.prepared(dataset)?;
         let test = self.split_rows(&data, seed).split.test;
-        let positives = test.iter().filter(|&&i| data.labels[i] == 1).count();
-        Ok(positives.max(test.len() - positives) as f64 / test.len().max(1) as f64)
+        let mut counts = vec![0usize; data.classes];
+        for &i in &test {
+            counts[data.labels[i] as usize] += 1;
+        }
+        let most = counts.iter().copied().max().unwrap_or(0);
+        Ok(most as f64 / test.len().max(1) as f64)
     }
 }

@@ -2,13 +2,15 @@
 //! twice, the training itself (probe or fine-tuning) and the zero-shot node; in a dry walk, the
 //! node is noted instead.
 use super::*;
+use crate::kclass::Probs;
 
 /// What a model is trained on: rows of the dataset, their targets, the labels its early stopping
 /// reads on val, the loss, and a name for the store key (`ground-truth` or the teacher's node).
 pub(super) struct Supervision<'a> {
     pub(super) rows: &'a [usize],
     pub(super) name: String,
-    pub(super) targets: Vec<[f32; 2]>,
+    /// K values per row (row-major `[rows, K]`).
+    pub(super) targets: Vec<f32>,
     pub(super) val_labels: Vec<u8>,
     pub(super) loss: w2s_train::Configured,
 }
@@ -61,14 +63,27 @@ impl<'a> Runner<'a> {
             return Ok(node);
         }
         let start = Instant::now();
+        let classes = data.classes;
         let trainable: Box<dyn Trainable> = match self.cfg.mode {
             Mode::Probe => {
                 let feats = self.features(model, data)?;
                 let features = &feats.0;
                 Box::new(
-                    LinearProbe::new(&features.values, features.dim, rows, &self.device)
-                        .map_err(w2s_train::TrainError::from)?,
+                    LinearProbe::with_classes(
+                        &features.values,
+                        features.dim,
+                        rows,
+                        classes,
+                        &self.device,
+                    )
+                    .map_err(w2s_train::TrainError::from)?,
                 )
+            }
+            Mode::Finetune if classes != 2 => {
+                return Err(ExperimentError::Spec(format!(
+                    "{}: {classes} classes; fine-tuning is binary only so far (probe mode handles K classes)",
+                    data.dataset.name
+                )))
             }
             Mode::Finetune => {
                 let source = self.source(model)?;
@@ -95,9 +110,9 @@ impl<'a> Runner<'a> {
             }
         };
         let probe = trainable.as_ref();
-        let val_score = |p: &[f64]| selection_score(p, val_labels);
+        let val_score = |p: &[f64]| selection_score(p, val_labels, classes);
         let test_labels: Vec<u8> = split.split.test.iter().map(|&r| data.labels[r]).collect();
-        let oracle_score = |p: &[f64]| metrics::accuracy(p, &test_labels);
+        let oracle_score = |p: &[f64]| class_accuracy(p, &test_labels, classes);
         let val = Scored {
             rows: &split.split.val,
             score: &val_score,
@@ -120,7 +135,7 @@ impl<'a> Runner<'a> {
         })?;
         let all: Vec<usize> = (0..data.labels.len()).collect();
         let probs = probe
-            .predict(&all)
+            .predict_for_score(&all)
             .map_err(w2s_train::TrainError::from)?
             .into_iter()
             .map(|p| p as f32)
@@ -132,6 +147,7 @@ impl<'a> Runner<'a> {
             loss: loss.loss(),
             fit: report,
             probs,
+            classes,
             seconds: start.elapsed().as_secs_f64(),
         };
         self.keep(node, role)
@@ -181,7 +197,7 @@ impl<'a> Runner<'a> {
         model: &str,
     ) -> Option<Rc<TrainedNode>> {
         let node = self.nodes.get::<TrainedNode>("models", key)?;
-        if node.probs.len() != data.labels.len() {
+        if node.classes != data.classes || node.rows() != data.labels.len() {
             return None;
         }
         self.counts.reused += 1;
@@ -224,6 +240,12 @@ impl<'a> Runner<'a> {
     /// The zero-shot node of `model`: its next-token answer for every row inside the dataset's
     /// prompt ([`crate::methods::zeroshot`]), no training. Stored like a trained node.
     pub(super) fn zero_shot(&mut self, model: &str, data: &Prepared) -> Result<Rc<TrainedNode>> {
+        if data.classes != 2 {
+            return Err(ExperimentError::Spec(format!(
+                "{}: {} classes; the zero-shot baseline is binary only so far",
+                data.dataset.name, data.classes
+            )));
+        }
         let template = self.template(&data.dataset.name);
         let source = self.source(model)?;
         let key = keys::zero_shot_key(
@@ -302,6 +324,7 @@ impl<'a> Runner<'a> {
                 epochs: Vec::new(),
             },
             probs,
+            classes: 2,
             seconds: start.elapsed().as_secs_f64(),
         };
         self.keep(node, "zero-shot")
@@ -327,26 +350,47 @@ pub(super) fn placeholder(
             steps: 0,
             epochs: Vec::new(),
         },
-        probs: vec![0.5; data.labels.len()],
+        probs: if data.classes == 2 {
+            vec![0.5; data.labels.len()]
+        } else {
+            vec![1.0 / data.classes as f32; data.labels.len() * data.classes]
+        },
+        classes: data.classes,
         seconds: 0.0,
     })
 }
 
-pub(super) fn one_hot(label: u8) -> [f32; 2] {
-    if label == 1 {
-        [0.0, 1.0]
-    } else {
-        [1.0, 0.0]
-    }
+/// The one-hot target of `label` among `classes`.
+pub(super) fn one_hot(label: u8, classes: usize) -> impl Iterator<Item = f32> {
+    (0..classes).map(move |c| if c == label as usize { 1.0 } else { 0.0 })
 }
 
-/// The early-stopping score: AUROC against the validation labels, or accuracy when they hold a
-/// single class (AUROC is undefined there).
-pub(super) fn selection_score(p: &[f64], labels: &[u8]) -> f64 {
-    let auc = metrics::auroc(p, labels);
+/// The early-stopping score: AUROC against the validation labels (macro one-vs-rest for K > 2),
+/// or accuracy when it is undefined (a single class). `p` is what [`Trainable::predict_for_score`]
+/// gives: class-1 probabilities for binary, `[rows, K]` otherwise.
+pub(super) fn selection_score(p: &[f64], labels: &[u8], classes: usize) -> f64 {
+    let auc = if classes == 2 {
+        metrics::auroc(p, labels)
+    } else {
+        crate::kclass::auroc(&Probs::new(classes, p.to_vec()), &widen(labels))
+    };
     if auc.is_finite() {
         auc
     } else {
-        metrics::accuracy(p, labels)
+        class_accuracy(p, labels, classes)
     }
+}
+
+/// Accuracy of [`Trainable::predict_for_score`]'s output against `labels`.
+pub(super) fn class_accuracy(p: &[f64], labels: &[u8], classes: usize) -> f64 {
+    if classes == 2 {
+        metrics::accuracy(p, labels)
+    } else {
+        crate::kclass::accuracy(&Probs::new(classes, p.to_vec()), &widen(labels))
+    }
+}
+
+/// Labels as class indices.
+pub(crate) fn widen(labels: &[u8]) -> Vec<usize> {
+    labels.iter().map(|&l| l as usize).collect()
 }

@@ -18,6 +18,7 @@ use std::time::Instant;
 
 mod chunks;
 mod file;
+pub mod images;
 
 #[cfg(test)]
 use chunks::embedding_order;

@@ -1,5 +1,5 @@
-//! Every loss a student can be trained with, on binary logits `[n, 2]` and soft targets `[n, 2]`
-//! (the weak model's probabilities, or one-hot ground truth). All return the batch mean. One file
+//! Every loss a student can be trained with, on logits `[n, K]` and soft targets `[n, K]` (the
+//! weak model's probabilities, or one-hot ground truth); binary is K = 2. All return the batch mean. One file
 //! per loss, each a [`StudentLoss`] whose parameters are its serde fields (hashed into the store
 //! key of every model trained with it), registered in [`Loss::ALL`]:
 //!
@@ -8,10 +8,10 @@
 //! - `kl`: KL(target ‖ student); same gradient as `xent`, different value.
 //! - `logconf`: the paper's auxiliary confidence loss: CE against `(1−α)·target + α·hardened`,
 //!   where `hardened` is the student's own prediction thresholded so that the share of class 1
-//!   equals the targets' mean class-1 mass in the batch.
+//!   equals the targets' mean class-1 mass in the batch (K > 2: the student's argmax).
 //! - `product`: CE against the normalised product `student · target` (detached).
 //! - `entropy`: `(1−α)·CE(student, target) + α·H(student)` (EleutherAI w2s).
-//! - `window`: CE only on rows where the student's top probability is below `0.5 + radius`.
+//! - `window`: CE only on rows where the student's top probability is below `1/K + radius`.
 //! - `adaptconf`: per-row weight β = e^{CE(f,ĥ)/T} / (e^{CE(f,ĥ)/T} + e^{CE(f,t)/T}) (detached),
 //!   loss `(1−β)·CE(f, t) + β·CE(f, ĥ)` with ĥ the student's argmax (Guo et al. 2024).
 mod adaptconf;
@@ -272,8 +272,18 @@ pub fn soft_ce(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     soft_ce_rows(logits, targets)?.mean_all()
 }
 
-/// One-hot of each row's argmax (ties go to class 0), detached.
+/// One-hot of each row's argmax (ties go to the lowest class), detached.
 pub(crate) fn one_hot_argmax(p: &Tensor) -> Result<Tensor> {
+    let (n, k) = p.dims2()?;
+    if k != 2 {
+        let rows = p.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        let mut hot = vec![0f32; n * k];
+        for (i, row) in rows.iter().enumerate() {
+            hot[i * k + argmax(row)] = 1.0;
+        }
+        return Tensor::from_vec(hot, (n, k), p.device())?.to_dtype(p.dtype());
+    }
+    // Binary: the comparison in the tensor's own dtype, as before K classes existed.
     let cls1 = p
         .narrow(1, 1, 1)?
         .gt(&p.narrow(1, 0, 1)?)?
@@ -281,6 +291,17 @@ pub(crate) fn one_hot_argmax(p: &Tensor) -> Result<Tensor> {
     Tensor::cat(&[(1.0 - &cls1)?, cls1], 1)?
         .detach()
         .contiguous()
+}
+
+/// The first index of the largest value.
+fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (c, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = c;
+        }
+    }
+    best
 }
 
 /// Linear-interpolated quantile of `values` at `q` ∈ [0, 1] (as `torch.quantile`).
@@ -296,9 +317,14 @@ pub fn quantile(values: &[f32], q: f64) -> f32 {
     v[lo] + (v[hi] - v[lo]) * frac
 }
 
-/// The student's hardened predictions: class 1 where `p_0 < t`, with `t` the quantile of `p_0` at
-/// the targets' mean class-1 mass, so the batch's hardened class balance matches the targets'.
+/// The student's hardened predictions. Binary (the paper's): class 1 where `p_0 < t`, with `t`
+/// the quantile of `p_0` at the targets' mean class-1 mass, so the batch's hardened class balance
+/// matches the targets'. K > 2 classes: the one-hot of the student's argmax (the official code
+/// has no K-class threshold; a prior-matching assignment over K classes is not unique).
 pub fn hardened(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    if logits.dim(1)? != 2 {
+        return one_hot_argmax(&candle_nn::ops::softmax(logits, D::Minus1)?.detach());
+    }
     let p0: Vec<f32> = candle_nn::ops::softmax(logits, D::Minus1)?
         .narrow(1, 0, 1)?
         .flatten_all()?
@@ -423,6 +449,63 @@ mod tests {
             .unwrap();
         let ones: Vec<f32> = h.iter().map(|r| r[1]).collect();
         assert_eq!(ones, vec![0.0, 0.0, 0.0, 1.0]);
+    }
+
+    /// One row of three classes with softmax (1/6, 2/6, 3/6): logits ln 1, ln 2, ln 3.
+    fn sixths() -> Tensor {
+        Tensor::new(&[[0f32, 2f32.ln(), 3f32.ln()]], &Device::Cpu).unwrap()
+    }
+
+    fn t3(rows: &[[f32; 3]]) -> Tensor {
+        Tensor::from_vec(rows.as_flattened().to_vec(), (rows.len(), 3), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn three_class_losses_by_hand() {
+        let p = [1.0f64 / 6.0, 2.0 / 6.0, 3.0 / 6.0];
+        let target = [[0.5f32, 0.3, 0.2]];
+        let ce = |t: [f64; 3]| -(0..3).map(|c| t[c] * p[c].ln()).sum::<f64>();
+        let s = LossSchedule::default();
+        let at = |loss: Loss, step: f64| {
+            scalar(loss.compute(&sixths(), &t3(&target), step, &s).unwrap())
+        };
+        close(at(Loss::XENT, 0.0), ce([0.5, 0.3, 0.2]));
+        // The targets' argmax is class 0.
+        close(at(Loss::HARD, 0.0), ce([1.0, 0.0, 0.0]));
+        close(
+            scalar(kl(&sixths(), &t3(&target)).unwrap()),
+            ce([0.5, 0.3, 0.2]) + [0.5f64, 0.3, 0.2].iter().map(|t| t * t.ln()).sum::<f64>(),
+        );
+        // logconf hardens the student's argmax (class 2): at α = 0.5 (step 0.2 of the default
+        // schedule) the target is (0.25, 0.15, 0.6).
+        close(at(Loss::LOGCONF, 0.2), ce([0.25, 0.15, 0.6]));
+        let h = hardened(&sixths(), &t3(&target))
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert_eq!(h, vec![vec![0.0, 0.0, 1.0]]);
+        // product: p·t = (1/12, 0.1, 0.1) normalised.
+        let prod = [1.0 / 12.0, 0.1, 0.1];
+        let z: f64 = prod.iter().sum();
+        close(
+            scalar(product(&sixths(), &t3(&target)).unwrap()),
+            ce([prod[0] / z, prod[1] / z, prod[2] / z]),
+        );
+        // window: the top probability 0.5 is below 1/3 + 0.2 but not below 1/3 + 0.15.
+        close(
+            scalar(window(&sixths(), &t3(&target), 0.2).unwrap()),
+            ce([0.5, 0.3, 0.2]),
+        );
+        close(scalar(window(&sixths(), &t3(&target), 0.15).unwrap()), 0.0);
+    }
+
+    #[test]
+    fn three_class_argmax_ties_go_to_the_lowest_class() {
+        let h = one_hot_argmax(&t3(&[[0.2, 0.4, 0.4], [0.5, 0.1, 0.4]]))
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert_eq!(h, vec![vec![0.0, 1.0, 0.0], vec![1.0, 0.0, 0.0]]);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use candle_core::{DType, Result, Tensor, D};
 /// The registry entry.
 pub const KIND: LossKind = LossKind {
     name: "window",
-    help: "CE only on rows whose top student probability is below 0.5 + 0.15",
+    help: "CE only on rows whose top student probability is below chance (0.5 for binary) + 0.15",
     build,
 };
 
@@ -34,12 +34,14 @@ impl StudentLoss for Window {
     }
 }
 
-/// Mean CE over rows whose top student probability is below `0.5 + radius` (0 when there are none).
+/// Mean CE over rows whose top student probability is below `1/K + radius` (0 when there are
+/// none): chance level plus the radius, `0.5 + radius` for binary.
 pub fn window(logits: &Tensor, targets: &Tensor, radius: f64) -> Result<Tensor> {
     let p = candle_nn::ops::softmax(logits, D::Minus1)?;
+    let chance = 1.0 / logits.dim(D::Minus1)? as f64;
     let keep = p
         .max(D::Minus1)?
-        .lt(0.5 + radius)?
+        .lt(chance + radius)?
         .to_dtype(logits.dtype())?
         .detach();
     let count = keep.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;

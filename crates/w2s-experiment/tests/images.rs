@@ -1,0 +1,196 @@
+//! K-class runs on an image folder: `pixels` (a probe on raw pixels) as the weak model, a
+//! vision backbone (the tiny ViT fixture made by transformers) as the strong one. Checks
+//! properties of the records, the stored nodes and the cache, not particular accuracies.
+use image::{Rgb, RgbImage};
+use std::path::{Path, PathBuf};
+use w2s_assets::Store;
+use w2s_experiment::{ExperimentConfig, Method, NodeCounts, RunRecord, RunSpec, Runner};
+
+const CLASSES: usize = 10;
+
+/// An ImageFolder of `per_class` 32×32 PNGs per class: seeded noise with a bright 8×8 block whose
+/// place on a 4×4 grid is the class, so raw pixels separate the classes.
+fn image_folder(root: &Path, per_class: usize) {
+    let mut state = 12345u32;
+    let mut noise = move || {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        (state >> 16) as u8 % 90
+    };
+    for c in 0..CLASSES {
+        let dir = root.join(format!("class-{c:02}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (bx, by) = ((c % 4) as u32 * 8, (c / 4) as u32 * 8);
+        for i in 0..per_class {
+            let img = RgbImage::from_fn(32, 32, |x, y| {
+                let inside = (bx..bx + 8).contains(&x) && (by..by + 8).contains(&y);
+                let v = if inside { 160 + noise() } else { noise() };
+                Rgb([v, v / 2, 255 - v])
+            });
+            img.save(dir.join(format!("{i:03}.png"))).unwrap();
+        }
+    }
+}
+
+fn vit() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/reference/vision/vit")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn spec(data: &Path, chain: &[&str], method: &str) -> RunSpec {
+    RunSpec {
+        dataset: data.to_string_lossy().into_owned(),
+        chain: chain.iter().map(|m| m.to_string()).collect(),
+        method: Method::parse(method).unwrap(),
+        seed: 0,
+    }
+}
+
+fn config() -> ExperimentConfig {
+    let mut cfg = ExperimentConfig::default();
+    cfg.train.epochs = 10;
+    cfg
+}
+
+struct Run {
+    records: Vec<std::result::Result<RunRecord, String>>,
+    counts: NodeCounts,
+}
+
+fn run_all(out: &Path, features: &Path, specs: &[RunSpec]) -> Run {
+    let assets = tempfile::tempdir().unwrap();
+    let store = Store::at(assets.path());
+    let mut runner =
+        Runner::new(&store, out, config(), Box::new(|_| {})).with_feature_root(features);
+    runner.prepare(specs).unwrap();
+    let records = specs
+        .iter()
+        .map(|s| runner.run(s).map_err(|e| e.to_string()))
+        .collect();
+    Run {
+        records,
+        counts: runner.counts,
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn ten_class_runs_on_an_image_folder_give_k_class_records_and_reuse_everything() {
+    let data = tempfile::tempdir().unwrap();
+    image_folder(data.path(), 12);
+    let (out, features) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let vit = vit();
+    let specs = [
+        spec(data.path(), &["pixels", &vit], "xent"),
+        spec(data.path(), &["pixels", &vit], "logconf"),
+    ];
+    let first = run_all(out.path(), features.path(), &specs);
+    // Weak and ceiling are shared (the second run reads them); each loss trains its student.
+    assert_eq!(
+        first.counts,
+        NodeCounts {
+            computed: 4,
+            reused: 2
+        }
+    );
+    for r in &first.records {
+        let r = r.as_ref().unwrap();
+        assert_eq!(r.classes, CLASSES);
+        assert_eq!(r.rows.iter().sum::<usize>(), 120);
+        for v in [
+            r.weak_acc,
+            r.ceiling_acc,
+            r.student_acc,
+            r.weak_auroc,
+            r.ceiling_auroc,
+            r.student_auroc,
+            r.weak_ece,
+            r.student_ece,
+            r.agreement,
+            r.weak_label_acc,
+            r.misfit,
+        ] {
+            assert!(v.is_finite() && (0.0..=1.0).contains(&v), "{v} in {r:?}");
+        }
+        // The blocks are plain in the pixels: far above chance (0.1).
+        assert!(r.weak_acc > 0.5, "weak {}", r.weak_acc);
+        match r.pgr {
+            Some(pgr) => {
+                let by_hand = (r.student_acc - r.weak_acc) / (r.ceiling_acc - r.weak_acc);
+                assert!((pgr - by_hand).abs() < 1e-12);
+                assert!(!r.no_gap);
+            }
+            None => assert!(r.no_gap && r.ceiling_acc <= r.weak_acc),
+        }
+        // Every row's predictions are a distribution over the ten classes.
+        let preds = std::fs::read_to_string(out.path().join(&r.predictions)).unwrap();
+        let lines: Vec<serde_json::Value> = preds
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 120);
+        for line in &lines {
+            let row: Vec<f64> = serde_json::from_value(line["student"].clone()).unwrap();
+            assert_eq!(row.len(), CLASSES);
+            assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-4);
+            assert!(line["label"].as_u64().unwrap() < CLASSES as u64);
+        }
+    }
+    // Both models' features are cached, one file each.
+    let cached: Vec<PathBuf> = files_under(&features.path().join("features"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    assert_eq!(cached.len(), 2, "{cached:?}");
+    // A second runner reuses every node and writes the same records.
+    let second = run_all(out.path(), features.path(), &specs);
+    assert_eq!(
+        second.counts,
+        NodeCounts {
+            computed: 0,
+            reused: 6
+        }
+    );
+    // (As JSON: a metric can be NaN, the agreement on the weak model's errors when it makes none.)
+    let json = |r: &std::result::Result<RunRecord, String>| {
+        serde_json::to_string(r.as_ref().unwrap()).unwrap()
+    };
+    for (a, b) in first.records.iter().zip(&second.records) {
+        assert_eq!(json(a), json(b));
+    }
+}
+
+#[test]
+fn what_k_class_runs_do_not_do_yet_is_refused_with_a_reason() {
+    let data = tempfile::tempdir().unwrap();
+    image_folder(data.path(), 3);
+    let (out, features) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let vit = vit();
+    let run = run_all(
+        out.path(),
+        features.path(),
+        &[
+            spec(data.path(), &["pixels", &vit], "conf-filter:0.5+xent"),
+            spec(data.path(), &["synthetic", &vit], "xent"),
+        ],
+    );
+    let err = run.records[0].as_ref().unwrap_err();
+    assert!(err.contains("binary only"), "{err}");
+    let err = run.records[1].as_ref().unwrap_err();
+    assert!(err.contains("holds images"), "{err}");
+}
