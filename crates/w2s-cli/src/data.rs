@@ -63,6 +63,7 @@ impl ColumnArgs {
             cols.label = l.clone();
         }
         cols.group = self.group_column.clone();
+        cols.image = self.image_column.clone();
         w2s_data::DatasetRef::File {
             path: data.into(),
             columns: cols,

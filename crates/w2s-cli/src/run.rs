@@ -27,14 +27,18 @@ const RUN_EXAMPLES: &str = "Examples:
   w2s run --data tweets --chain minilm-l3,minilm-l6,e5-small,mpnet-base --loss xent
   w2s run --data tweets --weak hf:gpt2 --strong hf:EleutherAI/pythia-410m --mode finetune --lora 8
   w2s run --data tweets --method xent,conf-filter:0.8+xent,knn:10+logconf,bag:3+xent
-  w2s run --data tweets --weak minilm-l3+e5-small --strong mpnet-base";
+  w2s run --data tweets --weak minilm-l3+e5-small --strong mpnet-base
+  w2s run --data fashion-mnist --weak pixels --strong efficientnet-lite0 --max-rows 6000
+  w2s run --data my-images/ --chain pixels,efficientnet-lite0,efficientnet-lite2";
 
 /// Arguments of `w2s run`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = run_after_help())]
 pub struct RunArgs {
     /// Dataset: a built-in name (`w2s data list`), a .jsonl/.csv/.parquet file or a Hugging Face
-    /// `save_to_disk` folder with a text and a 0/1 label column. Repeat for several.
+    /// `save_to_disk` folder with a text and a 0/1 label column; or images (K classes, probe
+    /// mode): fashion-mnist, an image folder (one sub-folder per class) or a Parquet/save_to_disk
+    /// dataset with --image-column. Repeat for several.
     #[arg(long = "data", value_name = "NAME|PATH")]
     data: Vec<String>,
     #[command(flatten)]
@@ -81,9 +85,14 @@ pub fn model_help() -> String {
     format!(
         "Weak supervisor model: {}; or bring your own: hf:ORG/NAME from the local Hugging Face \
          cache, a Hugging Face model folder (config.json, safetensors, tokenizer.json) whose \
-         model_type is one of {}, or a .gguf file (Llama, Qwen2, Gemma3)",
+         model_type is one of {}, or a .gguf file (Llama, Qwen2, Gemma3). For images: {}, {} \
+         or a Hugging Face vision folder (config.json, safetensors, preprocessor_config.json) \
+         whose model_type is one of {}",
         builtin.join(", "),
-        w2s_models::arch::supported_model_types()
+        w2s_models::arch::supported_model_types(),
+        w2s_models::PIXELS,
+        w2s_models::vision::VISION_BUILTIN.join(", "),
+        w2s_models::vision::supported_vision_types()
     )
 }
 

@@ -14,6 +14,8 @@ pub struct Columns {
     pub group: Option<String>,
     /// A row id (default: `id` when the file has one, else the row number).
     pub id: Option<String>,
+    /// A `datasets` Image column: the file holds images, and the label column a class index.
+    pub image: Option<String>,
 }
 
 impl Default for Columns {
@@ -23,6 +25,7 @@ impl Default for Columns {
             label: "label".into(),
             group: None,
             id: None,
+            image: None,
         }
     }
 }

@@ -61,6 +61,18 @@ impl DatasetRef {
     }
 }
 
+/// The images `reference` names, when it names images: a file or folder read through an image
+/// column (`PATH?image=COL`), an image folder or `fashion-mnist` (see
+/// [`crate::images::is_image_data`]); `None` for a text dataset.
+pub fn load_images(reference: &str, store: &Store) -> Option<Result<crate::images::ImageSet>> {
+    if let Ok(DatasetRef::File { path, columns }) = DatasetRef::parse(reference) {
+        if let Some(image) = &columns.image {
+            return Some(crate::images::hf_images(&path, image, &columns.label));
+        }
+    }
+    crate::images::is_image_data(reference).then(|| crate::images::load_images(reference, store))
+}
+
 impl std::fmt::Display for DatasetRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -80,6 +92,9 @@ impl std::fmt::Display for DatasetRef {
                 }
                 if let Some(i) = &c.id {
                     parts.push(format!("id={i}"));
+                }
+                if let Some(i) = &c.image {
+                    parts.push(format!("image={i}"));
                 }
                 write!(f, "{}", path.display())?;
                 if !parts.is_empty() {
@@ -136,11 +151,12 @@ fn file_with_columns(reference: &str) -> Option<Result<(PathBuf, Columns)>> {
             "label" => cols.label = v.into(),
             "group" => cols.group = Some(v.into()),
             "id" => cols.id = Some(v.into()),
+            "image" => cols.image = Some(v.into()),
             _ => {
                 return Some(Err(DataError::File {
                     path: path.into(),
                     reason: format!(
-                        "unknown column key `{k}` in `{reference}` (text, label, group, id)"
+                        "unknown column key `{k}` in `{reference}` (text, label, group, id, image)"
                     ),
                 }))
             }
@@ -186,6 +202,7 @@ mod tests {
                     label: "y".into(),
                     group: Some("g".into()),
                     id: Some("i".into()),
+                    image: Some("img".into()),
                 },
             },
         ];

@@ -184,13 +184,28 @@ fn what_k_class_runs_do_not_do_yet_is_refused_with_a_reason() {
     let run = run_all(
         out.path(),
         features.path(),
-        &[
-            spec(data.path(), &["pixels", &vit], "conf-filter:0.5+xent"),
-            spec(data.path(), &["synthetic", &vit], "xent"),
-        ],
+        &[spec(data.path(), &["pixels", &vit], "conf-filter:0.5+xent")],
     );
     let err = run.records[0].as_ref().unwrap_err();
     assert!(err.contains("binary only"), "{err}");
-    let err = run.records[1].as_ref().unwrap_err();
-    assert!(err.contains("holds images"), "{err}");
+    // A text model on images, and an image model on texts, are refused before any training.
+    let assets = tempfile::tempdir().unwrap();
+    let store = Store::at(assets.path());
+    let mut runner = Runner::new(&store, out.path(), config(), Box::new(|_| {}));
+    let err = runner
+        .prepare(&[spec(data.path(), &["synthetic", &vit], "xent")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("synthetic is a text model") && err.contains("holds images"),
+        "{err}"
+    );
+    let mut texts = spec(data.path(), &["pixels", "synthetic"], "xent");
+    texts.dataset = "synthetic?rows=100".into();
+    let err = runner.prepare(&[texts]).unwrap_err().to_string();
+    assert!(
+        err.contains("pixels is an image model") && err.contains("holds texts"),
+        "{err}"
+    );
+    assert_eq!(runner.counts, NodeCounts::default());
 }

@@ -87,6 +87,10 @@ impl<'a> Runner<'a> {
     /// How many chunks the features of `model` on `dataset` are committed in.
     pub fn feature_chunks(&mut self, model: &str, dataset: &str) -> Result<usize> {
         let data = self.prepared(dataset)?;
+        // Image features are computed whole, by whichever share comes first (see below).
+        if let Backbone::Image(_) = self.backbone(model)? {
+            return Ok(1);
+        }
         let source = self.source(model)?;
         Ok(self.feature_request(&source, &data).chunk_count())
     }
@@ -100,6 +104,28 @@ impl<'a> Runner<'a> {
         share: w2s_models::Share,
     ) -> Result<w2s_models::ShareReport> {
         let data = self.prepared(dataset)?;
+        // Image features are not dealt out in shares yet: the first worker to get here computes
+        // them all (the others wait on its claim and read them).
+        if let Backbone::Image(m) = self.backbone(model)? {
+            let feats = self.image_features(&m, &data)?;
+            let rows = feats.rows;
+            return Ok(w2s_models::ShareReport {
+                rows,
+                computed: if feats.from_cache {
+                    0
+                } else {
+                    rows - feats.resumed
+                },
+                resumed: if feats.from_cache {
+                    rows
+                } else {
+                    feats.resumed
+                },
+                tokens: 0,
+                seconds: feats.seconds,
+                features: Some(feats),
+            });
+        }
         let source = self.source(model)?;
         let req = self.feature_request(&source, &data);
         let on_event = &mut self.on_event;
@@ -121,12 +147,13 @@ impl<'a> Runner<'a> {
             name: name.to_string(),
             cause: Box::new(source),
         };
-        let (full, images) = if w2s_data::images::is_image_data(name) {
-            let set = w2s_data::images::load_images(name, self.assets).map_err(data_err)?;
-            let (dataset, rows) = image_dataset(set).map_err(ExperimentError::Spec)?;
-            (dataset, Some(rows))
-        } else {
-            (w2s_data::load(name, self.assets).map_err(data_err)?, None)
+        let (full, images) = match w2s_data::load_images(name, self.assets) {
+            Some(set) => {
+                let (dataset, rows) =
+                    image_dataset(name, set.map_err(data_err)?).map_err(ExperimentError::Spec)?;
+                (dataset, Some(rows))
+            }
+            None => (w2s_data::load(name, self.assets).map_err(data_err)?, None),
         };
         let classes = full
             .examples
@@ -367,6 +394,7 @@ impl Runner<'_> {
 /// An image set as experiment rows: one per image (empty text, the class as label, the image's
 /// id as its group) and the images in the same order.
 fn image_dataset(
+    name: &str,
     set: w2s_data::images::ImageSet,
 ) -> std::result::Result<(Dataset, Vec<w2s_data::images::ImageRow>), String> {
     if set.classes.len() > 256 {
@@ -386,8 +414,9 @@ fn image_dataset(
             group: r.id.clone(),
         })
         .collect();
+    // Named as the reference was written (a column query included), as text datasets are.
     let dataset = Dataset {
-        name: set.name.clone(),
+        name: name.to_string(),
         version: set.version.clone(),
         examples,
     };

@@ -244,10 +244,32 @@ impl<'a> Runner<'a> {
             )));
         }
         let missing = self.missing_inputs(specs);
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(ExperimentError::Unavailable(missing))
+        if !missing.is_empty() {
+            return Err(ExperimentError::Unavailable(missing));
+        }
+        for spec in specs {
+            for model in spec.models() {
+                self.check_modality(model, &spec.dataset)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An error when `model` cannot read `dataset`'s rows: an image model on texts, a text model
+    /// on images.
+    fn check_modality(&mut self, model: &str, dataset: &str) -> Result<()> {
+        let data = self.prepared(dataset)?;
+        let image_model = matches!(self.backbone(model)?, inputs::Backbone::Image(_));
+        match (image_model, data.images.is_some()) {
+            (true, false) => Err(ExperimentError::Spec(format!(
+                "{model} is an image model and {dataset} holds texts: use a text model"
+            ))),
+            (false, true) => Err(ExperimentError::Spec(format!(
+                "{model} is a text model and {dataset} holds images: use {}, {} or a vision folder",
+                w2s_models::PIXELS,
+                w2s_models::vision::VISION_BUILTIN.join(", ")
+            ))),
+            _ => Ok(()),
         }
     }
 
