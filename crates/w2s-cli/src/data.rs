@@ -114,13 +114,27 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 return show_images(&set, rows, skip);
             }
             let ds = w2s_data::load(&columns.apply(&name), &store)?;
-            println!(
-                "{}: {} rows, {:.1}% positive, version {}",
-                ds.name,
-                ds.examples.len(),
-                100.0 * ds.positive_share(),
-                ds.version
-            );
+            let classes = ds.classes();
+            if classes > 2 {
+                println!(
+                    "{}: {} rows, {classes} classes, version {}",
+                    ds.name,
+                    ds.examples.len(),
+                    ds.version
+                );
+                println!("{:>5}  {:>7}", "label", "rows");
+                for (label, n) in ds.class_counts().iter().enumerate() {
+                    println!("{label:>5}  {n:>7}");
+                }
+            } else {
+                println!(
+                    "{}: {} rows, {:.1}% positive, version {}",
+                    ds.name,
+                    ds.examples.len(),
+                    100.0 * ds.positive_share(),
+                    ds.version
+                );
+            }
             let empty = ds.empty_texts();
             if empty > 0 {
                 println!("{empty} rows have an empty text");

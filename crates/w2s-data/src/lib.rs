@@ -31,7 +31,8 @@ pub struct Example {
     pub id: String,
     /// The model input: for answer-pair datasets, context, question and candidate answer.
     pub text: String,
-    /// 1 for the positive class (correct answer, positive sentiment), 0 otherwise.
+    /// Binary sets: 1 for the positive class (correct answer, positive sentiment), 0 otherwise.
+    /// K-class sets (`newsgroups-20`, images): the class index, below K.
     pub label: u8,
     /// Rows with the same group are always on the same side of a split.
     pub group: String,
@@ -57,6 +58,25 @@ impl Dataset {
             version,
             examples,
         }
+    }
+
+    /// K: one more than the largest label, at least 2 (binary).
+    pub fn classes(&self) -> usize {
+        self.examples
+            .iter()
+            .map(|e| e.label as usize + 1)
+            .max()
+            .unwrap_or(0)
+            .max(2)
+    }
+
+    /// Rows per label, in label order.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.classes()];
+        for e in &self.examples {
+            counts[e.label as usize] += 1;
+        }
+        counts
     }
 
     /// Share of label-1 rows.

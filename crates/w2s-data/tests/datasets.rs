@@ -348,6 +348,25 @@ fn newsgroup_pairs_without_the_group_names() {
         .all(|e| !e.text.contains("alt atheism") && !e.text.contains("talk religion misc")));
 }
 
+/// Twenty groups, each a label in name order, with none of their names left in the texts.
+#[test]
+fn newsgroups_as_twenty_classes() {
+    let Some(ds) = check("newsgroups-20", 18_781, 971) else {
+        return;
+    };
+    let counts = ds.class_counts();
+    assert_eq!(counts.len(), 20);
+    // The smallest group is talk.religion.misc (19), as in the two-group set above.
+    assert_eq!((counts[19], counts[0]), (628, 799));
+    for group in w2s_data::orange::NEWSGROUPS {
+        let spelled = group.replace('.', " ");
+        assert!(
+            ds.examples.iter().all(|e| !e.text.contains(&spelled)),
+            "{spelled}"
+        );
+    }
+}
+
 /// Fashion-MNIST from Debian's package: 60,000 + 10,000 images of 28×28, 7,000 per class, and
 /// the first training image's label as the dataset's own README gives it (9, ankle boot).
 #[test]

@@ -155,13 +155,7 @@ impl<'a> Runner<'a> {
             }
             None => (w2s_data::load(name, self.assets).map_err(data_err)?, None),
         };
-        let classes = full
-            .examples
-            .iter()
-            .map(|e| e.label as usize + 1)
-            .max()
-            .unwrap_or(0)
-            .max(2);
+        let classes = full.classes();
         let present = |rows: &[w2s_data::Example]| {
             let mut seen = vec![false; classes];
             for e in rows {
