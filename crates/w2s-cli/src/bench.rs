@@ -21,7 +21,8 @@ use torch::{best_torch, torch_available, torch_side, torch_tps};
 /// What to time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BenchKind {
-    /// Forward pass and mean pooling (feature extraction), no gradient.
+    /// Forward pass and mean pooling (feature extraction), no gradient; for a vision model
+    /// (`--model efficientnet-lite0` or a vision folder), what `images` times.
     Embed,
     /// One fine-tuning step: forward, backward, AdamW on every parameter.
     Train,
@@ -324,7 +325,11 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
     if args.kind == BenchKind::Qmatmul {
         return qmatmul::run(&args);
     }
-    if args.kind == BenchKind::Images {
+    // `embed` of an image model is the images bench: the same question (features/s against
+    // PyTorch on the same weights), asked of a vision backbone.
+    let image_model =
+        args.model != w2s_models::PIXELS && w2s_models::ImageModel::is_image_model(&args.model);
+    if args.kind == BenchKind::Images || (args.kind == BenchKind::Embed && image_model) {
         return images::run(&args);
     }
     let store = Store::open();
