@@ -176,18 +176,36 @@ fn ten_class_runs_on_an_image_folder_give_k_class_records_and_reuse_everything()
 }
 
 #[test]
-fn what_k_class_runs_do_not_do_yet_is_refused_with_a_reason() {
+fn every_label_step_runs_on_ten_classes_and_mismatched_models_are_refused() {
     let data = tempfile::tempdir().unwrap();
-    image_folder(data.path(), 3);
+    image_folder(data.path(), 4);
     let (out, features) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let vit = vit();
-    let run = run_all(
-        out.path(),
-        features.path(),
-        &[spec(data.path(), &["pixels", &vit], "conf-filter:0.5+xent")],
-    );
-    let err = run.records[0].as_ref().unwrap_err();
-    assert!(err.contains("binary only"), "{err}");
+    let methods = [
+        // Ten classes: chance is 0.1, and four images a class leave the weak model unsure.
+        "conf-filter:0.2+xent",
+        "knn:3+logconf",
+        "logreg-relabel+xent",
+        "bag:2+s2s:1+logconf",
+    ];
+    let specs: Vec<RunSpec> = methods
+        .iter()
+        .map(|m| spec(data.path(), &["pixels", &vit], m))
+        .collect();
+    let run = run_all(out.path(), features.path(), &specs);
+    for (m, r) in methods.iter().zip(&run.records) {
+        let r = r.as_ref().unwrap_or_else(|e| panic!("{m}: {e}"));
+        assert_eq!((r.classes, r.method.as_str()), (CLASSES, *m));
+        assert!(r.student_acc.is_finite());
+    }
+    // Each method's student differs from plain xent's: the steps changed what it learnt from.
+    let keys: std::collections::BTreeSet<&str> = run
+        .records
+        .iter()
+        .map(|r| r.as_ref().unwrap().nodes[2].as_str())
+        .collect();
+    assert_eq!(keys.len(), methods.len());
+
     // A text model on images, and an image model on texts, are refused before any training.
     let assets = tempfile::tempdir().unwrap();
     let store = Store::at(assets.path());
@@ -208,4 +226,12 @@ fn what_k_class_runs_do_not_do_yet_is_refused_with_a_reason() {
         "{err}"
     );
     assert_eq!(runner.counts, NodeCounts::default());
+    // Image models are frozen feature extractors: fine-tuning them is refused with the reason.
+    let mut cfg = config();
+    cfg.mode = w2s_experiment::Mode::Finetune;
+    let mut runner = Runner::new(&store, out.path(), cfg, Box::new(|_| {}));
+    let finetune = spec(data.path(), &["pixels", &vit], "xent");
+    runner.prepare(std::slice::from_ref(&finetune)).unwrap();
+    let err = runner.run(&finetune).unwrap_err().to_string();
+    assert!(err.contains("probe mode"), "{err}");
 }

@@ -54,8 +54,9 @@ impl LabelStep for Knn {
             .iter()
             .map(|&r| unit(&values[r * dim..(r + 1) * dim]))
             .collect();
+        let w = labels.width();
         let probs = (0..n)
-            .map(|i| {
+            .flat_map(|i| {
                 let mut sims: Vec<(f32, usize)> = (0..n)
                     .filter(|&j| j != i)
                     .map(|j| {
@@ -65,12 +66,17 @@ impl LabelStep for Knn {
                     .collect();
                 // Most similar first; ties by position, so the result does not depend on sorting.
                 sims.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-                sims[..k].iter().map(|&(_, j)| labels.probs[j]).sum::<f32>() / k as f32
+                // Each class's probability averaged over the neighbours (binary: class 1's).
+                let near = &sims[..k];
+                (0..w)
+                    .map(|c| near.iter().map(|&(_, j)| labels.row(j)[c]).sum::<f32>() / k as f32)
+                    .collect::<Vec<_>>()
             })
             .collect();
         Ok(Labels {
             rows: labels.rows,
             probs,
+            classes: labels.classes,
         })
     }
 }
@@ -92,6 +98,7 @@ mod tests {
         let labels = Labels {
             rows: vec![0, 1, 2, 3, 4],
             probs: vec![0.0, 0.2, 1.0, 1.0, 0.8],
+            classes: 2,
         };
         let input = StepInput {
             features: Some((&values, 2)),
@@ -113,8 +120,40 @@ mod tests {
         let one = Labels {
             rows: vec![0],
             probs: vec![0.5],
+            classes: 2,
         };
         assert!(build(None).unwrap().apply(one, &no_feats).is_err());
         assert!(build(Some("0")).is_err());
+    }
+
+    #[test]
+    fn three_classes_average_whole_probability_rows() {
+        // The same geometry with three-class labels: row 0's two nearest are rows 1 and 2.
+        let values = [1.0, 0.0, 0.9, 0.1, 0.8, 0.2, 0.0, 1.0, 0.1, 0.9];
+        let labels = Labels {
+            rows: vec![0, 1, 2, 3, 4],
+            probs: vec![
+                1.0, 0.0, 0.0, //
+                0.6, 0.2, 0.2, //
+                0.0, 0.0, 1.0, //
+                0.0, 1.0, 0.0, //
+                0.2, 0.8, 0.0,
+            ],
+            classes: 3,
+        };
+        let input = StepInput {
+            features: Some((&values, 2)),
+            seed: 0,
+        };
+        let out = build(Some("2")).unwrap().apply(labels, &input).unwrap();
+        assert_eq!(out.classes, 3);
+        let want = [0.3, 0.1, 0.6];
+        for (got, want) in out.probs[..3].iter().zip(want) {
+            assert!((got - want).abs() < 1e-6, "{:?}", out.probs);
+        }
+        // Every row still sums to one.
+        for row in out.probs.chunks(3) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        }
     }
 }

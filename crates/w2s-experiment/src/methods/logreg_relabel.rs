@@ -35,9 +35,19 @@ impl LabelStep for LogregRelabel {
     fn apply(&self, labels: Labels, input: &StepInput) -> Result<Labels, String> {
         let (values, dim) = input.features.ok_or("needs the strong model's features")?;
         let err = |e: &dyn std::fmt::Display| format!("fitting the probe: {e}");
-        let probe = LinearProbe::new(values, dim, &labels.rows, &candle_core::Device::Cpu)
-            .map_err(|e| err(&e))?;
-        let targets: Vec<[f32; 2]> = labels.probs.iter().map(|&p| [1.0 - p, p]).collect();
+        let probe = LinearProbe::with_classes(
+            values,
+            dim,
+            &labels.rows,
+            labels.classes,
+            &candle_core::Device::Cpu,
+        )
+        .map_err(|e| err(&e))?;
+        let targets: Vec<f32> = if labels.classes == 2 {
+            labels.probs.iter().flat_map(|&p| [1.0 - p, p]).collect()
+        } else {
+            labels.probs.clone()
+        };
         // Fit to convergence, whatever the experiment's mode trains with: the relabelling is a
         // logistic regression, not a model selected on held-out rows.
         let cfg = TrainConfig {
@@ -51,14 +61,14 @@ impl LabelStep for LogregRelabel {
             "logreg-relabel",
             &probe,
             &labels.rows,
-            targets.as_flattened(),
+            &targets,
             Loss::XENT,
             &cfg,
             input.seed,
         )
         .map_err(|e| err(&e))?;
         let probs = probe
-            .predict(&labels.rows)
+            .predict_for_score(&labels.rows)
             .map_err(|e| err(&e))?
             .into_iter()
             .map(|p| p as f32)
@@ -66,6 +76,7 @@ impl LabelStep for LogregRelabel {
         Ok(Labels {
             rows: labels.rows,
             probs,
+            classes: labels.classes,
         })
     }
 }
@@ -95,6 +106,7 @@ mod tests {
         let labels = Labels {
             rows: (0..n).collect(),
             probs,
+            classes: 2,
         };
         let input = StepInput {
             features: Some((&values, 2)),

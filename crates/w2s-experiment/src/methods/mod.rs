@@ -1,8 +1,8 @@
 //! Methods: what a student is trained on and how. A method is zero or more label steps followed
 //! by a loss, written as one string: `xent`, `logconf`, `conf-filter:0.8+xent`,
 //! `knn:10+conf-filter:0.7+logconf`. Each label step takes the weak labels of B (the rows and the
-//! teacher's class-1 probability of each) and returns the rows and probabilities the student
-//! trains on. Adding a step is one file with a [`StepKind`] and one line in [`LABEL_STEPS`]
+//! teacher's class-1 probability of each, or its K class probabilities) and returns the rows and
+//! probabilities the student trains on. Adding a step is one file with a [`StepKind`] and one line in [`LABEL_STEPS`]
 //! (docs/methods.md).
 mod bag;
 mod conf_filter;
@@ -42,13 +42,55 @@ pub struct StepKind {
 /// Builds a step from its argument, or says why the argument is wrong.
 pub type BuildStep = fn(Option<&str>) -> Result<Box<dyn LabelStep>, String>;
 
-/// The labels a student trains on: rows of the dataset and each row's class-1 probability.
+/// The labels a student trains on: rows of the dataset and each row's label.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Labels {
     /// Dataset rows.
     pub rows: Vec<usize>,
-    /// The label of each row as a class-1 probability (soft, or 0/1).
+    /// The label of each row, [`Labels::width`] values a row: binary, its class-1 probability
+    /// (soft, or 0/1); K > 2 classes, its K class probabilities.
     pub probs: Vec<f32>,
+    /// K, the number of classes.
+    pub classes: usize,
+}
+
+impl Labels {
+    /// Binary labels: one class-1 probability per row.
+    pub fn binary(rows: Vec<usize>, probs: Vec<f32>) -> Labels {
+        Labels {
+            rows,
+            probs,
+            classes: 2,
+        }
+    }
+
+    /// Values per row: 1 for binary labels (the class-1 probability), K otherwise.
+    pub fn width(&self) -> usize {
+        width(self.classes)
+    }
+
+    /// Row `i`'s values ([`Labels::width`] of them).
+    pub fn row(&self, i: usize) -> &[f32] {
+        let w = self.width();
+        &self.probs[i * w..(i + 1) * w]
+    }
+
+    /// Row `i`'s confidence: its largest class probability (binary: `max(p, 1 − p)`).
+    pub fn confidence(&self, i: usize) -> f32 {
+        match self.row(i) {
+            [p] => p.max(1.0 - p),
+            row => row.iter().copied().fold(0f32, f32::max),
+        }
+    }
+}
+
+/// Values a row of labels holds for `classes` classes: 1 for binary, K otherwise.
+pub fn width(classes: usize) -> usize {
+    if classes == 2 {
+        1
+    } else {
+        classes
+    }
 }
 
 /// What a step may read besides the labels.

@@ -47,13 +47,16 @@ impl<'a> Runner<'a> {
         method: &Method,
         seed: u64,
     ) -> Result<Rc<TrainedNode>> {
-        if data.classes != 2 {
-            return self.student_of_classes(model, data, split, teacher, method, seed);
-        }
         let b = &split.split.b;
+        let w = crate::methods::width(data.classes);
         let mut labels = Labels {
             rows: b.clone(),
-            probs: b.iter().map(|&r| teacher.probs[r]).collect(),
+            probs: b
+                .iter()
+                .flat_map(|&r| &teacher.probs[r * w..(r + 1) * w])
+                .copied()
+                .collect(),
+            classes: data.classes,
         };
         let mut steps = method.label_steps();
         // A dry walk cannot run label steps on a teacher it has not trained, nor on features it
@@ -84,23 +87,46 @@ impl<'a> Runner<'a> {
                 ))
             })?;
         }
-        let targets = labels
-            .probs
-            .iter()
-            .flat_map(|&p| match self.cfg.labels {
-                LabelForm::Soft => [1.0 - p, p],
-                LabelForm::Hard => [
-                    1.0 - metrics::predict(p as f64) as f32,
-                    metrics::predict(p as f64) as f32,
-                ],
-            })
-            .collect();
-        let val_labels: Vec<u8> = split
-            .split
-            .val
-            .iter()
-            .map(|&r| metrics::predict(teacher.probs[r] as f64))
-            .collect();
+        let (targets, val_labels) = if data.classes == 2 {
+            let targets = labels
+                .probs
+                .iter()
+                .flat_map(|&p| match self.cfg.labels {
+                    LabelForm::Soft => [1.0 - p, p],
+                    LabelForm::Hard => [
+                        1.0 - metrics::predict(p as f64) as f32,
+                        metrics::predict(p as f64) as f32,
+                    ],
+                })
+                .collect();
+            let val_labels: Vec<u8> = split
+                .split
+                .val
+                .iter()
+                .map(|&r| metrics::predict(teacher.probs[r] as f64))
+                .collect();
+            (targets, val_labels)
+        } else {
+            // K classes: the probability rows (soft) or the one-hot of their argmax (hard); the
+            // val rows are labelled by the teacher's argmax.
+            let argmax = |row: &[f32]| {
+                let row: Vec<f64> = row.iter().map(|&p| p as f64).collect();
+                crate::kclass::predict(&row) as u8
+            };
+            let targets = match self.cfg.labels {
+                LabelForm::Soft => labels.probs.clone(),
+                LabelForm::Hard => (0..labels.rows.len())
+                    .flat_map(|i| one_hot(argmax(labels.row(i)), data.classes))
+                    .collect(),
+            };
+            let val_labels = split
+                .split
+                .val
+                .iter()
+                .map(|&r| argmax(&teacher.probs[r * w..(r + 1) * w]))
+                .collect();
+            (targets, val_labels)
+        };
         // The steps change the targets (and rows), so they name the supervision.
         let mut supervision = format!("{}:{}", self.cfg.labels.name(), teacher.key);
         for step in method.label_step_names() {
@@ -110,49 +136,6 @@ impl<'a> Runner<'a> {
         let sup = Supervision {
             rows: &labels.rows,
             name: supervision,
-            targets,
-            val_labels,
-            loss: self.cfg.loss(method.loss()),
-        };
-        self.node("student", model, data, split, sup, seed)
-    }
-
-    /// A student of a K-class run (K > 2): trained on the teacher's class probabilities of B
-    /// (soft) or their argmax (`--labels hard`). Label steps are binary only so far.
-    fn student_of_classes(
-        &mut self,
-        model: &str,
-        data: &Prepared,
-        split: &SplitRows,
-        teacher: &TrainedNode,
-        method: &Method,
-        seed: u64,
-    ) -> Result<Rc<TrainedNode>> {
-        if !method.label_steps().is_empty() {
-            return Err(ExperimentError::Spec(format!(
-                "method {} on {}: {} classes; label steps are binary only so far (a K-class run takes a plain loss: {})",
-                method.name(),
-                data.dataset.name,
-                data.classes,
-                Loss::ALL.iter().map(|l| l.name()).collect::<Vec<_>>().join(", ")
-            )));
-        }
-        let k = data.classes;
-        let b = &split.split.b;
-        let probs = teacher.classes_of(b);
-        let targets: Vec<f32> = match self.cfg.labels {
-            LabelForm::Soft => probs.values.iter().map(|&p| p as f32).collect(),
-            LabelForm::Hard => (0..b.len())
-                .flat_map(|i| one_hot(crate::kclass::predict(probs.row(i)) as u8, k))
-                .collect(),
-        };
-        let val = teacher.classes_of(&split.split.val);
-        let val_labels: Vec<u8> = (0..split.split.val.len())
-            .map(|i| crate::kclass::predict(val.row(i)) as u8)
-            .collect();
-        let sup = Supervision {
-            rows: b,
-            name: format!("{}:{}", self.cfg.labels.name(), teacher.key),
             targets,
             val_labels,
             loss: self.cfg.loss(method.loss()),
