@@ -142,17 +142,9 @@ pub trait Trainable {
 
     /// Class-1 probabilities for `rows`, without keeping a graph.
     fn predict(&self, rows: &[usize]) -> candle_core::Result<Vec<f64>> {
-        let mut out = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(1024) {
-            let p = candle_nn::ops::softmax(&self.logits(chunk)?.detach(), 1)?
-                .narrow(1, 1, 1)?
-                .flatten_all()?
-                .to_dtype(DType::F64)?
-                .to_device(&Device::Cpu)?
-                .to_vec1::<f64>()?;
-            out.extend(p);
-        }
-        Ok(out)
+        let k = self.classes();
+        let all = self.predict_classes(rows)?;
+        Ok(all.chunks(k).map(|row| row[1]).collect())
     }
 
     /// Every class's probability for `rows`, row-major `[rows.len(), K]`, without keeping a graph.
