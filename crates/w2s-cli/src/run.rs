@@ -91,7 +91,7 @@ pub fn model_help() -> String {
         builtin.join(", "),
         w2s_models::arch::supported_model_types(),
         w2s_models::PIXELS,
-        w2s_models::vision::VISION_BUILTIN.join(", "),
+        w2s_models::vision::vision_builtin_names(),
         w2s_models::vision::supported_vision_types()
     )
 }

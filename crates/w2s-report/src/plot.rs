@@ -10,10 +10,14 @@ pub(crate) const H: u32 = 600;
 
 /// Parameters in millions of a built-in model (`None` for a user folder).
 pub(crate) fn params_millions(model: &str) -> Option<f64> {
+    if model == w2s_models::PIXELS {
+        return Some(0.0);
+    }
     w2s_models::BUILTIN
         .iter()
         .find(|m| m.name == model)
         .map(|m| m.params_millions)
+        .or_else(|| w2s_models::vision::vision_builtin(model).map(|b| b.params_millions))
 }
 
 pub(crate) const PALETTE: [RGBColor; 8] = [
@@ -182,5 +186,16 @@ mod tests {
         assert_eq!(median(vec![0.3, 0.1, 0.2]), Some(0.2));
         assert_eq!(median(vec![0.4, 0.1, f64::NAN, 0.2, 0.3]), Some(0.25));
         assert_eq!(median(vec![]), None);
+    }
+
+    /// Image models have sizes too, so plots order a vision ladder weakest first.
+    #[test]
+    fn the_vision_ladder_is_ordered_by_size() {
+        let sizes: Vec<f64> = ["pixels", "efficientnet-lite0", "efficientnet-lite2"]
+            .iter()
+            .map(|m| params_millions(m).unwrap())
+            .collect();
+        assert!(sizes.windows(2).all(|w| w[0] < w[1]), "{sizes:?}");
+        assert_eq!(params_millions("my-folder"), None);
     }
 }

@@ -284,7 +284,7 @@ impl<'a> Runner<'a> {
                 return Err(ExperimentError::Spec(format!(
                     "{model} is a synthetic text model and {} holds images: use pixels, {} or a vision folder",
                     data.dataset.name,
-                    w2s_models::vision::VISION_BUILTIN.join(", ")
+                    w2s_models::vision::vision_builtin_names()
                 )))
             }
             Backbone::Synthetic(m) => {
@@ -304,7 +304,7 @@ impl<'a> Runner<'a> {
             return Err(ExperimentError::Spec(format!(
                 "{model} is a text model and {} holds images: use pixels, {} or a vision folder",
                 data.dataset.name,
-                w2s_models::vision::VISION_BUILTIN.join(", ")
+                w2s_models::vision::vision_builtin_names()
             )));
         }
         let req = self.feature_request(&source, data);

@@ -267,7 +267,7 @@ impl<'a> Runner<'a> {
             (false, true) => Err(ExperimentError::Spec(format!(
                 "{model} is a text model and {dataset} holds images: use {}, {} or a vision folder",
                 w2s_models::PIXELS,
-                w2s_models::vision::VISION_BUILTIN.join(", ")
+                w2s_models::vision::vision_builtin_names()
             ))),
             _ => Ok(()),
         }

@@ -60,7 +60,7 @@ impl ImageModel {
     /// backbone or a vision folder.
     pub fn is_image_model(name: &str) -> bool {
         name == PIXELS
-            || crate::vision::VISION_BUILTIN.contains(&name)
+            || crate::vision::vision_builtin(name).is_some()
             || crate::vision::is_vision_folder(Path::new(name))
     }
 }

@@ -61,13 +61,45 @@ pub fn supported_vision_types() -> String {
         .join(", ")
 }
 
-/// The built-in vision backbones (fetched as assets), weakest first.
-pub const VISION_BUILTIN: &[&str] = &["efficientnet-lite0", "efficientnet-lite2"];
+/// A built-in vision backbone (fetched as an asset of the same name).
+#[derive(Debug, Clone, Copy)]
+pub struct VisionBuiltin {
+    /// Command-line name and asset name.
+    pub name: &'static str,
+    /// Parameters, in millions (the report orders models by it).
+    pub params_millions: f64,
+}
+
+/// The built-in vision backbones, weakest first.
+pub const VISION_BUILTIN: &[VisionBuiltin] = &[
+    VisionBuiltin {
+        name: "efficientnet-lite0",
+        params_millions: 4.7,
+    },
+    VisionBuiltin {
+        name: "efficientnet-lite2",
+        params_millions: 6.1,
+    },
+];
+
+/// The built-in vision backbone `name`, if it is one.
+pub fn vision_builtin(name: &str) -> Option<&'static VisionBuiltin> {
+    VISION_BUILTIN.iter().find(|b| b.name == name)
+}
+
+/// The built-in vision backbones' names, comma-separated (for help and errors).
+pub fn vision_builtin_names() -> String {
+    VISION_BUILTIN
+        .iter()
+        .map(|b| b.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// The folder of a vision model: a built-in name (fetched if needed) or a Hugging Face vision
 /// folder.
 pub fn resolve_vision(name: &str, store: &w2s_assets::Store) -> Result<PathBuf> {
-    if VISION_BUILTIN.contains(&name) {
+    if vision_builtin(name).is_some() {
         return Ok(store.ensure(name)?);
     }
     let dir = Path::new(name);
@@ -78,7 +110,7 @@ pub fn resolve_vision(name: &str, store: &w2s_assets::Store) -> Result<PathBuf> 
         path: dir.to_path_buf(),
         reason: format!(
             "not a vision model: use {} or a folder with config.json (model_type one of {}), model.safetensors and preprocessor_config.json",
-            VISION_BUILTIN.join(", "),
+            vision_builtin_names(),
             supported_vision_types()
         ),
     })
