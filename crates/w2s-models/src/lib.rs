@@ -36,7 +36,7 @@ pub use dtype::WeightDtype;
 pub use encoder::{mean_pool, Encoder, LoadRequest, Train};
 pub use error::{ModelError, Result};
 pub use features::images::{
-    cached_image_features, ImageFeatureRequest, ImageModel, ImageRows, PIXELS,
+    cached_image_features, image_feature_share, ImageFeatureRequest, ImageModel, ImageRows, PIXELS,
 };
 pub use features::{
     cached_features, feature_share, save_features, EmbedProgress, FeatureRequest, Features, Rows,

@@ -87,9 +87,9 @@ impl<'a> Runner<'a> {
     /// How many chunks the features of `model` on `dataset` are committed in.
     pub fn feature_chunks(&mut self, model: &str, dataset: &str) -> Result<usize> {
         let data = self.prepared(dataset)?;
-        // Image features are computed whole, by whichever share comes first (see below).
-        if let Backbone::Image(_) = self.backbone(model)? {
-            return Ok(1);
+        if let Backbone::Image(m) = self.backbone(model)? {
+            let no_images = |_: usize| Err(String::new());
+            return image_request(&m, &data, &no_images, |req| req.chunk_count());
         }
         let source = self.source(model)?;
         Ok(self.feature_request(&source, &data).chunk_count())
@@ -104,27 +104,8 @@ impl<'a> Runner<'a> {
         share: w2s_models::Share,
     ) -> Result<w2s_models::ShareReport> {
         let data = self.prepared(dataset)?;
-        // Image features are not dealt out in shares yet: the first worker to get here computes
-        // them all (the others wait on its claim and read them).
         if let Backbone::Image(m) = self.backbone(model)? {
-            let feats = self.image_features(&m, &data)?;
-            let rows = feats.rows;
-            return Ok(w2s_models::ShareReport {
-                rows,
-                computed: if feats.from_cache {
-                    0
-                } else {
-                    rows - feats.resumed
-                },
-                resumed: if feats.from_cache {
-                    rows
-                } else {
-                    feats.resumed
-                },
-                tokens: 0,
-                seconds: feats.seconds,
-                features: Some(feats),
-            });
+            return self.image_share(&m, &data, share);
         }
         let source = self.source(model)?;
         let req = self.feature_request(&source, &data);
@@ -366,6 +347,29 @@ fn image_request<T>(
 }
 
 impl Runner<'_> {
+    /// One share of the image features of `m` on `data` (see [`w2s_models::Share`]).
+    fn image_share(
+        &mut self,
+        m: &w2s_models::ImageModel,
+        data: &Prepared,
+        share: w2s_models::Share,
+    ) -> Result<w2s_models::ShareReport> {
+        let images = data.images.as_deref().unwrap_or_default();
+        let load = |i: usize| images[i].rgb().map_err(|e| e.to_string());
+        let (root, device) = (&self.feature_root, &self.device);
+        let on_event = &mut self.on_event;
+        let name = data.dataset.name.as_str();
+        image_request(m, data, &load, |req| {
+            w2s_models::image_feature_share(root, req, device, share, &mut |p| {
+                on_event(Event::embedding(&m.name, name, p))
+            })
+        })?
+        .map_err(|source| ExperimentError::Model {
+            name: m.name.clone(),
+            cause: Box::new(source),
+        })
+    }
+
     /// The features of image model `m` on `data`'s images, from the cache or computed.
     fn image_features(&mut self, m: &w2s_models::ImageModel, data: &Prepared) -> Result<Features> {
         let images = data.images.as_deref().unwrap_or_default();

@@ -5,15 +5,15 @@
 //! [`crate::vision`]) or `pixels`: the image itself, resized to [`PIXELS_SIDE`]² RGB and scaled
 //! to [0, 1]. A linear probe on raw pixels is the weak supervisor the paper's vision setting
 //! needs: no pretraining, and weak by construction.
-use super::chunks::Chunks;
-use super::file::read_cached;
-use super::{claim, sanitize, EmbedProgress, Features, FEATURE_VERSION};
+use super::{
+    fill_chunks, sanitize, share_of, whole, Chunks, EmbedProgress, Features, Filled, Share,
+    ShareReport, FEATURE_VERSION,
+};
 use crate::error::{ModelError, Result};
 use crate::vision::{resolve_vision, VisionModel};
 use candle_core::Device;
 use image::RgbImage;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// The name of the raw-pixel image model.
 pub const PIXELS: &str = "pixels";
@@ -126,38 +126,66 @@ pub fn cached_image_features(
     device: &Device,
     progress: &mut dyn FnMut(EmbedProgress),
 ) -> Result<Features> {
-    let path = req.path_on(root, device);
-    let rows = req.dataset.count;
-    if let Some(cached) = read_cached(&path, rows) {
-        return Ok(cached);
+    let chunks = req.chunks(root, device);
+    whole(&chunks, &mut |chunks, share| {
+        fill_images(chunks, req, device, share, progress)
+    })
+}
+
+/// One share of the image features (see [`Share`]), assembled into the cached file when every
+/// share's chunks are there, as [`super::feature_share`] does for texts.
+pub fn image_feature_share(
+    root: &Path,
+    req: &ImageFeatureRequest,
+    device: &Device,
+    share: Share,
+    progress: &mut dyn FnMut(EmbedProgress),
+) -> Result<ShareReport> {
+    let chunks = req.chunks(root, device);
+    share_of(&chunks, share, &mut |chunks, share| {
+        fill_images(chunks, req, device, share, progress)
+    })
+}
+
+impl ImageFeatureRequest<'_> {
+    /// How many chunks the computation is committed in.
+    pub fn chunk_count(&self) -> usize {
+        Chunks::of(
+            PathBuf::new(),
+            self.dataset.count,
+            self.batch_size,
+            self.chunk_rows,
+        )
+        .count()
     }
-    let _claim = claim(&path.with_extension("claim"), &path)?;
-    if let Some(cached) = read_cached(&path, rows) {
-        return Ok(cached);
+
+    /// The chunk files of the computation.
+    fn chunks(&self, root: &Path, device: &Device) -> Chunks {
+        Chunks::of(
+            self.path_on(root, device),
+            self.dataset.count,
+            self.batch_size,
+            self.chunk_rows,
+        )
     }
-    let chunks = Chunks::of(path.clone(), rows, req.batch_size, req.chunk_rows);
-    let missing: Vec<usize> = (0..chunks.count())
-        .filter(|&j| !chunks.present(j))
-        .collect();
-    let resumed = rows
-        - missing
-            .iter()
-            .map(|&j| chunks.range(j).len())
-            .sum::<usize>();
-    let mut report = EmbedProgress {
-        done: resumed,
-        total: rows,
-        resumed,
-    };
-    progress(report);
-    let start = Instant::now();
-    if !missing.is_empty() {
+}
+
+/// Embeds the chunks of `share` not on disk yet, loading the backbone only when one is missing.
+fn fill_images(
+    chunks: &Chunks,
+    req: &ImageFeatureRequest,
+    device: &Device,
+    share: Share,
+    progress: &mut dyn FnMut(EmbedProgress),
+) -> Result<Filled> {
+    let what = format!("{} on {}", req.model.name, req.dataset.name);
+    fill_chunks(chunks, share, &what, progress, &mut |missing, on_batch| {
         let backbone = match &req.model.dir {
             Some(dir) => Some(VisionModel::load(dir, device)?),
             None => None,
         };
         // Every row is one "token" long, so the chunks keep dataset order.
-        let ids: Vec<Vec<u32>> = (0..rows as u32).map(|i| vec![i]).collect();
+        let ids: Vec<Vec<u32>> = (0..req.dataset.count as u32).map(|i| vec![i]).collect();
         let mut embed = |batch: &[Vec<u32>]| -> Result<Vec<Vec<f32>>> {
             let images = batch
                 .iter()
@@ -176,19 +204,8 @@ pub fn cached_image_features(
                 None => images.iter().map(pixel_features).collect(),
             })
         };
-        chunks.compute(&ids, &missing, req.batch_size, &mut embed, &mut |n| {
-            report.done += n;
-            progress(report);
-        })?;
-    }
-    let mut feats = chunks.assemble()?.ok_or_else(|| ModelError::Cache {
-        path: chunks.dir.clone(),
-        reason: "a chunk vanished while the features were assembled".into(),
-    })?;
-    feats.from_cache = missing.is_empty();
-    feats.resumed = resumed;
-    feats.seconds = start.elapsed().as_secs_f64();
-    Ok(feats)
+        chunks.compute(&ids, missing, req.batch_size, &mut embed, on_batch)
+    })
 }
 
 /// `pixels`' features: the image resized to [`PIXELS_SIDE`]² (triangle filter), RGB in [0, 1].
@@ -264,7 +281,7 @@ mod tests {
         // A pass killed after its first chunk: the rerun resumes it and gives the same numbers.
         let path = req.path_on(dir.path(), &Device::Cpu);
         std::fs::remove_file(&path).unwrap();
-        let chunks = Chunks::of(path, 10, 2, 4);
+        let chunks = Chunks::of(path.clone(), 10, 2, 4);
         let index: Vec<u32> = (0..4).collect();
         chunks
             .write(0, &index, &first.values[..4 * 2352], 2352)
@@ -275,6 +292,22 @@ mod tests {
         assert_eq!(third.resumed, 4);
         assert_eq!(resumed[0].resumed, 4);
         assert_eq!(third.values, first.values);
+        // Two shares, each computed alone: the second to finish assembles the same features.
+        std::fs::remove_file(&path).unwrap();
+        let half = |index| Share {
+            index,
+            count: 2,
+            offset: 0,
+        };
+        let one =
+            image_feature_share(dir.path(), &req, &Device::Cpu, half(1), &mut |_| {}).unwrap();
+        assert!(one.features.is_none());
+        assert_eq!((one.rows, one.computed), (4, 4));
+        let zero =
+            image_feature_share(dir.path(), &req, &Device::Cpu, half(0), &mut |_| {}).unwrap();
+        assert_eq!(zero.rows, 6);
+        assert_eq!(zero.features.unwrap().values, first.values);
+        assert!(image_feature_share(dir.path(), &req, &Device::Cpu, half(2), &mut |_| {}).is_err());
         // An unreadable image is an error that says so.
         let bad = |_: usize| -> std::result::Result<RgbImage, String> {
             Err("x.png: not a readable image".into())

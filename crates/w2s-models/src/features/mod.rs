@@ -232,26 +232,10 @@ pub fn cached_features(
     device: &Device,
     progress: &mut dyn FnMut(EmbedProgress),
 ) -> Result<Features> {
-    let path = req.path_on(root, device);
-    if let Some(cached) = read_cached(&path, req.dataset.texts.len()) {
-        return Ok(cached);
-    }
-    // Another worker computing the same features: wait for its file instead of computing twice.
-    let claim_path = path.with_extension("claim");
-    let _claim = claim(&claim_path, &path)?;
-    if let Some(cached) = read_cached(&path, req.dataset.texts.len()) {
-        return Ok(cached);
-    }
-    let chunks = Chunks::new(req, path.clone());
-    let done = fill(&chunks, req, device, Share::ALL, progress)?;
-    let mut feats = chunks.assemble()?.ok_or_else(|| ModelError::Cache {
-        path: chunks.dir.clone(),
-        reason: "a chunk vanished while the features were assembled".into(),
-    })?;
-    // Chunks left complete by a killed pass are assembled without embedding anything.
-    feats.from_cache = done.computed == 0;
-    (feats.tokens, feats.seconds, feats.resumed) = (done.tokens, done.seconds, done.resumed);
-    Ok(feats)
+    let chunks = Chunks::new(req, req.path_on(root, device));
+    whole(&chunks, &mut |chunks, share| {
+        fill(chunks, req, device, share, progress)
+    })
 }
 
 /// Computes one share of the features (see [`Share`]) and, when every share's chunks are there,
@@ -264,22 +248,55 @@ pub fn feature_share(
     share: Share,
     progress: &mut dyn FnMut(EmbedProgress),
 ) -> Result<ShareReport> {
+    let chunks = Chunks::new(req, req.path_on(root, device));
+    share_of(&chunks, share, &mut |chunks, share| {
+        fill(chunks, req, device, share, progress)
+    })
+}
+
+/// Embeds the missing chunks of a share (text or images).
+type Fill<'a> = dyn FnMut(&Chunks, Share) -> Result<Filled> + 'a;
+
+/// The features of `chunks`' file: read when it is there, else every chunk filled (under a claim,
+/// so that two processes never compute them twice) and assembled.
+fn whole(chunks: &Chunks, fill: &mut Fill) -> Result<Features> {
+    let path = &chunks.path;
+    if let Some(cached) = read_cached(path, chunks.rows) {
+        return Ok(cached);
+    }
+    // Another worker computing the same features: wait for its file instead of computing twice.
+    let _claim = claim(&path.with_extension("claim"), path)?;
+    if let Some(cached) = read_cached(path, chunks.rows) {
+        return Ok(cached);
+    }
+    let done = fill(chunks, Share::ALL)?;
+    let mut feats = chunks.assemble()?.ok_or_else(|| ModelError::Cache {
+        path: chunks.dir.clone(),
+        reason: "a chunk vanished while the features were assembled".into(),
+    })?;
+    // Chunks left complete by a killed pass are assembled without embedding anything.
+    feats.from_cache = done.computed == 0;
+    (feats.tokens, feats.seconds, feats.resumed) = (done.tokens, done.seconds, done.resumed);
+    Ok(feats)
+}
+
+/// One share of `chunks` filled, and the file assembled when every share's chunks are there.
+fn share_of(chunks: &Chunks, share: Share, fill: &mut Fill) -> Result<ShareReport> {
+    let path = &chunks.path;
     if share.count == 0 || share.index >= share.count {
         return Err(ModelError::Cache {
-            path: root.to_path_buf(),
+            path: path.clone(),
             reason: format!(
                 "share {}/{}: the index must be below the count",
                 share.index, share.count
             ),
         });
     }
-    let path = req.path_on(root, device);
-    let chunks = Chunks::new(req, path.clone());
     let rows = (0..chunks.count())
         .filter(|&j| share.has(j))
         .map(|j| chunks.range(j).len())
         .sum();
-    if let Some(cached) = read_cached(&path, req.dataset.texts.len()) {
+    if let Some(cached) = read_cached(path, chunks.rows) {
         return Ok(ShareReport {
             rows,
             computed: 0,
@@ -297,12 +314,12 @@ pub fn feature_share(
             path: chunks.dir.clone(),
             reason: e.to_string(),
         })?;
-        let _claim = claim(&claim_path, &path)?;
-        fill(&chunks, req, device, share, progress)?
+        let _claim = claim(&claim_path, path)?;
+        fill(chunks, share)?
     };
     let features = if path.is_file() || chunks.all_present() {
-        let _claim = claim(&path.with_extension("claim"), &path)?;
-        match read_cached(&path, req.dataset.texts.len()) {
+        let _claim = claim(&path.with_extension("claim"), path)?;
+        match read_cached(path, chunks.rows) {
             Some(f) => Some(f),
             None => chunks.assemble()?,
         }
@@ -347,6 +364,46 @@ fn fill(
     share: Share,
     progress: &mut dyn FnMut(EmbedProgress),
 ) -> Result<Filled> {
+    let what = format!("{} on {}", req.model.name, req.dataset.name);
+    fill_chunks(chunks, share, &what, progress, &mut |missing, on_batch| {
+        let encoder = Encoder::load_with(
+            req.model,
+            &LoadRequest {
+                device,
+                dtype: req.dtype.load_dtype(device),
+                train: Train::Nothing,
+            },
+        )?;
+        let ids = req
+            .dataset
+            .texts
+            .iter()
+            .map(|text| encoder.tokenizer.encode(text, req.max_len))
+            .collect::<Result<Vec<_>>>()?;
+        let mut embed = |rows: &[Vec<u32>]| -> Result<Vec<Vec<f32>>> {
+            encoder
+                .embed_ids(rows)?
+                .to_device(&Device::Cpu)
+                .and_then(|t| t.to_vec2::<f32>())
+                .context("reading embeddings")
+        };
+        chunks.compute(&ids, missing, req.batch_size, &mut embed, on_batch)
+    })
+}
+
+/// Computes the missing chunks of a share: `run(missing, on_batch)` loads the model (only when a
+/// chunk is missing), embeds them and returns the rows and tokens it embedded.
+type RunChunks<'a> = dyn FnMut(&[usize], &mut dyn FnMut(usize)) -> Result<(usize, usize)> + 'a;
+
+/// The part of a fill every kind of input shares: which of the share's chunks are missing, the
+/// resumed rows, progress before the first batch and after each one.
+fn fill_chunks(
+    chunks: &Chunks,
+    share: Share,
+    what: &str,
+    progress: &mut dyn FnMut(EmbedProgress),
+    run: &mut RunChunks,
+) -> Result<Filled> {
     let mine: Vec<usize> = (0..chunks.count()).filter(|&j| share.has(j)).collect();
     let total = mine.iter().map(|&j| chunks.range(j).len()).sum();
     let missing: Vec<usize> = mine
@@ -360,11 +417,7 @@ fn fill(
             .map(|&j| chunks.range(j).len())
             .sum::<usize>();
     if resumed > 0 {
-        tracing::info!(
-            "{} on {}: {resumed} of {total} rows already computed, resuming",
-            req.model.name,
-            req.dataset.name
-        );
+        tracing::info!("{what}: {resumed} of {total} rows already computed, resuming");
     }
     let mut report = EmbedProgress {
         done: resumed,
@@ -381,32 +434,10 @@ fn fill(
         });
     }
     let start = Instant::now();
-    let encoder = Encoder::load_with(
-        req.model,
-        &LoadRequest {
-            device,
-            dtype: req.dtype.load_dtype(device),
-            train: Train::Nothing,
-        },
-    )?;
-    let ids = req
-        .dataset
-        .texts
-        .iter()
-        .map(|text| encoder.tokenizer.encode(text, req.max_len))
-        .collect::<Result<Vec<_>>>()?;
-    let mut embed = |rows: &[Vec<u32>]| -> Result<Vec<Vec<f32>>> {
-        encoder
-            .embed_ids(rows)?
-            .to_device(&Device::Cpu)
-            .and_then(|t| t.to_vec2::<f32>())
-            .context("reading embeddings")
-    };
-    let (computed, tokens) =
-        chunks.compute(&ids, &missing, req.batch_size, &mut embed, &mut |rows| {
-            report.done += rows;
-            progress(report);
-        })?;
+    let (computed, tokens) = run(&missing, &mut |rows| {
+        report.done += rows;
+        progress(report);
+    })?;
     Ok(Filled {
         computed,
         resumed,
