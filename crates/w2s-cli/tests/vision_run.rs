@@ -109,6 +109,21 @@ fn a_ten_class_image_folder_shows_and_runs_from_pixels_to_efficientnet() {
             None => assert_eq!(r["no_gap"], true, "{r}"),
         }
     }
+    // `w2s embed` caches an image model's features, and a second call reads them.
+    let embed = |model: &str| {
+        w2s()
+            .args(["embed", "--model", model, "--data", &data, "--json"])
+            .output()
+            .unwrap()
+    };
+    let first = common::success_json(&embed("pixels"), "w2s embed --model pixels");
+    assert_eq!((&first["rows"], &first["dim"]), (&80.into(), &2352.into()));
+    let again = common::success_json(&embed("pixels"), "w2s embed again");
+    assert_eq!(again["cached"], true);
+    let refused = embed("minilm-l3");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("holds images"));
+
     // A text model on images is refused before anything is trained, and says why.
     let wrong = w2s()
         .args([

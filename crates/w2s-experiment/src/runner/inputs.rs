@@ -168,14 +168,19 @@ impl<'a> Runner<'a> {
         }
         let labels = examples.iter().map(|e| e.label).collect();
         let (dataset, images) = match images {
-            // The subset of an image set is named by the set's content hash and the rows kept.
+            // The subset of an image set is named by the set's content hash and the rows kept;
+            // the whole set keeps the set's own hash, so that `w2s embed`'s features serve it.
             Some(rows) => {
-                let ids: Vec<&str> = examples.iter().map(|e| e.id.as_str()).collect();
-                let version = w2s_assets::cache::sha256_bytes(
-                    serde_json::json!({"images": full.version, "rows": ids})
-                        .to_string()
-                        .as_bytes(),
-                );
+                let version = if keep.len() == full.examples.len() {
+                    full.version.clone()
+                } else {
+                    let ids: Vec<&str> = examples.iter().map(|e| e.id.as_str()).collect();
+                    w2s_assets::cache::sha256_bytes(
+                        serde_json::json!({"images": full.version, "rows": ids})
+                            .to_string()
+                            .as_bytes(),
+                    )
+                };
                 let kept = keep.iter().map(|&i| rows[i].clone()).collect();
                 let dataset = Dataset {
                     name: full.name.clone(),
