@@ -359,31 +359,33 @@ impl Runner<'_> {
         data: &Prepared,
         share: w2s_models::Share,
     ) -> Result<w2s_models::ShareReport> {
-        let images = data.images.as_deref().unwrap_or_default();
-        let load = |i: usize| images[i].rgb().map_err(|e| e.to_string());
-        let (root, device) = (&self.feature_root, &self.device);
-        let on_event = &mut self.on_event;
-        let name = data.dataset.name.as_str();
-        image_request(m, data, &load, |req| {
-            w2s_models::image_feature_share(root, req, device, share, &mut |p| {
-                on_event(Event::embedding(&m.name, name, p))
-            })
-        })?
-        .map_err(|source| ExperimentError::Model {
-            name: m.name.clone(),
-            cause: Box::new(source),
+        self.with_images(m, data, &mut |req, root, device, progress| {
+            w2s_models::image_feature_share(root, req, device, share, progress)
         })
     }
 
     /// The features of image model `m` on `data`'s images, from the cache or computed.
     fn image_features(&mut self, m: &w2s_models::ImageModel, data: &Prepared) -> Result<Features> {
+        self.with_images(m, data, &mut |req, root, device, progress| {
+            w2s_models::cached_image_features(root, req, device, progress)
+        })
+    }
+
+    /// Runs `work` on the feature request of `m` on `data`'s images, with the runner's cache
+    /// root, device and progress events.
+    fn with_images<T>(
+        &mut self,
+        m: &w2s_models::ImageModel,
+        data: &Prepared,
+        work: &mut ImageWork<T>,
+    ) -> Result<T> {
         let images = data.images.as_deref().unwrap_or_default();
         let load = |i: usize| images[i].rgb().map_err(|e| e.to_string());
         let (root, device) = (&self.feature_root, &self.device);
         let on_event = &mut self.on_event;
         let name = data.dataset.name.as_str();
         image_request(m, data, &load, |req| {
-            w2s_models::cached_image_features(root, req, device, &mut |p| {
+            work(req, root, device, &mut |p| {
                 on_event(Event::embedding(&m.name, name, p))
             })
         })?
@@ -393,6 +395,15 @@ impl Runner<'_> {
         })
     }
 }
+
+/// A computation on an image feature request: its cache root, device and progress sink given.
+type ImageWork<'w, T> = dyn FnMut(
+        &w2s_models::ImageFeatureRequest,
+        &Path,
+        &Device,
+        &mut dyn FnMut(w2s_models::EmbedProgress),
+    ) -> w2s_models::Result<T>
+    + 'w;
 
 /// An image set as experiment rows: one per image (empty text, the class as label, the image's
 /// id as its group) and the images in the same order.
