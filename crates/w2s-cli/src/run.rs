@@ -132,9 +132,16 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
         }
         args.chain.clone()
     } else {
+        // Images get the vision ladder's ends, texts the demo's.
+        let images = !data.is_empty() && data.iter().all(|d| w2s_data::names_images(d));
+        let (weak, strong) = if images {
+            (w2s_models::PIXELS, "efficientnet-lite0")
+        } else {
+            ("minilm-l3", "mpnet-base")
+        };
         vec![
-            args.weak.clone().unwrap_or_else(|| "minilm-l3".into()),
-            args.strong.clone().unwrap_or_else(|| "mpnet-base".into()),
+            args.weak.clone().unwrap_or_else(|| weak.into()),
+            args.strong.clone().unwrap_or_else(|| strong.into()),
         ]
     };
     let methods = parse_methods(&args.method)?;

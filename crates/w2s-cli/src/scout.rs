@@ -29,12 +29,9 @@ pub struct ScoutArgs {
     data: Vec<String>,
     #[command(flatten)]
     columns: crate::data::ColumnArgs,
-    /// The ladder, weakest first.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "minilm-l3,minilm-l6,e5-small,mpnet-base"
-    )]
+    /// The ladder, weakest first [default: minilm-l3,minilm-l6,e5-small,mpnet-base; for image
+    /// datasets pixels,efficientnet-lite0,efficientnet-lite2].
+    #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
     /// Seeds 0..N.
     #[arg(long, default_value_t = 5)]
@@ -89,7 +86,23 @@ struct DatasetRow {
 }
 
 /// Runs `w2s scout`.
-pub fn run(args: ScoutArgs, quiet: bool) -> Result<()> {
+pub fn run(mut args: ScoutArgs, quiet: bool) -> Result<()> {
+    if args.models.is_empty() {
+        let images = args
+            .data
+            .iter()
+            .all(|d| w2s_data::names_images(&args.columns.apply(d)));
+        let ladder: &[&str] = if images {
+            &[
+                w2s_models::PIXELS,
+                "efficientnet-lite0",
+                "efficientnet-lite2",
+            ]
+        } else {
+            &["minilm-l3", "minilm-l6", "e5-small", "mpnet-base"]
+        };
+        args.models = ladder.iter().map(|m| m.to_string()).collect();
+    }
     if args.models.len() < 2 {
         bail!("--models needs at least two models, weakest first");
     }

@@ -109,6 +109,24 @@ fn a_ten_class_image_folder_shows_and_runs_from_pixels_to_efficientnet() {
             None => assert_eq!(r["no_gap"], true, "{r}"),
         }
     }
+    // `w2s scout` on images scouts the vision ladder when no --models are given.
+    let scout = w2s()
+        .args(["scout", "--data", &data, "--seeds", "1", "--json", "--out"])
+        .arg(tmp.path().join("scout"))
+        .output()
+        .unwrap();
+    let v = common::success_json(&scout, "w2s scout on images");
+    let models: Vec<&str> = v["datasets"][0]["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        models,
+        ["pixels", "efficientnet-lite0", "efficientnet-lite2"]
+    );
+
     // `w2s embed` caches an image model's features, and a second call reads them.
     let embed = |model: &str| {
         w2s()

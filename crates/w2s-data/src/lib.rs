@@ -18,7 +18,7 @@ pub mod synthetic;
 pub mod user;
 
 pub use columns::Columns;
-pub use reference::{load_images, DatasetRef};
+pub use reference::{load_images, names_images, DatasetRef};
 pub use registry::{load, DatasetInfo, DATASETS};
 pub use split::{balance, split, subset, Split, SplitConfig};
 

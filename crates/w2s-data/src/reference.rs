@@ -61,9 +61,16 @@ impl DatasetRef {
     }
 }
 
-/// The images `reference` names, when it names images: a file or folder read through an image
-/// column (`PATH?image=COL`), an image folder or `fashion-mnist` (see
-/// [`crate::images::is_image_data`]); `None` for a text dataset.
+/// Whether `reference` names images, without reading them: a file or folder read through an
+/// image column (`PATH?image=COL`), an image folder or `fashion-mnist` (see
+/// [`crate::images::is_image_data`]).
+pub fn names_images(reference: &str) -> bool {
+    matches!(DatasetRef::parse(reference), Ok(DatasetRef::File { columns, .. }) if columns.image.is_some())
+        || crate::images::is_image_data(reference)
+}
+
+/// The images `reference` names, when it names images (see [`names_images`]); `None` for a text
+/// dataset.
 pub fn load_images(reference: &str, store: &Store) -> Option<Result<crate::images::ImageSet>> {
     if let Ok(DatasetRef::File { path, columns }) = DatasetRef::parse(reference) {
         if let Some(image) = &columns.image {
