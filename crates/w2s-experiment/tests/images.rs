@@ -235,3 +235,29 @@ fn every_label_step_runs_on_ten_classes_and_mismatched_models_are_refused() {
     let err = runner.run(&finetune).unwrap_err().to_string();
     assert!(err.contains("probe mode"), "{err}");
 }
+
+/// A Parquet file with a `datasets` Image column and a ClassLabel (made by
+/// `tests/reference/hf-data/make_shapes.py`), named with its columns as `--image-column` writes
+/// it: a 4-class run from pixels to a ResNet, whose record names the reference as given.
+#[test]
+fn a_parquet_image_column_runs_as_a_k_class_dataset() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference");
+    let data = format!(
+        "{}?label=shape&image=img",
+        root.join("hf-data/shapes.parquet").display()
+    );
+    let resnet = root.join("vision/resnet").to_string_lossy().into_owned();
+    let (out, features) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let spec = RunSpec {
+        dataset: data.clone(),
+        chain: vec!["pixels".into(), resnet],
+        method: Method::parse("xent").unwrap(),
+        seed: 0,
+    };
+    let run = run_all(out.path(), features.path(), &[spec]);
+    let r = run.records[0].as_ref().unwrap();
+    assert_eq!((r.classes, r.dataset.as_str()), (4, data.as_str()));
+    assert_eq!(r.rows.iter().sum::<usize>(), 48);
+    // Bars of bright pixels: the pixel probe is far above chance (0.25).
+    assert!(r.weak_acc > 0.5, "{r:?}");
+}
