@@ -77,23 +77,43 @@ pub fn run(cmd: DataCommand) -> Result<()> {
     let store = Store::open();
     match cmd {
         DataCommand::List { fetch } => {
-            println!("{:<19} {:>7} {:>9}  source", "name", "rows", "positive");
+            println!("{:<19} {:>7} {:>9}  source", "name", "rows", "labels");
             for info in &w2s_data::DATASETS {
                 let available = w2s_data::registry::is_converted(&store, info.name)
                     || store.is_cached(info.asset);
                 if available || fetch {
                     let ds = w2s_data::load(info.name, &store)?;
+                    let labels = match ds.classes() {
+                        2 => format!("{:.1}%", 100.0 * ds.positive_share()),
+                        k => format!("{k} classes"),
+                    };
                     println!(
-                        "{:<19} {:>7} {:>8.1}%  {}",
+                        "{:<19} {:>7} {labels:>9}  {}",
                         info.name,
                         ds.examples.len(),
-                        100.0 * ds.positive_share(),
                         info.source
                     );
                 } else {
                     println!(
                         "{:<19} {:>7} {:>9}  {} (not fetched: `w2s fetch {}`)",
                         info.name, "-", "-", info.source, info.name
+                    );
+                }
+            }
+            // Image sets: the asset of each is named as the set is.
+            for &name in w2s_data::images::IMAGE_DATASETS {
+                if store.is_cached(name) || fetch {
+                    let set = w2s_data::images::load_images(name, &store)?;
+                    let labels = format!("{} classes", set.classes.len());
+                    println!(
+                        "{name:<19} {:>7} {labels:>9}  images: {}",
+                        set.rows.len(),
+                        store.manifest().asset(name)?.description
+                    );
+                } else {
+                    println!(
+                        "{name:<19} {:>7} {:>9}  images (not fetched: `w2s fetch {name}`)",
+                        "-", "-"
                     );
                 }
             }
