@@ -18,15 +18,18 @@ set to non-trivial values, so that every tensor visibly changes the output. The 
   pixel values w2s matches only to within resampling rounding;
 - a DINOv2 whose images are smaller than its position table, so the table is interpolated
   (bicubic), as a real DINOv2 (image_size 518, crop 224) always is;
-- a basic-block ResNet and a bottleneck one, a ConvNeXt without layer scale.
+- a basic-block ResNet and a bottleneck one, a ConvNeXt without layer scale;
+- CLIP's vision tower alone (CLIPVisionModel, quick-GELU) and inside a whole CLIPModel (its
+  config nests vision_config; the processor resizes and crops, as CLIP's does).
 
 Not run in CI: its output is committed (a few hundred KB in all).
 Set up: python3 -m venv V && V/bin/pip install torch transformers pillow
-Run:    V/bin/python tests/reference/make_vision_fixtures.py
+Run:    V/bin/python tests/reference/make_vision_fixtures.py [NAME ...]   (all when none named)
 """
 import json
 import os
 import shutil
+import sys
 
 import numpy as np
 import torch
@@ -76,7 +79,17 @@ def redraw(model, seed):
 
 def processor_config(kind, resize, size, crop):
     """A preprocessor_config.json of the processor class the architecture ships with."""
-    if kind in ("vit",):
+    if kind == "clip":
+        cfg = {
+            "image_processor_type": "CLIPImageProcessor",
+            "do_resize": resize,
+            "size": {"shortest_edge": size},
+            "resample": 3,
+            "do_center_crop": crop is not None,
+            "crop_size": {"height": crop or size, "width": crop or size},
+            "do_convert_rgb": True,
+        }
+    elif kind in ("vit",):
         cfg = {
             "image_processor_type": "ViTImageProcessor",
             "do_resize": resize,
@@ -122,6 +135,8 @@ def processor_config(kind, resize, size, crop):
 
 
 def fixture(name, kind, config, model_class, proc, image_hw, seed):
+    if len(sys.argv) > 1 and name not in sys.argv[1:]:
+        return
     out = os.path.join(OUT, name)
     shutil.rmtree(out, ignore_errors=True)
     torch.manual_seed(seed)
@@ -142,9 +157,17 @@ def fixture(name, kind, config, model_class, proc, image_hw, seed):
         pv = processor(images=img, return_tensors="pt")["pixel_values"]
         sums.append(pv.double().sum().item())
         with torch.no_grad():
-            o = model.base_model(pixel_values=pv)
+            if kind == "clip":
+                # CLIPModel holds the tower as vision_model; transformers 5's CLIPVisionModel is
+                # the tower itself.
+                tower = getattr(model, "vision_model", model)
+                o = tower(pixel_values=pv)
+            else:
+                o = model.base_model(pixel_values=pv)
         if kind in ("vit", "dinov2"):
             p = o.last_hidden_state[:, 0]
+        elif kind == "clip":
+            p = o.pooler_output
         else:
             p = o.pooler_output.flatten(1)
         pooled.append([float(x) for x in p[0]])
@@ -203,6 +226,23 @@ def main():
     )
     fixture("convnext-noscale", "convnext", convnext_plain, tf.ConvNextForImageClassification,
             processor_config("convnext", False, 20, None), (20, 20), 8)
+    clip = tf.CLIPVisionConfig(
+        hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+        image_size=32, patch_size=8,
+    )
+    fixture("clip", "clip", clip, tf.CLIPVisionModel, processor_config("clip", False, 32, None),
+            (32, 32), 9)
+    clip_full = tf.CLIPConfig(
+        text_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "vocab_size": 64, "bos_token_id": 0,
+                     "eos_token_id": 1},
+        vision_config={"hidden_size": 40, "intermediate_size": 64, "num_hidden_layers": 1,
+                       "num_attention_heads": 5, "image_size": 24, "patch_size": 6,
+                       "hidden_act": "gelu"},
+        projection_dim=8,
+    )
+    fixture("clip-full-resized", "clip", clip_full, tf.CLIPModel,
+            processor_config("clip", True, 26, 24), (30, 41), 10)
 
 
 if __name__ == "__main__":

@@ -183,6 +183,7 @@ impl VisionArchitecture for Dinov2Arch {
             act,
         };
         let names = LayerNames {
+            attention: super::vit::HF_ATTENTION,
             norm1: "norm1",
             norm2: "norm2",
             fc1: "mlp.fc1",

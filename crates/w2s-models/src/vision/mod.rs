@@ -1,9 +1,12 @@
 //! Vision backbones as frozen feature extractors: Hugging Face checkpoints of ViT, DINOv2,
-//! ResNet and ConvNeXt (`config.json` + safetensors + `preprocessor_config.json`), each in one
-//! file listed in [`VISION_ARCHITECTURES`], and the image processing of [`preprocess`].
+//! ResNet, ConvNeXt and CLIP's vision tower (`config.json` + safetensors +
+//! `preprocessor_config.json`), and the built-in EfficientNet-Lite, each in one file listed in
+//! [`VISION_ARCHITECTURES`], and the image processing of [`preprocess`].
 //!
 //! An image's feature is the pooled output transformers defines for the architecture: for ViT
-//! and DINOv2 the CLS token after the final LayerNorm, for ResNet and ConvNeXt `pooler_output`.
+//! and DINOv2 the CLS token after the final LayerNorm, for ResNet, ConvNeXt and CLIP
+//! `pooler_output`.
+pub mod clip;
 pub mod convnext;
 pub mod dinov2;
 pub mod efficientnet;
@@ -50,6 +53,7 @@ pub static VISION_ARCHITECTURES: &[&dyn VisionArchitecture] = &[
     &resnet::ResNetArch,
     &convnext::ConvNextArch,
     &efficientnet::EfficientNetLiteArch,
+    &clip::ClipArch,
 ];
 
 /// Every supported vision `model_type`, comma-separated (for errors and help).

@@ -60,8 +60,10 @@ fn yes() -> bool {
     true
 }
 
-/// Tensor names of a pre-norm transformer layer (ViT and DINOv2 differ only in these).
+/// Tensor names of a pre-norm transformer layer (ViT, DINOv2 and CLIP differ only in these).
 pub struct LayerNames {
+    /// The query, key, value and output projections.
+    pub attention: [&'static str; 4],
     pub norm1: &'static str,
     pub norm2: &'static str,
     pub fc1: &'static str,
@@ -69,6 +71,14 @@ pub struct LayerNames {
     /// Per-channel scales of the two residual branches (DINOv2's LayerScale), if any.
     pub scales: Option<(&'static str, &'static str)>,
 }
+
+/// The attention projections of transformers' ViT and DINOv2 layers.
+pub const HF_ATTENTION: [&str; 4] = [
+    "attention.attention.query",
+    "attention.attention.key",
+    "attention.attention.value",
+    "attention.output.dense",
+];
 
 /// The shapes of a pre-norm transformer layer.
 pub struct LayerShape {
@@ -100,12 +110,12 @@ impl Layer {
     /// Loads layer weights below `vb` (the `encoder.layer.N` folder).
     pub fn load(s: &LayerShape, names: &LayerNames, vb: VarBuilder) -> candle_core::Result<Layer> {
         let h = s.hidden;
-        let att = vb.pp("attention.attention");
+        let [q, k, v, o] = names.attention;
         Ok(Layer {
-            q: linear_b(h, h, s.qkv_bias, att.pp("query"))?,
-            k: linear_b(h, h, s.qkv_bias, att.pp("key"))?,
-            v: linear_b(h, h, s.qkv_bias, att.pp("value"))?,
-            o: linear_b(h, h, true, vb.pp("attention.output.dense"))?,
+            q: linear_b(h, h, s.qkv_bias, vb.pp(q))?,
+            k: linear_b(h, h, s.qkv_bias, vb.pp(k))?,
+            v: linear_b(h, h, s.qkv_bias, vb.pp(v))?,
+            o: linear_b(h, h, true, vb.pp(o))?,
             norm1: LayerNorm::load(h, s.eps, vb.pp(names.norm1))?,
             norm2: LayerNorm::load(h, s.eps, vb.pp(names.norm2))?,
             fc1: linear_b(h, s.ffn, true, vb.pp(names.fc1))?,
@@ -238,6 +248,7 @@ impl VisionArchitecture for ViTArch {
             act,
         };
         let names = LayerNames {
+            attention: HF_ATTENTION,
             norm1: "layernorm_before",
             norm2: "layernorm_after",
             fc1: "intermediate.dense",
