@@ -436,7 +436,7 @@ fn every_method_of_the_list_is_one_run_sharing_what_it_can() {
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(
-        err.contains("conf-filter") && err.contains("[0.5, 1]"),
+        err.contains("conf-filter") && err.contains("(0, 1]"),
         "{err}"
     );
 }
