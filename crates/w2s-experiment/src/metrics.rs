@@ -1,4 +1,5 @@
-//! Metrics of a weak-to-strong run, on class-1 probabilities `p` and 0/1 labels.
+//! Metrics of a binary weak-to-strong run, on class-1 probabilities `p` and 0/1 labels (K classes:
+//! [`crate::kclass`]).
 //!
 //! Definitions (also in docs/metrics.md):
 //! - accuracy: share of rows where `p > 0.5` equals the label (ties at 0.5 predict class 0);

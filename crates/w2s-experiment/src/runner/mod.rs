@@ -10,7 +10,8 @@
 //! Each trained model is a node keyed by the hash of its inputs: the rows (dataset content hash,
 //! subset, split seed), the model's weights, what it was trained on (ground truth or the key of the
 //! labelling node), the loss and every hyper-parameter. A node stores the model's class-1
-//! probability for every row of the subset, so labels and metrics are views of it.
+//! probability for every row of the subset (K classes: each row's K probabilities), so labels and
+//! metrics are views of it.
 
 mod graph;
 mod inputs;
