@@ -137,7 +137,7 @@ pub fn run(args: EmbedArgs, quiet: bool) -> Result<()> {
     }
     let model = w2s_models::resolve(&args.model, &store)
         .with_context(|| format!("loading model {}", args.model))?;
-    if w2s_data::load_images(&args.data, &store).is_some() {
+    if w2s_data::names_images(&args.data) {
         anyhow::bail!(
             "{} is a text model and {} holds images: use {}, {} or a vision folder",
             args.model,

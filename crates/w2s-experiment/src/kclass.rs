@@ -53,13 +53,7 @@ impl Probs {
 
 /// The predicted class of a row: the argmax, the lowest class on ties.
 pub fn predict(row: &[f64]) -> usize {
-    let mut best = 0;
-    for (c, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = c;
-        }
-    }
-    best
+    w2s_train::argmax(row)
 }
 
 /// Share of rows predicted as their label; NaN with no rows.

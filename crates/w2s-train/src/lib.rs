@@ -7,7 +7,7 @@ pub mod probe;
 pub mod trainer;
 
 pub use finetune::{Adapt, ClassifierRequest, EncoderClassifier};
-pub use losses::{Configured, Loss, LossKind, LossSchedule, LossSettings, StudentLoss};
+pub use losses::{argmax, Configured, Loss, LossKind, LossSchedule, LossSettings, StudentLoss};
 pub use probe::LinearProbe;
 pub use trainer::{
     fit, fit_plain, EpochLog, FitReport, FitRequest, LrSchedule, Scored, TrainConfig, TrainError,

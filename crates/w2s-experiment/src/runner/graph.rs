@@ -109,21 +109,17 @@ impl<'a> Runner<'a> {
         } else {
             // K classes: the probability rows (soft) or the one-hot of their argmax (hard); the
             // val rows are labelled by the teacher's argmax.
-            let argmax = |row: &[f32]| {
-                let row: Vec<f64> = row.iter().map(|&p| p as f64).collect();
-                crate::kclass::predict(&row) as u8
-            };
             let targets = match self.cfg.labels {
                 LabelForm::Soft => labels.probs.clone(),
                 LabelForm::Hard => (0..labels.rows.len())
-                    .flat_map(|i| one_hot(argmax(labels.row(i)), data.classes))
+                    .flat_map(|i| one_hot(w2s_train::argmax(labels.row(i)) as u8, data.classes))
                     .collect(),
             };
             let val_labels = split
                 .split
                 .val
                 .iter()
-                .map(|&r| argmax(&teacher.probs[r * w..(r + 1) * w]))
+                .map(|&r| w2s_train::argmax(&teacher.probs[r * w..(r + 1) * w]) as u8)
                 .collect();
             (targets, val_labels)
         };

@@ -293,11 +293,12 @@ pub(crate) fn one_hot_argmax(p: &Tensor) -> Result<Tensor> {
         .contiguous()
 }
 
-/// The first index of the largest value.
-fn argmax(row: &[f32]) -> usize {
+/// The first index of the largest value (ties go to the lowest index): the one argmax of every
+/// K-class prediction, in losses, label targets and metrics.
+pub fn argmax<T: PartialOrd>(row: &[T]) -> usize {
     let mut best = 0;
-    for (c, &v) in row.iter().enumerate() {
-        if v > row[best] {
+    for (c, v) in row.iter().enumerate() {
+        if *v > row[best] {
             best = c;
         }
     }
