@@ -55,15 +55,6 @@ pub struct Labels {
 }
 
 impl Labels {
-    /// Binary labels: one class-1 probability per row.
-    pub fn binary(rows: Vec<usize>, probs: Vec<f32>) -> Labels {
-        Labels {
-            rows,
-            probs,
-            classes: 2,
-        }
-    }
-
     /// Values per row: 1 for binary labels (the class-1 probability), K otherwise.
     pub fn width(&self) -> usize {
         width(self.classes)

@@ -391,6 +391,6 @@ pub(super) fn class_accuracy(p: &[f64], labels: &[u8], classes: usize) -> f64 {
 }
 
 /// Labels as class indices.
-pub(crate) fn widen(labels: &[u8]) -> Vec<usize> {
+fn widen(labels: &[u8]) -> Vec<usize> {
     labels.iter().map(|&l| l as usize).collect()
 }
