@@ -9,6 +9,10 @@
 //! an int→float conversion and an FMA per block. Each loop below keeps 6–12 independent
 //! accumulators, so it measures throughput, not latency; an empty `asm!` makes one operand opaque
 //! every iteration, so the compiler cannot hoist the products out of the loop.
+//!
+//! With AVX-512 VNNI, `vpdpbusd` does the u8 × i8 → i32 dot product of 64 pairs in one
+//! instruction; its forms are measured beside an AVX-512 FMA loop, since PyTorch's f32 kernels use
+//! 512-bit FMAs on such CPUs (on Zen 4 both are double-pumped 256-bit units, so the f32 rates match).
 
 /// Peak rates of one core, in GMAC/s (one multiply–accumulate per element pair).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,9 +26,21 @@ pub struct Peaks {
     /// llama.cpp's `Q8_0`-style blocks: `int8_pure` plus a conversion and an FMA by the block's
     /// scale every 32 pairs.
     pub int8_blocks: f64,
-    /// Whether the CPU has a VNNI dot product (`avx512vnni` or `avxvnni`), whose int8 ceiling
-    /// these AVX2 forms do not measure.
-    pub vnni: bool,
+    /// The VNNI forms, on CPUs with AVX-512 VNNI.
+    pub vnni: Option<Vnni>,
+}
+
+/// Peak rates of the AVX-512 VNNI forms, in GMAC/s per core.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Vnni {
+    /// f32 `vfmadd` on 16 lanes (AVX-512F), the f32 peak PyTorch's kernels see on this CPU.
+    pub f32_fma512: f64,
+    /// `vpdpbusd` on 64 pairs, per-row scales: one instruction per 64 multiply–accumulates.
+    pub int8_pure: f64,
+    /// `vpdpbusd` with llama.cpp's 32-element block scales: a fresh dot product per 64 pairs
+    /// (two blocks), converted and scaled by an FMA (the two scales of a register's halves are
+    /// one vector).
+    pub int8_blocks: f64,
 }
 
 /// Measures [`Peaks`] on the calling thread, about 0.1 s per form; `None` without AVX2 + FMA.
@@ -56,11 +72,32 @@ pub fn peaks() -> Option<Peaks> {
             int8_pure: int8(x86::Int8::Pure),
             int8_signed: int8(x86::Int8::Signed),
             int8_blocks: int8(x86::Int8::Blocks),
-            vnni: is_x86_feature_detected!("avx512vnni") || is_x86_feature_detected!("avxvnni"),
+            vnni: vnni_detected().then(|| Vnni {
+                // SAFETY (these three): AVX-512F and AVX-512 VNNI were detected.
+                f32_fma512: rate(F32_ACC * 16, &|n| {
+                    std::hint::black_box(unsafe { x86_512::f32_fma512(n, 1.0, 1.0) });
+                }),
+                int8_pure: rate(INT8_ACC * 64, &|n| {
+                    std::hint::black_box(unsafe { x86_512::vnni::<false>(n, 1, 1.0) });
+                }),
+                int8_blocks: rate(INT8_ACC * 64, &|n| {
+                    std::hint::black_box(unsafe { x86_512::vnni::<true>(n, 1, 1.0) });
+                }),
+            }),
         })
     }
     #[cfg(not(target_arch = "x86_64"))]
     None
+}
+
+/// Whether the CPU has AVX-512F and AVX-512 VNNI (the 512-bit `vpdpbusd`).
+pub fn vnni_detected() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Independent f32 accumulators (two FMA pipes × latency 4, with room).
@@ -175,6 +212,71 @@ mod x86 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod x86_512 {
+    use super::{F32_ACC, INT8_ACC};
+    use std::arch::asm;
+    use std::arch::x86_64::*;
+
+    /// As [`super::x86::f32_fma`] on 16 lanes: `iters · 12 · 16 · a · b`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn f32_fma512(iters: usize, a: f32, b: f32) -> f64 {
+        let mut acc = [_mm512_setzero_ps(); F32_ACC];
+        let mut va = _mm512_set1_ps(a);
+        let vb = _mm512_set1_ps(b);
+        for _ in 0..iters {
+            asm!("/* {0} */", inout(zmm_reg) va, options(nomem, nostack, preserves_flags));
+            for acc in acc.iter_mut() {
+                *acc = _mm512_fmadd_ps(va, vb, *acc);
+            }
+        }
+        acc.iter()
+            .map(|&acc| _mm512_reduce_add_ps(acc) as f64)
+            .sum()
+    }
+
+    /// `iters` rounds of a 64-pair `vpdpbusd` into each accumulator, activations all `a` (0..=127)
+    /// against weights all `-(j + 1)` in accumulator `j`: `iters · 64 · a · Σⱼ −(j + 1)`. With
+    /// `BLOCKS`, each round's dot product starts from zero and is converted and scaled into an f32
+    /// accumulator (times `scale`), as a kernel with 32-element block scales must.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and AVX-512 VNNI.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub unsafe fn vnni<const BLOCKS: bool>(iters: usize, a: i8, scale: f32) -> f64 {
+        let w: [__m512i; INT8_ACC] = core::array::from_fn(|j| _mm512_set1_epi8(-(j as i8) - 1));
+        let mut va = _mm512_set1_epi8(a);
+        if BLOCKS {
+            let mut acc = [_mm512_setzero_ps(); INT8_ACC];
+            let vscale = _mm512_set1_ps(scale);
+            for _ in 0..iters {
+                asm!("/* {0} */", inout(zmm_reg) va, options(nomem, nostack, preserves_flags));
+                for (acc, &w) in acc.iter_mut().zip(&w) {
+                    let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), va, w);
+                    *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), vscale, *acc);
+                }
+            }
+            acc.iter()
+                .map(|&acc| _mm512_reduce_add_ps(acc) as f64)
+                .sum()
+        } else {
+            let mut acc = [_mm512_setzero_si512(); INT8_ACC];
+            for _ in 0..iters {
+                asm!("/* {0} */", inout(zmm_reg) va, options(nomem, nostack, preserves_flags));
+                for (acc, &w) in acc.iter_mut().zip(&w) {
+                    *acc = _mm512_dpbusd_epi32(*acc, va, w);
+                }
+            }
+            acc.iter()
+                .map(|&acc| _mm512_reduce_add_epi32(acc) as f64)
+                .sum()
+        }
+    }
+}
+
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
@@ -203,6 +305,29 @@ mod tests {
         let p = peaks().expect("AVX2 + FMA");
         for rate in [p.f32_fma, p.int8_pure, p.int8_signed, p.int8_blocks] {
             assert!(rate.is_finite() && rate > 0.0, "{p:?}");
+        }
+        assert_eq!(p.vnni.is_some(), vnni_detected());
+        if let Some(v) = p.vnni {
+            for rate in [v.f32_fma512, v.int8_pure, v.int8_blocks] {
+                assert!(rate.is_finite() && rate > 0.0, "{v:?}");
+            }
+        }
+    }
+
+    /// The VNNI loops by hand, on CPUs that have VNNI (elsewhere there is nothing to run, and
+    /// `peaks` reports no VNNI forms, which the test above checks).
+    #[test]
+    fn vnni_loops_compute_their_products() {
+        if !vnni_detected() {
+            return;
+        }
+        // SAFETY: detected just above.
+        unsafe {
+            // 10 rounds × 12 accumulators × 16 lanes × 1.5 × 2.
+            assert_eq!(x86_512::f32_fma512(10, 1.5, 2.0), 5760.0);
+            // 7 rounds × 64 pairs × 3 × −21.
+            assert_eq!(x86_512::vnni::<false>(7, 3, 1.0), -28224.0);
+            assert_eq!(x86_512::vnni::<true>(7, 3, 0.5), -14112.0);
         }
     }
 }
