@@ -9,6 +9,7 @@ mod progress;
 mod report;
 mod run;
 mod scout;
+mod serve;
 mod settings;
 mod shard;
 mod slurm;
@@ -54,6 +55,9 @@ enum Command {
     Report(report::ReportArgs),
     /// Time embedding or a fine-tuning step in w2s and in a PyTorch reference, same invocation.
     Bench(bench::BenchArgs),
+    /// Serve weak-to-strong tasks as a benchmark: hidden test labels, a submission budget per
+    /// caller, scores and a leaderboard kept in SQLite.
+    Serve(serve::ServeArgs),
 }
 
 /// How long candle's element-wise pool spins before it parks (candle 0.11's variable).
@@ -102,6 +106,7 @@ fn main() -> std::process::ExitCode {
         Command::Scout(args) => scout::run(args, cli.quiet),
         Command::Report(args) => report::run(args, cli.quiet),
         Command::Bench(args) => bench::run(args, cli.quiet),
+        Command::Serve(args) => serve::run(args, cli.quiet),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

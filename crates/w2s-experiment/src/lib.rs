@@ -20,6 +20,8 @@ pub use execute::{Executor, ExecutorError, Grid, Outcome, Stage};
 pub use methods::{parse_methods, Method};
 pub use plan::{InputKind, Missing, Plan};
 pub use record::{read_runs, RunRecord};
-pub use runner::{Event, ExperimentError, NodeCounts, Runner, TrainedNode};
+pub use runner::{
+    BenchmarkRows, Event, ExperimentError, LabelledRow, NodeCounts, Runner, TrainedNode, WeakRow,
+};
 pub use store::NodeStore;
 pub use summary::{summarize, SummaryRow};

@@ -235,3 +235,51 @@ fn synthetic_models_refuse_what_they_cannot_do() {
         .to_string();
     assert!(err.contains("synthetic:-1"), "{err}");
 }
+
+#[test]
+fn a_benchmark_serves_b_and_val_with_the_runs_weak_labels_and_test_with_its_labels() {
+    let out = tempfile::tempdir().unwrap();
+    let assets = tempfile::tempdir().unwrap();
+    let store = Store::at(assets.path());
+    let mut runner = Runner::new(&store, out.path(), config(), Box::new(|_| {}));
+    let s = spec(&["synthetic:1.5", "synthetic"], "xent", 3);
+    runner.prepare(std::slice::from_ref(&s)).unwrap();
+    let record = runner.run(&s).unwrap();
+    let trained = runner.counts.computed;
+    let rows = runner.benchmark_rows(&s).unwrap();
+    // The run's own weak node, read back: nothing more is trained.
+    assert_eq!(runner.counts.computed, trained);
+    let [a, b, val, test] = record.rows;
+    assert_eq!(rows.train.len(), b + val);
+    assert_eq!(rows.test.len(), test);
+    assert_eq!(rows.classes, 2);
+    let train_ids: BTreeSet<&str> = rows.train.iter().map(|r| r.id.as_str()).collect();
+    let test_ids: BTreeSet<&str> = rows.test.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(train_ids.len(), b + val);
+    assert_eq!(test_ids.len(), test);
+    assert!(train_ids.is_disjoint(&test_ids));
+    assert!(a > 0);
+    for r in &rows.train {
+        assert_eq!(r.weak.len(), 2);
+        assert!((r.weak[0] + r.weak[1] - 1.0).abs() < 1e-6, "{:?}", r.weak);
+    }
+    // The weak labels are the weak model's, not the truth: on a noisy weak view some are wrong,
+    // and most are right (the weak model is well above chance here).
+    let data = w2s_data::load(DATA, &store).unwrap();
+    let truth: std::collections::HashMap<&str, u8> = data
+        .examples
+        .iter()
+        .map(|e| (e.id.as_str(), e.label))
+        .collect();
+    let agree = rows
+        .train
+        .iter()
+        .filter(|r| u8::from(r.weak[1] > 0.5) == truth[r.id.as_str()])
+        .count() as f64
+        / rows.train.len() as f64;
+    assert!(
+        agree > 0.6 && agree < 1.0,
+        "weak labels agree with truth on {agree}"
+    );
+    assert!(rows.test.iter().all(|r| r.label == truth[r.id.as_str()]));
+}

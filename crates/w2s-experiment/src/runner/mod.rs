@@ -132,6 +132,39 @@ struct Prepared {
     images: Option<Vec<w2s_data::images::ImageRow>>,
 }
 
+/// A row a student trains on, with the weak supervisor's probabilities.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeakRow {
+    /// The dataset's row id.
+    pub id: String,
+    /// The row's text.
+    pub text: String,
+    /// The weak supervisor's probability of each class (K values, binary too).
+    pub weak: Vec<f64>,
+}
+
+/// A test row and its ground truth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelledRow {
+    /// The dataset's row id.
+    pub id: String,
+    /// The row's text.
+    pub text: String,
+    /// Ground truth.
+    pub label: u8,
+}
+
+/// One split's rows as a benchmark serves them ([`Runner::benchmark_rows`]).
+#[derive(Debug, Clone)]
+pub struct BenchmarkRows {
+    /// K.
+    pub classes: usize,
+    /// B, then val: the rows a student trains on.
+    pub train: Vec<WeakRow>,
+    /// The test rows.
+    pub test: Vec<LabelledRow>,
+}
+
 /// Counts of nodes trained and reused.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeCounts {
@@ -374,6 +407,55 @@ impl<'a> Runner<'a> {
             crate::kclass::accuracy(&as_weak.classes_of(test), &y),
             crate::kclass::accuracy(&as_ceiling.classes_of(test), &y),
         ])
+    }
+
+    /// The rows of `spec`'s split as a benchmark serves them (`w2s serve`): the rows a student
+    /// trains on (B, then val) with the weak supervisor's probabilities, and the test rows with
+    /// their labels, which the server keeps to itself. The weak supervisor is the run's own node,
+    /// read from the store when a run has trained it. Texts only: image rows have none to serve.
+    pub fn benchmark_rows(&mut self, spec: &RunSpec) -> Result<BenchmarkRows> {
+        let data = self.prepared(&spec.dataset)?;
+        if data.images.is_some() {
+            return Err(ExperimentError::Spec(format!(
+                "{}: a benchmark serves texts, and this dataset holds images",
+                spec.dataset
+            )));
+        }
+        let split = self.split_rows(&data, spec.seed);
+        let weak = self.weak(spec, &data, &split)?;
+        let examples = &data.dataset.examples;
+        let trained: Vec<usize> = split
+            .split
+            .b
+            .iter()
+            .chain(&split.split.val)
+            .copied()
+            .collect();
+        let probs = weak.classes_of(&trained);
+        let train = trained
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| WeakRow {
+                id: examples[r].id.clone(),
+                text: examples[r].text.clone(),
+                weak: probs.row(i).to_vec(),
+            })
+            .collect();
+        let test = split
+            .split
+            .test
+            .iter()
+            .map(|&r| LabelledRow {
+                id: examples[r].id.clone(),
+                text: examples[r].text.clone(),
+                label: data.labels[r],
+            })
+            .collect();
+        Ok(BenchmarkRows {
+            classes: data.classes,
+            train,
+            test,
+        })
     }
 
     /// The sizes of A, B, val and test of `dataset` at `seed`.
