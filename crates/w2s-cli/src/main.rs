@@ -88,6 +88,14 @@ fn main() -> std::process::ExitCode {
     if std::env::var_os(SPIN_LIMIT).is_none() {
         std::env::set_var(SPIN_LIMIT, "200");
     }
+    // Errors say what failed and where; a library's stack trace inside one (candle attaches one to
+    // its errors whenever RUST_BACKTRACE is set, as it often is in shells for panics) buries that
+    // under internal frames. RUST_LIB_BACKTRACE, which std reads before RUST_BACKTRACE for error
+    // backtraces only, turns them off unless the user set it: panics keep their backtraces, and
+    // RUST_LIB_BACKTRACE=1 brings the errors' back.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let cli = Cli::parse();
     let default_level = if cli.quiet { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("W2S_LOG")

@@ -224,3 +224,52 @@ fn finetune_lora_runs_through_a_chain_of_every_architecture() {
         assert!((0.0..=1.0).contains(&acc), "{key} in {run}");
     }
 }
+
+/// A config whose sizes disagree with its weights: the error names the file and the tensor, and
+/// carries no stack trace of candle's internals, even with RUST_BACKTRACE set (as shells often
+/// have it, for panics); RUST_LIB_BACKTRACE=1 asks for one.
+#[test]
+fn a_config_that_disagrees_with_its_weights_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    for f in ["model.safetensors", "tokenizer.json"] {
+        std::fs::copy(fixture("roberta").join(f), model.join(f)).unwrap();
+    }
+    let mut config: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("roberta").join("config.json")).unwrap(),
+    )
+    .unwrap();
+    config["intermediate_size"] = (config["intermediate_size"].as_u64().unwrap() * 2).into();
+    std::fs::write(model.join("config.json"), config.to_string()).unwrap();
+    let data = texts_file(dir.path(), "roberta");
+    let run = |lib_backtrace: Option<&str>| {
+        let mut c = w2s();
+        c.args(["--quiet", "embed", "--model"])
+            .arg(&model)
+            .arg("--data")
+            .arg(&data)
+            .env("RUST_BACKTRACE", "1")
+            .env("W2S_HOME", dir.path().join("home"));
+        match lib_backtrace {
+            Some(v) => c.env("RUST_LIB_BACKTRACE", v),
+            None => c.env_remove("RUST_LIB_BACKTRACE"),
+        };
+        let out = c.output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let plain = run(None);
+    assert!(
+        plain.contains("config.json")
+            && plain.contains("shape mismatch for encoder.layer.0.intermediate.dense.weight"),
+        "{plain}"
+    );
+    assert!(
+        !plain.contains("candle_core::"),
+        "a backtrace in the error:\n{plain}"
+    );
+    assert_eq!(plain.trim().lines().count(), 1, "{plain}");
+    let asked = run(Some("1"));
+    assert!(asked.contains("candle_core::error::Error::bt"), "{asked}");
+}
