@@ -5,6 +5,7 @@
 //! ordinary client, unpacked and converted in Rust, and checked again whenever it is loaded.
 pub mod cache;
 pub mod claim;
+pub mod contain;
 pub mod convert;
 pub mod error;
 pub mod manifest;

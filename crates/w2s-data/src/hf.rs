@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 
 /// Reads a `.parquet` file.
 pub fn load_parquet(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
+    contained(path, || load_parquet_unguarded(path, cols))
+}
+
+fn load_parquet_unguarded(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
     let file = std::fs::File::open(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
@@ -34,6 +38,12 @@ pub type FileBatches = (PathBuf, Vec<RecordBatch>);
 /// dataset's `features` (from the Parquet schema's `huggingface` metadata, or
 /// `dataset_info.json`) when it has them: where class names live.
 pub fn batches_and_features(path: &Path) -> Result<(Vec<FileBatches>, Option<serde_json::Value>)> {
+    contained(path, || batches_and_features_unguarded(path))
+}
+
+fn batches_and_features_unguarded(
+    path: &Path,
+) -> Result<(Vec<FileBatches>, Option<serde_json::Value>)> {
     if path.is_dir() {
         let features = std::fs::read_to_string(path.join("dataset_info.json"))
             .ok()
@@ -65,6 +75,10 @@ pub fn batches_and_features(path: &Path) -> Result<(Vec<FileBatches>, Option<ser
 /// Reads a `save_to_disk` folder: its Arrow files in the order `state.json` lists them (by name
 /// when it does not).
 pub fn load_saved(dir: &Path, cols: &Columns) -> Result<Vec<Example>> {
+    contained(dir, || load_saved_unguarded(dir, cols))
+}
+
+fn load_saved_unguarded(dir: &Path, cols: &Columns) -> Result<Vec<Example>> {
     let mut rows = Vec::new();
     for (f, batches) in saved_batches(dir)? {
         let before = rows.len();
@@ -79,6 +93,10 @@ pub fn load_saved(dir: &Path, cols: &Columns) -> Result<Vec<Example>> {
 /// The cells of `columns` in every row of a `save_to_disk` folder, as text, each row with the
 /// file it came from (for converters that read more columns than a text and a label).
 pub(crate) fn saved_rows(dir: &Path, columns: &[&str]) -> Result<Vec<(PathBuf, Vec<String>)>> {
+    contained(dir, || saved_rows_unguarded(dir, columns))
+}
+
+fn saved_rows_unguarded(dir: &Path, columns: &[&str]) -> Result<Vec<(PathBuf, Vec<String>)>> {
     let mut out = Vec::new();
     for (f, batches) in saved_batches(dir)? {
         let mut line = 0;
@@ -191,6 +209,13 @@ fn arrow_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+/// Runs a reader of `path` whose arrow or parquet calls may panic on a malformed file (arrow's
+/// buffer slicing does, found by w2s-fuzz): the panic becomes an error naming the file.
+fn contained<T>(path: &Path, read: impl FnOnce() -> Result<T>) -> Result<T> {
+    w2s_assets::contain::contain(read)
+        .unwrap_or_else(|panic| Err(file_err(path, format!("malformed file ({panic})"))))
 }
 
 fn file_err(path: &Path, reason: impl ToString) -> DataError {

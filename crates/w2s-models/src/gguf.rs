@@ -66,6 +66,19 @@ pub struct Gguf {
     pub config: ConfigFile,
 }
 
+/// A GGUF file's header, read by candle after every size in it was checked against the file
+/// ([`crate::gguf_check`]); a panic of candle's reader on a malformed header is an error too.
+pub fn read_content(file: &mut std::fs::File) -> std::result::Result<Content, String> {
+    use std::io::Seek;
+    let size = file.metadata().map_err(|e| e.to_string())?.len();
+    crate::gguf_check::check_header(std::io::BufReader::new(&mut *file), size)
+        .map_err(|e| format!("not a readable GGUF file: {e}"))?;
+    file.rewind().map_err(|e| e.to_string())?;
+    w2s_assets::contain::contain(|| Content::read(file))
+        .map_err(|panic| format!("not a readable GGUF file ({panic})"))?
+        .map_err(|e| format!("not a readable GGUF file: {e}"))
+}
+
 /// The Hugging Face `model_type` of the decoder in a GGUF file (reads only its header).
 pub fn hf_model_type(path: &Path) -> Result<&'static str> {
     Ok(Gguf::open(path)?.family.model_type())
@@ -88,9 +101,9 @@ impl Gguf {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let content = Content::read(&mut file).map_err(|e| ModelError::Config {
+        let content = read_content(&mut file).map_err(|reason| ModelError::Config {
             path: path.to_path_buf(),
-            reason: format!("not a readable GGUF file: {e}"),
+            reason,
         })?;
         let (family, value) = config_of(&content).map_err(|reason| ModelError::Config {
             path: path.to_path_buf(),
@@ -292,6 +305,9 @@ impl Gguf {
 /// Undoes llama.cpp's q/k row permutation: GGUF row `h·d + 2j + s` holds HF row `h·d + s·d/2 + j`.
 fn unpermute(w: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
     let (out, inp) = w.dims2()?;
+    if heads == 0 || !out.is_multiple_of(2 * heads) {
+        candle_core::bail!("{out} rows do not split into {heads} heads of pairs");
+    }
     let d = out / heads;
     w.reshape((heads, d / 2, 2, inp))?
         .transpose(1, 2)?

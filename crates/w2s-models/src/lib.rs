@@ -13,6 +13,7 @@ pub mod error;
 pub mod features;
 pub mod gemma3;
 pub mod gguf;
+mod gguf_check;
 pub mod gpt2;
 pub mod gpt_neox;
 pub mod hub;

@@ -2,7 +2,7 @@
 //! for frozen decoders (`w2s bench qmatmul`). candle's k-quant CPU kernels quantize the
 //! activations to 8-bit blocks and take block dot products, tiled over rows and four columns.
 use crate::error::{CandleContext, ModelError, Result};
-use candle_core::quantized::{gguf_file, QMatMul};
+use candle_core::quantized::QMatMul;
 use candle_core::{Device, Module, Tensor};
 use std::path::Path;
 use std::time::Instant;
@@ -44,8 +44,7 @@ pub fn layer_products(path: &Path, rows: usize, steps: usize) -> Result<Vec<Quan
         reason,
     };
     let mut file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
-    let content = gguf_file::Content::read(&mut file)
-        .map_err(|e| bad(format!("not a readable GGUF file: {e}")))?;
+    let content = crate::gguf::read_content(&mut file).map_err(bad)?;
     let mut names: Vec<&String> = content
         .tensor_infos
         .iter()

@@ -54,6 +54,19 @@ impl TextTokenizer {
     /// Loads `tokenizer.json`, with `prefix` put before every text and `pad` as padding id (never
     /// read back: pooling and attention use the mask).
     pub fn load(path: &Path, prefix: &str, pad: u32) -> Result<Self> {
+        // tokenizers panics on some malformed files instead of failing, when it reads them or
+        // when a post-processor template names a token the file lacks (found by w2s-fuzz).
+        w2s_assets::contain::contain(|| Self::load_unguarded(path, prefix, pad)).unwrap_or_else(
+            |panic| {
+                Err(ModelError::Tokenizer {
+                    path: path.to_path_buf(),
+                    reason: format!("malformed tokenizer file ({panic})"),
+                })
+            },
+        )
+    }
+
+    fn load_unguarded(path: &Path, prefix: &str, pad: u32) -> Result<Self> {
         let err = |reason: String| ModelError::Tokenizer {
             path: path.to_path_buf(),
             reason,

@@ -135,6 +135,19 @@ pub fn convert(buf: &[u8]) -> Result<E5Converted, String> {
         .collect::<Result<_, _>>()?;
     let scores: Vec<f32> = (0..n_pieces).map(|_| c.f32()).collect::<Result<_, _>>()?;
     let blob = c.take(blob_len)?;
+    // Every piece must lie in the blob, and the special ids name pieces: checked here, before
+    // anything indexes with them.
+    if offs.windows(2).any(|w| w[0] > w[1]) || offs.last().is_some_and(|&end| end > blob.len()) {
+        return Err(format!(
+            "piece offsets are not increasing within the {}-byte piece blob",
+            blob.len()
+        ));
+    }
+    if let Some(id) = [bos, eos, pad, unk].into_iter().find(|&id| id >= n_pieces) {
+        return Err(format!(
+            "special token id {id} is not one of the {n_pieces} pieces"
+        ));
+    }
     let n_norm = c.i32()?;
     let norm_bytes = c.u32()? as usize;
     let (to_empty, to_space) = whitespace_and_control(c.take(norm_bytes)?, n_norm)?;
@@ -146,8 +159,9 @@ pub fn convert(buf: &[u8]) -> Result<E5Converted, String> {
         let dtype = c.take(1)?[0];
         let n = c.u32()? as usize;
         let (off, nbytes) = (c.u64()?, c.u64()?);
-        let data = buf
-            .get(off..off + nbytes)
+        let data = off
+            .checked_add(nbytes)
+            .and_then(|end| buf.get(off..end))
             .ok_or_else(|| format!("tensor {name} lies outside the file"))?;
         dir.insert(name, (dtype, n, data));
     }
@@ -155,12 +169,19 @@ pub fn convert(buf: &[u8]) -> Result<E5Converted, String> {
         let &(dtype, n, data) = dir
             .get(name)
             .ok_or_else(|| format!("missing tensor {name}"))?;
-        if n != shape.iter().product::<usize>() {
+        if Some(n) != shape.iter().try_fold(1usize, |p, &d| p.checked_mul(d)) {
             return Err(format!(
                 "tensor {name} has {n} values, expected shape {shape:?}"
             ));
         }
         let data = match dtype {
+            0 if data.len() / 4 < n => {
+                return Err(format!(
+                    "tensor {name}: {n} f32 values need {} bytes, it has {}",
+                    n.saturating_mul(4),
+                    data.len()
+                ))
+            }
             0 => data
                 .chunks_exact(4)
                 .take(n)
@@ -305,5 +326,26 @@ mod tests {
     #[test]
     fn bad_magic_is_rejected() {
         assert!(convert(b"GGUF0000").err().unwrap().contains("bad magic"));
+    }
+
+    /// Lying piece offsets, special ids and tensor extents are errors, not panics (each was a
+    /// panic found by w2s-fuzz), on the fuzz corpus's tiny container (written by its make.py).
+    #[test]
+    fn lying_fields_are_errors() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../w2s-fuzz/corpus/e5/tiny.e5");
+        let good = std::fs::read(path).unwrap();
+        let converted = convert(&good).unwrap();
+        assert_eq!(converted.config["hidden_size"], 32);
+        let with = |at: usize, bytes: &[u8]| {
+            let mut b = good.clone();
+            b[at..at + bytes.len()].copy_from_slice(bytes);
+            convert(&b).err().unwrap()
+        };
+        // Header: magic, version, 7 sizes, eps, block = 44 bytes; then the piece count, four
+        // special ids, the blob length and the offsets.
+        let e = with(76, &0x00ff_ffffu32.to_le_bytes());
+        assert!(e.contains("piece offsets"), "{e}");
+        let e = with(48, &99i32.to_le_bytes());
+        assert!(e.contains("special token id 99"), "{e}");
     }
 }

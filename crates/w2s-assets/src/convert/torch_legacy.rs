@@ -18,6 +18,8 @@ const MAGIC_PICKLE: [u8; 15] = [
 ];
 
 fn one_pickle(r: &mut Cursor<&[u8]>, what: &str) -> Result<Object, String> {
+    let rest = &r.get_ref()[r.position() as usize..];
+    check_lengths(rest).map_err(|e| format!("{what}: not a readable pickle: {e}"))?;
     let mut stack = Stack::empty();
     stack
         .read_loop(r)
@@ -27,7 +29,63 @@ fn one_pickle(r: &mut Cursor<&[u8]>, what: &str) -> Result<Object, String> {
 
 /// The f32 tensors of a legacy state dict by name (in no particular order); integer buffers
 /// (`num_batches_tracked`) are left out.
+/// Walks one pickle's op-codes (those candle's reader knows) up to STOP and checks that every
+/// length it declares fits in the bytes that follow: candle's reader allocates a string's length
+/// before reading it, so a lying length of 4 GiB would be allocated from a file of a few bytes.
+/// Op-codes it does not know are left for candle's reader to refuse.
+fn check_lengths(bytes: &[u8]) -> Result<(), String> {
+    let mut pos = 0usize;
+    let need = |pos: usize, n: usize| -> Result<usize, String> {
+        pos.checked_add(n)
+            .filter(|&end| end <= bytes.len())
+            .ok_or_else(|| format!("byte {pos}: {n} bytes declared, {} left", bytes.len() - pos))
+    };
+    while pos < bytes.len() {
+        let op = bytes[pos];
+        pos += 1;
+        pos = match op {
+            b'.' => return Ok(()),
+            // PROTO, BININT1, BINPUT, BINGET: one byte.
+            0x80 | b'K' | b'q' | b'h' => need(pos, 1)?,
+            b'M' => need(pos, 2)?,
+            b'J' | b'r' | b'j' => need(pos, 4)?,
+            b'G' => need(pos, 8)?,
+            // BINUNICODE: a u32 length, then that many bytes.
+            b'X' => {
+                let at = need(pos, 4)?;
+                let len = u32::from_le_bytes(bytes[pos..at].try_into().expect("4 bytes"));
+                need(at, len as usize)?
+            }
+            // LONG1: a u8 length, then that many bytes.
+            0x8a => {
+                let at = need(pos, 1)?;
+                need(at, bytes[pos] as usize)?
+            }
+            // GLOBAL: two newline-terminated lines.
+            b'c' => {
+                let mut at = pos;
+                for _ in 0..2 {
+                    let nl = bytes[at..]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .ok_or_else(|| format!("byte {at}: a GLOBAL name without its newline"))?;
+                    at += nl + 1;
+                }
+                at
+            }
+            _ => pos,
+        };
+    }
+    Ok(())
+}
+
 pub fn state_dict(bytes: &[u8]) -> Result<Vec<(String, F32Tensor)>, String> {
+    // candle's pickle objects panic on ill-shaped tensor arguments (found by w2s-fuzz).
+    crate::contain::contain(|| state_dict_unguarded(bytes))
+        .unwrap_or_else(|panic| Err(format!("malformed checkpoint ({panic})")))
+}
+
+fn state_dict_unguarded(bytes: &[u8]) -> Result<Vec<(String, F32Tensor)>, String> {
     if !bytes.starts_with(&MAGIC_PICKLE) {
         return Err(
             "not a legacy torch.save file (no magic number); zip-format .pth files are not read here"
@@ -178,5 +236,24 @@ mod tests {
         let e = state_dict(&bytes[..bytes.len() - 10]).unwrap_err();
         assert!(e.contains("past the end"), "{e}");
         assert!(state_dict(b"PK\x03\x04zip").unwrap_err().contains("legacy"));
+    }
+
+    /// A string whose declared length runs past the file is refused before candle's reader
+    /// allocates it (the fuzzer's first find: 2 GiB from a few hundred bytes).
+    #[test]
+    fn lying_lengths_are_refused_before_allocating() {
+        let mut bytes = MAGIC_PICKLE.to_vec();
+        bytes.extend_from_slice(b"X\xff\xff\xff\x7fabc.");
+        let e = state_dict(&bytes).unwrap_err();
+        assert!(
+            e.contains("protocol version") && e.contains("2147483647 bytes declared"),
+            "{e}"
+        );
+        assert!(check_lengths(b"X\x03\x00\x00\x00abc.").is_ok());
+        assert!(check_lengths(b"\x8a\x09\x01.").is_err());
+        assert!(check_lengths(b"cmodule\nclass.")
+            .unwrap_err()
+            .contains("GLOBAL"));
+        assert!(check_lengths(b"cmodule\nclass\n.").is_ok());
     }
 }

@@ -11,6 +11,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+/// The largest size a preprocessor may resize or crop to, per side (released vision models use
+/// 224 to 1024).
+pub const MAX_SIDE: usize = 2048;
+
 /// How the processor sizes an image before cropping.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Resize {
@@ -199,6 +203,7 @@ impl ImageProcessor {
     }
 
     /// The processor described by a parsed `preprocessor_config.json` (`path` is for errors).
+    /// Sizes above [`MAX_SIDE`] are refused.
     pub fn from_json(value: &Value, path: &Path) -> Result<ImageProcessor> {
         let err = |reason: String| ModelError::Config {
             path: path.to_path_buf(),
@@ -281,6 +286,32 @@ impl ImageProcessor {
         } else {
             None
         };
+        // A size is what every image is resized to before anything else: a lying one would
+        // allocate gigabytes per image (w2s-fuzz found 10^15 bytes from a few hundred).
+        let sides = match resize {
+            Some(Resize::Exact { height, width }) => vec![height, width],
+            Some(Resize::ShortestEdge { edge }) | Some(Resize::CropPct { edge, .. }) => vec![edge],
+            None => vec![],
+        };
+        let crop_sides = crop.map(|(h, w)| vec![h, w]).unwrap_or_default();
+        if let Some(&side) = sides
+            .iter()
+            .chain(&crop_sides)
+            .find(|&&s| s == 0 || s > MAX_SIDE)
+        {
+            return Err(err(format!(
+                "an image size of {side} pixels: sizes must be 1 to {MAX_SIDE}"
+            )));
+        }
+        if let Some(Resize::CropPct { edge, crop_pct }) = resize {
+            // The shorter side goes to edge / crop_pct before the crop.
+            if !(crop_pct > 0.0 && crop_pct <= 1.0 && edge as f64 / crop_pct <= MAX_SIDE as f64) {
+                return Err(err(format!(
+                    "crop_pct {crop_pct} with size {edge}: crop_pct must be in (0, 1] and \
+                     size / crop_pct at most {MAX_SIDE}"
+                )));
+            }
+        }
         Ok(ImageProcessor {
             resize,
             filter,
