@@ -75,17 +75,52 @@ pub fn random_u64() -> u64 {
 /// A temporary sibling path of `dest`, unique to this write: it names the host, the pid and a
 /// random suffix, so that processes on several hosts sharing a folder (and threads of one
 /// process) never write into one temporary file.
+///
+/// The path is remembered until [`temp_done`]: a stop ([`crate::stop`]) removes the temporary
+/// files of writes still under way.
 pub fn temp_sibling(dest: &Path) -> PathBuf {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    dest.with_file_name(format!(
+    let tmp = dest.with_file_name(format!(
         ".{name}.tmp-{}-{}-{:016x}",
         hostname(),
         std::process::id(),
         random_u64()
-    ))
+    ));
+    if let Ok(mut live) = LIVE_TEMPS.lock() {
+        live.insert(tmp.clone());
+    }
+    tmp
+}
+
+/// Temporary paths of writes under way in this process.
+static LIVE_TEMPS: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// A temporary path from [`temp_sibling`] that was renamed into place or removed.
+pub fn temp_done(tmp: &Path) {
+    if let Ok(mut live) = LIVE_TEMPS.lock() {
+        live.remove(tmp);
+    }
+}
+
+/// Removes the temporary files (or folders) of writes under way; returns how many it removed.
+pub fn remove_live_temps() -> usize {
+    let live = LIVE_TEMPS
+        .lock()
+        .map(|mut l| std::mem::take(&mut *l))
+        .unwrap_or_default();
+    live.iter()
+        .filter(|p| {
+            if p.is_dir() {
+                std::fs::remove_dir_all(p).is_ok()
+            } else {
+                std::fs::remove_file(p).is_ok()
+            }
+        })
+        .count()
 }
 
 /// Writes `bytes` to `dest` through a temporary file and a rename, creating parent folders.
@@ -113,6 +148,7 @@ pub fn write_atomic_with(
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    temp_done(&tmp);
     result.at("cannot write", dest)
 }
 
@@ -146,6 +182,24 @@ mod tests {
             sha256_bytes(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn writes_under_way_are_remembered_until_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let under_way = temp_sibling(&dir.path().join("a.json"));
+        let finished = temp_sibling(&dir.path().join("b.json"));
+        temp_done(&finished);
+        write_atomic(&dir.path().join("c.json"), b"c").unwrap();
+        // Other tests of this binary write too: look only at this folder's entries.
+        let live: Vec<PathBuf> = LIVE_TEMPS
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.starts_with(dir.path()))
+            .cloned()
+            .collect();
+        assert_eq!(live, [under_way]);
     }
 
     #[test]

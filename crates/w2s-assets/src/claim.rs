@@ -75,7 +75,7 @@ fn holder_text() -> String {
 }
 
 /// True when a process `pid` runs on this host (a zombie counts as gone).
-fn pid_alive(pid: u32) -> bool {
+pub(crate) fn pid_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/status")) {
         Ok(status) => !status
             .lines()
@@ -106,6 +106,29 @@ fn staleness(text: &str, modified: Option<SystemTime>, stale_after: Duration) ->
         )),
         _ => None,
     }
+}
+
+/// Removes every claim this process holds (a stop: [`crate::stop`]); returns how many.
+pub fn release_all() -> usize {
+    release_where(|_| true)
+}
+
+/// Removes the held claims whose path `pick` accepts.
+fn release_where(pick: impl Fn(&Path) -> bool) -> usize {
+    let picked: Vec<PathBuf> = match HELD.lock() {
+        Ok(mut held) => {
+            let (picked, kept) = std::mem::take(&mut *held)
+                .into_iter()
+                .partition(|p| pick(p));
+            *held = kept;
+            picked
+        }
+        Err(_) => Vec::new(),
+    };
+    picked
+        .iter()
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .count()
 }
 
 fn start_heartbeat() {
@@ -185,6 +208,7 @@ fn break_stale(path: &Path, seen: &str) {
         let _ = std::fs::hard_link(&aside, path);
     }
     let _ = std::fs::remove_file(&aside);
+    crate::cache::temp_done(&aside);
 }
 
 /// Waits until `done()` holds or the claim on `path` is ours: `Ok(None)` when another process
@@ -233,6 +257,20 @@ mod tests {
         drop(claim);
         assert!(!path.exists());
         assert!(matches!(try_claim(&path).unwrap(), Attempt::Taken(_)));
+    }
+
+    #[test]
+    fn a_release_removes_the_claims_this_process_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("held.claim");
+        let Attempt::Taken(claim) = try_claim(&path).unwrap() else {
+            panic!("not taken")
+        };
+        assert!(path.exists());
+        // Other tests of this binary hold claims too: release only this folder's.
+        assert_eq!(release_where(|p| p.starts_with(dir.path())), 1);
+        assert!(!path.exists());
+        drop(claim);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod contain;
 pub mod convert;
 pub mod error;
 pub mod manifest;
+pub mod stop;
 pub mod store;
 
 pub use error::{AssetError, Result};

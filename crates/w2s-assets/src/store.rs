@@ -146,6 +146,7 @@ impl Store {
         });
         if let Err(e) = built {
             let _ = std::fs::remove_dir_all(&tmp);
+            cache::temp_done(&tmp);
             return Err(e);
         }
         if dir.exists() {
@@ -153,7 +154,9 @@ impl Store {
             std::fs::rename(&dir, &old).at("cannot move aside", &dir)?;
             let _ = std::fs::remove_dir_all(&old);
         }
-        std::fs::rename(&tmp, &dir).at("cannot move into place", &dir)?;
+        let moved = std::fs::rename(&tmp, &dir);
+        cache::temp_done(&tmp);
+        moved.at("cannot move into place", &dir)?;
         Ok(dir)
     }
 

@@ -71,6 +71,13 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    let cli = Cli::parse();
+    // Before any thread starts (rayon's pool below): every thread must inherit the blocked stop
+    // signals. `w2s serve` stops through tokio's own handler (it holds no claims or temporary
+    // files; its database is committed per request).
+    if !matches!(cli.command, Command::Serve(_)) {
+        w2s_assets::stop::install();
+    }
     memory::keep_freed_memory();
     // The main thread, which runs every op of a step, joins rayon's pool as one of its workers:
     // a parallel op then splits its work with the other workers directly, instead of handing it
@@ -96,7 +103,6 @@ fn main() -> std::process::ExitCode {
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
-    let cli = Cli::parse();
     let default_level = if cli.quiet { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("W2S_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
@@ -116,6 +122,8 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench::run(args, cli.quiet),
         Command::Serve(args) => serve::run(args, cli.quiet),
     };
+    // A stop (SIGTERM, SIGINT) ends the process from its own thread, with its own exit code.
+    w2s_assets::stop::wait_if_stopping();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -113,6 +113,8 @@ fn drive(
         let mut child = cmd
             .spawn()
             .with_context(|| format!("starting worker {w} ({})", exe.display()))?;
+        // A stop of this process stops its workers first (w2s_assets::stop).
+        w2s_assets::stop::register_child(child.id());
         let stdout = child.stdout.take().context("worker stdout")?;
         let stdin = child.stdin.take();
         let tx = tx.clone();
@@ -189,6 +191,7 @@ fn drive(
             None => {
                 workers[w].alive = false;
                 let status = workers[w].child.wait().ok();
+                w2s_assets::stop::forget_child(workers[w].child.id());
                 if let Some(t) = workers[w].busy.take() {
                     state[t] = State::Failed(format!(
                         "worker {w} exited ({}) during {}",
@@ -228,6 +231,7 @@ fn drive(
     }
     for w in &mut workers {
         let _ = w.child.wait();
+        w2s_assets::stop::forget_child(w.child.id());
     }
     Ok(())
 }

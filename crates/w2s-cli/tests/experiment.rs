@@ -296,6 +296,120 @@ fn kill_9_during_a_sweep_loses_nothing_and_a_restart_recomputes_nothing_stored()
     assert_eq!(third["nodes"]["computed"].as_u64(), Some(0));
 }
 
+/// Every file below `dir` whose name holds `pattern`.
+fn files_named(dir: &Path, pattern: &str) -> Vec<PathBuf> {
+    common::files_under(dir)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains(pattern))
+        })
+        .collect()
+}
+
+/// Processes whose command line holds `needle`.
+fn processes_with(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            String::from_utf8_lossy(&cmd).contains(needle) && !status.contains("State:\tZ")
+        })
+        .collect()
+}
+
+#[test]
+fn sigterm_stops_a_sweep_and_its_workers_cleanly_and_a_rerun_starts_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("sweep.toml");
+    // 20 seeds × 19 nodes: enough work with two workers for the signal to land mid-sweep.
+    std::fs::write(&file, SWEEP.replace("seeds = 3", "seeds = 20")).unwrap();
+    let args = |out: &Path| {
+        let mut a = vec!["--quiet", "sweep", file.to_str().unwrap(), "--out"];
+        a.push(out.to_str().unwrap());
+        a.extend(["--no-report", "--json", "--jobs", "2"]);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let reference = tmp.path().join("reference");
+    let full = run_json(
+        &args(&reference)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let total = nodes(&reference).len();
+
+    let stopped = tmp.path().join("stopped");
+    let mut child = w2s()
+        .args(args(&stopped))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while nodes(&stopped).len() < 20 && start.elapsed() < Duration::from_secs(300) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the sweep finished before the signal"
+    );
+    // SAFETY: a signal to the child this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Exit status 128 + SIGTERM, and the stop said what it did instead of listing failures.
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains("SIGTERM received: stopping 2 workers"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("stages failed"), "{stderr}");
+    // The workers stopped with it, and nothing holds a claim or lies half-written.
+    let needle = stopped.to_string_lossy().into_owned();
+    let start = Instant::now();
+    while !processes_with(&needle).is_empty() && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        processes_with(&needle),
+        Vec::<u32>::new(),
+        "workers outlived the stop"
+    );
+    assert_eq!(files_named(&stopped, ".claim"), Vec::<PathBuf>::new());
+    assert_eq!(files_named(&stopped, ".tmp-"), Vec::<PathBuf>::new());
+    let before = nodes(&stopped);
+    assert!(
+        !before.is_empty() && before.len() < total,
+        "{} nodes",
+        before.len()
+    );
+
+    // A rerun, with an hour's claim timeout, trains only what is missing and gives the
+    // uninterrupted numbers.
+    let resumed = w2s()
+        .args(args(&stopped))
+        .env("W2S_CLAIM_STALE_SECS", "3600")
+        .output()
+        .unwrap();
+    let resumed = common::success_json(&resumed, "the rerun");
+    assert_eq!(
+        resumed["nodes"]["computed"].as_u64(),
+        Some((total - before.len()) as u64)
+    );
+    assert_eq!(resumed["summary"], full["summary"]);
+    for (path, bytes) in &before {
+        assert_eq!(
+            nodes(&stopped).get(path),
+            Some(bytes),
+            "{} changed",
+            path.display()
+        );
+    }
+}
+
 #[test]
 fn a_warmup_outside_zero_to_one_is_refused_with_the_flag_named() {
     let out = w2s()

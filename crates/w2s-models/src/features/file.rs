@@ -142,6 +142,7 @@ pub(super) fn write_atomically(
         })?;
     }
     let res = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+    w2s_assets::cache::temp_done(&tmp);
     if let Err(reason) = res {
         let _ = std::fs::remove_file(&tmp);
         return Err(ModelError::Cache {
