@@ -123,6 +123,57 @@ pub fn remove_live_temps() -> usize {
         .count()
 }
 
+/// Removes, below `dir`, what processes of this host that are gone left behind: temporary files
+/// (or folders) of [`temp_sibling`] writes and claims they held. A process killed with SIGKILL
+/// leaves both; neither is ever read as a result, but they would pile up, and a claim of a node
+/// that was finished just before the kill would never be broken. Files of live processes and of
+/// other hosts are left alone. Returns how many it removed.
+pub fn remove_leftovers(dir: &Path) -> usize {
+    let host = hostname();
+    let mut removed = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            let gone = if let Some(owner) = temp_owner(&name) {
+                owner.0 == host && !crate::claim::pid_alive(owner.1)
+            } else if name.ends_with(".claim") && !is_dir {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                crate::claim::held_by_a_gone_process(&text)
+            } else {
+                if is_dir {
+                    stack.push(path);
+                }
+                continue;
+            };
+            if gone {
+                let ok = if is_dir {
+                    std::fs::remove_dir_all(&path).is_ok()
+                } else {
+                    std::fs::remove_file(&path).is_ok()
+                };
+                removed += usize::from(ok);
+            }
+        }
+    }
+    removed
+}
+
+/// The host and pid in a [`temp_sibling`] name (`.NAME.tmp-HOST-PID-RANDOM`).
+fn temp_owner(name: &str) -> Option<(&str, u32)> {
+    let (_, tail) = name.rsplit_once(".tmp-")?;
+    let mut parts = tail.rsplitn(3, '-');
+    let random = parts.next()?;
+    let pid = parts.next()?.parse().ok()?;
+    let host = parts.next()?;
+    (random.len() == 16 && random.chars().all(|c| c.is_ascii_hexdigit())).then_some((host, pid))
+}
+
 /// Writes `bytes` to `dest` through a temporary file and a rename, creating parent folders.
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(dest, |f| f.write_all(bytes))
@@ -182,6 +233,59 @@ mod tests {
             sha256_bytes(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn leftovers_of_gone_processes_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = hostname();
+        // A pid that is not running: the largest pid this kernel hands out, plus one.
+        let gone = 4_194_305u32;
+        let me = std::process::id();
+        let sub = dir.path().join("store").join("models");
+        std::fs::create_dir_all(&sub).unwrap();
+        let write = |name: String, text: &str| std::fs::write(sub.join(name), text).unwrap();
+        write(format!(".a.json.tmp-{host}-{gone}-{:016x}", 7), "half");
+        write(
+            format!(".b.json.tmp-{host}-{me}-{:016x}", 8),
+            "mine, under way",
+        );
+        write(
+            format!(".c.json.tmp-other-host-{gone}-{:016x}", 9),
+            "another host's",
+        );
+        write(
+            "d.claim".into(),
+            &format!("{host} {gone} 00000000000000aa\n"),
+        );
+        write("e.claim".into(), &format!("{host} {me} 00000000000000bb\n"));
+        write(
+            "f.claim".into(),
+            &format!("other-host {gone} 00000000000000cc\n"),
+        );
+        write("g.json".into(), "a result");
+        std::fs::create_dir(sub.join(format!(".h.tmp-{host}-{gone}-{:016x}", 10))).unwrap();
+        assert_eq!(remove_leftovers(dir.path()), 3);
+        let mut left: Vec<String> = std::fs::read_dir(&sub)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                format!(".b.json.tmp-{host}-{me}-{:016x}", 8),
+                format!(".c.json.tmp-other-host-{gone}-{:016x}", 9),
+                "e.claim".into(),
+                "f.claim".into(),
+                "g.json".into()
+            ]
+        );
+        assert_eq!(
+            temp_owner(".x.tmp-my-host-12-00000000000000ff"),
+            Some(("my-host", 12))
+        );
+        assert_eq!(temp_owner("x.json"), None);
     }
 
     #[test]

@@ -87,15 +87,11 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
 
 /// Why the claim with this text and modification time is stale, if it is.
 fn staleness(text: &str, modified: Option<SystemTime>, stale_after: Duration) -> Option<String> {
-    let mut parts = text.split_whitespace();
-    let (host, pid) = (
-        parts.next(),
-        parts.next().and_then(|p| p.parse::<u32>().ok()),
-    );
-    if let (Some(host), Some(pid)) = (host, pid) {
-        if host == crate::cache::hostname() && !pid_alive(pid) {
-            return Some(format!("its process {pid} on {host} is gone"));
-        }
+    if held_by_a_gone_process(text) {
+        return Some(format!(
+            "its process on this host is gone ({})",
+            text.trim()
+        ));
     }
     let age = modified.and_then(|m| SystemTime::now().duration_since(m).ok());
     match age {
@@ -105,6 +101,18 @@ fn staleness(text: &str, modified: Option<SystemTime>, stale_after: Duration) ->
             stale_after.as_secs()
         )),
         _ => None,
+    }
+}
+
+/// True when a claim's text names a holder on this host whose process is gone.
+pub fn held_by_a_gone_process(text: &str) -> bool {
+    let mut parts = text.split_whitespace();
+    match (
+        parts.next(),
+        parts.next().and_then(|p| p.parse::<u32>().ok()),
+    ) {
+        (Some(host), Some(pid)) => host == crate::cache::hostname() && !pid_alive(pid),
+        _ => false,
     }
 }
 
@@ -161,13 +169,8 @@ pub fn try_claim_with(path: &Path, stale_after: Duration) -> std::io::Result<Att
         std::fs::create_dir_all(parent)?;
     }
     for _ in 0..3 {
-        match std::fs::File::options()
-            .write(true)
-            .create_new(true)
-            .open(path)
-        {
-            Ok(mut f) => {
-                f.write_all(holder_text().as_bytes())?;
+        match create_with_holder(path) {
+            Ok(()) => {
                 HELD.lock()
                     .map_err(|_| std::io::Error::other("claim list poisoned"))?
                     .push(path.to_path_buf());
@@ -179,9 +182,15 @@ pub fn try_claim_with(path: &Path, stale_after: Duration) -> std::io::Result<Att
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let text = std::fs::read_to_string(path).unwrap_or_default();
                 let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-                // A claim just created may not have its text yet: not stale, held.
-                match staleness(&text, modified, stale_after) {
-                    Some(why) if !text.is_empty() => {
+                // An empty claim may be one just created by the `O_EXCL` fallback, its text not
+                // written yet: held, unless it has stayed empty past a grace period.
+                let stale = if text.is_empty() {
+                    empty_staleness(modified)
+                } else {
+                    staleness(&text, modified, stale_after)
+                };
+                match stale {
+                    Some(why) => {
                         tracing::warn!("{}: breaking a stale claim: {why}", path.display());
                         break_stale(path, &text);
                     }
@@ -194,6 +203,40 @@ pub fn try_claim_with(path: &Path, stale_after: Duration) -> std::io::Result<Att
     let text = std::fs::read_to_string(path).unwrap_or_default();
     Ok(Attempt::Held(text.trim().to_string()))
 }
+
+/// Creates the claim file with its holder's text in one step: the text goes to a temporary file
+/// that is then hard-linked to `path`, which fails if `path` exists (atomic on local filesystems
+/// and NFS). A claim file is thus never seen empty, and a process killed while claiming leaves no
+/// empty claim (the soak test found one, which held a sweep until the claim timeout).
+/// Filesystems without hard links get `O_EXCL` and a write, as before.
+fn create_with_holder(path: &Path) -> std::io::Result<()> {
+    let tmp = crate::cache::temp_sibling(path);
+    std::fs::write(&tmp, holder_text())?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    crate::cache::temp_done(&tmp);
+    match linked {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            let mut f = std::fs::File::options()
+                .write(true)
+                .create_new(true)
+                .open(path)?;
+            f.write_all(holder_text().as_bytes())
+        }
+        other => other,
+    }
+}
+
+/// Why an empty claim is stale, if it is: one left by a process killed between creating and
+/// writing it (the `O_EXCL` fallback, or an earlier w2s), once no live writer could still be
+/// writing it.
+fn empty_staleness(modified: Option<SystemTime>) -> Option<String> {
+    let age = modified.and_then(|m| SystemTime::now().duration_since(m).ok())?;
+    (age > EMPTY_GRACE).then(|| format!("it has been empty for {}s", age.as_secs()))
+}
+
+/// How long an empty claim may be in the middle of being written.
+const EMPTY_GRACE: Duration = Duration::from_secs(10);
 
 /// Removes a stale claim: renamed aside first, so that of two processes breaking it at once only
 /// one removes it, and a fresh claim taken meanwhile (other text) is put back.
@@ -257,6 +300,36 @@ mod tests {
         drop(claim);
         assert!(!path.exists());
         assert!(matches!(try_claim(&path).unwrap(), Attempt::Taken(_)));
+    }
+
+    #[test]
+    fn a_claim_is_never_empty_and_an_old_empty_one_is_broken() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.claim");
+        let Attempt::Taken(claim) = try_claim(&path).unwrap() else {
+            panic!("not taken")
+        };
+        assert!(!std::fs::read_to_string(&path).unwrap().is_empty());
+        drop(claim);
+        // An empty claim (a process killed between O_EXCL and its write): held while fresh...
+        std::fs::write(&path, "").unwrap();
+        assert!(matches!(try_claim(&path).unwrap(), Attempt::Held(_)));
+        // ...and broken once it has been empty past the grace period.
+        let old = SystemTime::now() - EMPTY_GRACE - Duration::from_secs(1);
+        std::fs::File::options()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert!(matches!(try_claim(&path).unwrap(), Attempt::Taken(_)));
+        // No temporary file of the claiming is left beside it.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(
+            names.len(),
+            0,
+            "the dropped claim removed its file, and nothing else is left"
+        );
     }
 
     #[test]

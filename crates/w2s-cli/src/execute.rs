@@ -8,6 +8,18 @@ use w2s_experiment::methods::zeroshot::Template;
 use w2s_experiment::{Event, ExperimentConfig, NodeCounts, RunRecord, RunSpec, Runner, SummaryRow};
 use w2s_report::{pct, pgr_text};
 
+/// Removes what processes of this host that were killed left in `out` and in the feature cache:
+/// temporary files and claims (`w2s_assets::cache::remove_leftovers`). Called before a run or a
+/// sweep starts; live processes' files and other hosts' are left alone.
+pub fn tidy(out: &Path) {
+    let features = Store::open().root().join("features");
+    let removed =
+        w2s_assets::cache::remove_leftovers(out) + w2s_assets::cache::remove_leftovers(&features);
+    if removed > 0 {
+        tracing::info!("removed {removed} temporary files and claims left by killed w2s processes");
+    }
+}
+
 /// Runs every spec in order, with one bar over all runs (and one per feature extraction).
 /// Results already in `out/store` are reused.
 pub fn execute(
@@ -17,6 +29,7 @@ pub fn execute(
     out: &Path,
     quiet: bool,
 ) -> Result<(Vec<RunRecord>, NodeCounts)> {
+    tidy(out);
     let store = Store::open();
     let multi = MultiProgress::with_draw_target(if quiet {
         ProgressDrawTarget::hidden()

@@ -243,6 +243,7 @@ pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
     if args.worker {
         return crate::workers::serve(&out, cfg, sweep.zeroshot.clone());
     }
+    crate::execute::tidy(&out);
     let all = sweep.specs()?;
     // Loads every dataset and resolves every model once: the dry run, the feature stage and the
     // Slurm submission go on with what it loaded.

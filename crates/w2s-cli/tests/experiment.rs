@@ -410,6 +410,107 @@ fn sigterm_stops_a_sweep_and_its_workers_cleanly_and_a_rerun_starts_at_once() {
     }
 }
 
+/// Every run record of a results folder, by file name.
+fn records(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    common::files_under(&out.join("runs"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            let name = p.strip_prefix(out).unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect()
+}
+
+/// The soak test: a `--jobs 2` sweep killed with SIGKILL (the whole process group, as a machine
+/// that dies takes its workers) at 20 moments spread over its stages, then finished.
+#[test]
+fn a_sweep_killed_20_times_finishes_with_the_uninterrupted_results_and_nothing_left_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("sweep.toml");
+    std::fs::write(&file, SWEEP.replace("seeds = 3", "seeds = 10")).unwrap();
+    let args = |out: &Path| {
+        let mut a = vec!["--quiet", "sweep", file.to_str().unwrap(), "--out"];
+        a.push(out.to_str().unwrap());
+        a.extend(["--no-report", "--json", "--jobs", "2"]);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let reference = tmp.path().join("reference");
+    let start = Instant::now();
+    let full = run_json(
+        &args(&reference)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let uninterrupted = start.elapsed();
+
+    let soaked = tmp.path().join("soaked");
+    // Kill moments from a fixed LCG: reproducible, from 0.3 s (past a restart's loading) to a
+    // third of the uninterrupted run more, so that the 20 runs together advance through the
+    // whole sweep.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut finished_early = 0;
+    let mut progress = Vec::new();
+    for _ in 0..20 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let share = (state >> 11) as f64 / (1u64 << 53) as f64;
+        let wait = Duration::from_millis(300) + uninterrupted.mul_f64(share / 3.0);
+        use std::os::unix::process::CommandExt;
+        let mut child = w2s()
+            .args(args(&soaked))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(wait);
+        if child.try_wait().unwrap().is_some() {
+            finished_early += 1;
+            continue;
+        }
+        // SAFETY: SIGKILL to the process group this test started (the sweep and its workers).
+        unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+        child.wait().unwrap();
+        progress.push(nodes(&soaked).len());
+    }
+    eprintln!(
+        "nodes stored after each kill: {progress:?} of {}; left behind: {} claims, {} temporary files",
+        nodes(&reference).len(),
+        files_named(&soaked, ".claim").len(),
+        files_named(&soaked, ".tmp-").len()
+    );
+    // The kills landed all along the sweep, not all before its first node or after its last.
+    assert!(
+        progress
+            .iter()
+            .any(|&n| n > 0 && n < nodes(&reference).len()),
+        "{progress:?}"
+    );
+    assert!(
+        finished_early < 10,
+        "{finished_early} of 20 runs finished before their kill"
+    );
+    let resumed = run_json(&args(&soaked).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(resumed["summary"], full["summary"]);
+    // Every node of the uninterrupted sweep, each once, and the same run records byte for byte.
+    let names = |out: &Path| {
+        nodes(out)
+            .into_keys()
+            .map(|p| p.file_name().unwrap().to_owned())
+    };
+    assert_eq!(
+        names(&soaked).collect::<Vec<_>>(),
+        names(&reference).collect::<Vec<_>>()
+    );
+    assert_eq!(records(&soaked), records(&reference));
+    // The finishing run removed what the killed ones left: no claim, no temporary file.
+    assert_eq!(files_named(&soaked, ".claim"), Vec::<PathBuf>::new());
+    assert_eq!(files_named(&soaked, ".tmp-"), Vec::<PathBuf>::new());
+}
+
 #[test]
 fn a_warmup_outside_zero_to_one_is_refused_with_the_flag_named() {
     let out = w2s()
