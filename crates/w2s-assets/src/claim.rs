@@ -211,19 +211,24 @@ pub fn try_claim_with(path: &Path, stale_after: Duration) -> std::io::Result<Att
 /// Filesystems without hard links get `O_EXCL` and a write, as before.
 fn create_with_holder(path: &Path) -> std::io::Result<()> {
     let tmp = crate::cache::temp_sibling(path);
-    std::fs::write(&tmp, holder_text())?;
-    let linked = std::fs::hard_link(&tmp, path);
+    // Written, linked, then removed whatever happened; a failed write (a full disk) is the
+    // error, with nothing left behind.
+    let written = std::fs::write(&tmp, holder_text());
+    let linked = written.as_ref().map(|()| std::fs::hard_link(&tmp, path));
     let _ = std::fs::remove_file(&tmp);
     crate::cache::temp_done(&tmp);
     match linked {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+        Err(_) => written,
+        Ok(Err(e)) if e.kind() != std::io::ErrorKind::AlreadyExists => {
             let mut f = std::fs::File::options()
                 .write(true)
                 .create_new(true)
                 .open(path)?;
-            f.write_all(holder_text().as_bytes())
+            f.write_all(holder_text().as_bytes()).inspect_err(|_| {
+                let _ = std::fs::remove_file(path);
+            })
         }
-        other => other,
+        Ok(other) => other,
     }
 }
 

@@ -511,6 +511,85 @@ fn a_sweep_killed_20_times_finishes_with_the_uninterrupted_results_and_nothing_l
     assert_eq!(files_named(&soaked, ".tmp-"), Vec::<PathBuf>::new());
 }
 
+/// A sweep whose output folder is a 400 KiB tmpfs: the disk fills, the error names the file that
+/// could not be written, what was stored stays whole, nothing half-written or claimed is left,
+/// and the same sweep finishes once there is room. The tmpfs is mounted in a mount namespace of
+/// its own (`unshare -m`, with `-r` when not root), where the sweep runs and its folder is copied
+/// out for the checks.
+#[test]
+fn a_full_disk_is_an_error_naming_the_file_and_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("sweep.toml");
+    std::fs::write(&file, SWEEP).unwrap();
+    let sweep = |out: &Path| {
+        let mut a = vec!["--quiet", "sweep", file.to_str().unwrap(), "--out"];
+        a.push(out.to_str().unwrap());
+        a.extend(["--no-report", "--json"]);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let reference = tmp.path().join("reference");
+    let full = run_json(
+        &sweep(&reference)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let total = nodes(&reference).len();
+
+    let mnt = tmp.path().join("small-disk");
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir(&mnt).unwrap();
+    let out = mnt.join("out");
+    let script = r#"mount -t tmpfs -o size=400k tmpfs "$1" || exit 97
+"$2" "${@:4}" 2> "$1/../stderr.txt"; echo $? > "$1/../status.txt"; cp -a "$1/out" "$3""#;
+    let root = unsafe { libc::geteuid() } == 0;
+    let status = Command::new("unshare")
+        .args(if root { vec!["-m"] } else { vec!["-r", "-m"] })
+        .args(["bash", "-c", script, "bash"])
+        .arg(&mnt)
+        .arg(env!("CARGO_BIN_EXE_w2s"))
+        .arg(&copy)
+        .args(sweep(&out))
+        .env_remove("W2S_DEVICE")
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        assert!(
+            std::env::var_os("W2S_REQUIRE_TMPFS").is_none(),
+            "W2S_REQUIRE_TMPFS is set and no tmpfs could be mounted ({status:?})"
+        );
+        eprintln!(
+            "NOT CHECKED: this machine cannot mount a tmpfs in a mount namespace ({status:?})"
+        );
+        return;
+    }
+    let code = std::fs::read_to_string(tmp.path().join("status.txt")).unwrap();
+    let stderr = std::fs::read_to_string(tmp.path().join("stderr.txt")).unwrap();
+    assert_eq!(code.trim(), "1", "{stderr}");
+    // The error says what could not be written, and why.
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(stderr.contains(&*out.to_string_lossy()), "{stderr}");
+    // What was stored is whole, and nothing is half-written or claimed.
+    let stored = nodes(&copy);
+    assert!(
+        !stored.is_empty() && stored.len() < total,
+        "{} of {total}",
+        stored.len()
+    );
+    for (path, bytes) in &stored {
+        serde_json::from_slice::<Value>(bytes)
+            .unwrap_or_else(|e| panic!("{} is damaged: {e}", path.display()));
+    }
+    assert_eq!(files_named(&copy, ".tmp-"), Vec::<PathBuf>::new());
+    assert_eq!(files_named(&copy, ".claim"), Vec::<PathBuf>::new());
+    // With room, the same sweep trains only what is missing and gives the same numbers.
+    let resumed = run_json(&sweep(&copy).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        resumed["nodes"]["computed"].as_u64(),
+        Some((total - stored.len()) as u64)
+    );
+    assert_eq!(resumed["summary"], full["summary"]);
+}
+
 #[test]
 fn a_warmup_outside_zero_to_one_is_refused_with_the_flag_named() {
     let out = w2s()
