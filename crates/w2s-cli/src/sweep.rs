@@ -2,10 +2,9 @@
 use crate::shard::{self, Shard};
 use crate::slurm::SlurmArgs;
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use w2s_experiment::{Executor, ExperimentConfig, Grid, Missing, RunSpec, Runner};
+use w2s_experiment::{Executor, Grid, Missing, RunSpec, Runner, SweepFile};
 
 /// Arguments of `w2s sweep`.
 #[derive(Debug, clap::Args)]
@@ -110,131 +109,11 @@ fn executor_names() -> clap::builder::PossibleValuesParser {
     )
 }
 
-/// A sweep file.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SweepFile {
-    /// Output folder (relative to the current directory).
-    #[serde(default)]
-    pub out: Option<PathBuf>,
-    /// Datasets (built-in names or paths).
-    pub datasets: Vec<String>,
-    /// A ladder, weakest first: every (weaker, stronger) pair is a run.
-    #[serde(default)]
-    pub models: Vec<String>,
-    /// Explicit (weak, strong) pairs, in addition to the ladder's.
-    #[serde(default)]
-    pub pairs: Vec<[String; 2]>,
-    /// Bootstrapping chains, weakest first.
-    #[serde(default)]
-    pub chains: Vec<Vec<String>>,
-    /// Methods (`xent`, `conf-filter:0.8+xent`, ...; "all" for every one); `losses` is the same key.
-    #[serde(alias = "losses")]
-    pub methods: Vec<String>,
-    /// Seeds 0..N.
-    #[serde(default = "default_seeds")]
-    pub seeds: u64,
-    /// Zero-shot prompts by dataset (`[zeroshot.tweets] template = "...{text}..."`, `answers =
-    /// [" no", " yes"]`), over the built-in ones.
-    #[serde(default)]
-    pub zeroshot: std::collections::BTreeMap<String, w2s_experiment::methods::zeroshot::Template>,
-    /// Shared settings, as written (merged over the mode's defaults by [`SweepFile::config`]).
-    #[serde(default)]
-    pub experiment: toml::Table,
-}
-
-fn default_seeds() -> u64 {
-    3
-}
-
-impl SweepFile {
-    /// The experiment settings: the file's `[experiment]` over the defaults of its mode (fine-tuning
-    /// starts from fewer rows, fewer epochs, a smaller batch and rate, as `w2s run` does).
-    pub fn config(&self) -> Result<ExperimentConfig> {
-        ExperimentConfig::from_table(&self.experiment)
-            .map_err(|e| anyhow::anyhow!("reading [experiment]: {e}"))
-    }
-
-    /// Reads and checks a sweep file.
-    pub fn read(path: &Path) -> Result<SweepFile> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let sweep: SweepFile =
-            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        if sweep.datasets.is_empty() {
-            bail!("{}: `datasets` is empty", path.display());
-        }
-        if sweep.models.len() < 2 && sweep.pairs.is_empty() && sweep.chains.is_empty() {
-            bail!(
-                "{}: give at least two `models`, or `pairs`, or `chains`",
-                path.display()
-            );
-        }
-        if let Some(c) = sweep.chains.iter().find(|c| c.len() < 3) {
-            bail!(
-                "{}: chain {c:?} needs at least three models (use `pairs` for two)",
-                path.display()
-            );
-        }
-        if let Some((d, _)) = sweep
-            .zeroshot
-            .iter()
-            .find(|(_, t)| !t.template.contains("{text}"))
-        {
-            bail!(
-                "{}: [zeroshot.{d}] template has no {{text}} for the row",
-                path.display()
-            );
-        }
-        if sweep.seeds == 0 {
-            bail!("{}: `seeds` must be at least 1", path.display());
-        }
-        sweep
-            .config()
-            .with_context(|| format!("{}: [experiment]", path.display()))?;
-        Ok(sweep)
-    }
-
-    /// Every run, ordered so that runs sharing a dataset, seed and weak model are adjacent.
-    pub fn specs(&self) -> Result<Vec<RunSpec>> {
-        let methods = crate::run::parse_methods(&self.methods)?;
-        let mut chains: Vec<Vec<String>> = Vec::new();
-        for (i, weak) in self.models.iter().enumerate() {
-            for strong in &self.models[i + 1..] {
-                chains.push(vec![weak.clone(), strong.clone()]);
-            }
-        }
-        for [w, s] in &self.pairs {
-            let c = vec![w.clone(), s.clone()];
-            if !chains.contains(&c) {
-                chains.push(c);
-            }
-        }
-        chains.extend(self.chains.iter().cloned());
-        let mut specs = Vec::new();
-        for d in &self.datasets {
-            for seed in 0..self.seeds {
-                for chain in &chains {
-                    for method in &methods {
-                        specs.push(RunSpec {
-                            dataset: d.clone(),
-                            chain: chain.clone(),
-                            method: method.clone(),
-                            seed,
-                        });
-                    }
-                }
-            }
-        }
-        Ok(specs)
-    }
-}
-
 /// Runs `w2s sweep`.
 pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
     let start = Instant::now();
-    let sweep = SweepFile::read(&args.file)?;
-    let cfg = sweep.config()?;
+    let sweep = SweepFile::read(&args.file).map_err(anyhow::Error::msg)?;
+    let cfg = sweep.config().map_err(anyhow::Error::msg)?;
     let out = args
         .out
         .clone()
@@ -244,7 +123,7 @@ pub fn run(args: SweepArgs, quiet: bool) -> Result<()> {
         return crate::workers::serve(&out, cfg, sweep.zeroshot.clone());
     }
     crate::execute::tidy(&out);
-    let all = sweep.specs()?;
+    let all = sweep.specs().map_err(anyhow::Error::msg)?;
     // Loads every dataset and resolves every model once: the dry run, the feature stage and the
     // Slurm submission go on with what it loaded.
     let assets = w2s_assets::Store::open();
@@ -486,88 +365,6 @@ fn features_only(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paper_probe_config_covers_the_ladder_every_loss_and_five_seeds() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/paper-probe.toml");
-        let sweep = SweepFile::read(&path).unwrap();
-        let specs = sweep.specs().unwrap();
-        // 6 datasets × 5 seeds × (6 ladder pairs + 1 chain) × every method of the registry
-        assert_eq!(specs.len(), 6 * 5 * 7 * w2s_experiment::Method::all().len());
-        assert_eq!(sweep.config().unwrap().max_rows, 6000);
-        let pairs: std::collections::BTreeSet<_> = specs.iter().map(|s| s.chain.clone()).collect();
-        assert!(pairs.contains(&vec!["minilm-l3".to_string(), "mpnet-base".to_string()]));
-        assert!(!pairs.contains(&vec!["mpnet-base".to_string(), "minilm-l3".to_string()]));
-    }
-
-    #[test]
-    fn gpt2_ladder_config_reads_hf_models() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/gpt2-ladder.toml");
-        let sweep = SweepFile::read(&path).unwrap();
-        let specs = sweep.specs().unwrap();
-        // 3 datasets × 3 seeds × (6 ladder pairs + 2 pairs + 1 chain) × 2 methods
-        assert_eq!(specs.len(), 3 * 3 * 9 * 2);
-        assert!(specs
-            .iter()
-            .all(|s| s.chain.iter().all(|m| m.starts_with("hf:"))));
-    }
-
-    #[test]
-    fn dtype_is_an_experiment_setting() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("bf16.toml");
-        let body = "datasets = [\"tweets\"]\nmodels = [\"a\", \"b\"]\nlosses = [\"xent\"]\n";
-        std::fs::write(&f, format!("{body}[experiment]\ndtype = \"bf16\"\n")).unwrap();
-        let cfg = SweepFile::read(&f).unwrap().config().unwrap();
-        assert_eq!(cfg.dtype, w2s_models::WeightDtype::Bf16);
-        std::fs::write(&f, format!("{body}[experiment]\ndtype = \"f8\"\n")).unwrap();
-        assert!(SweepFile::read(&f).and_then(|s| s.config()).is_err());
-    }
-
-    #[test]
-    fn finetune_mode_starts_from_the_finetune_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("ft.toml");
-        std::fs::write(
-            &f,
-            "datasets = [\"tweets\"]\nmodels = [\"a\", \"b\"]\nlosses = [\"xent\"]\n\
-             [experiment]\nmode = \"finetune\"\n[experiment.train]\nepochs = 5\n",
-        )
-        .unwrap();
-        let cfg = SweepFile::read(&f).unwrap().config().unwrap();
-        assert_eq!(cfg.mode, w2s_experiment::Mode::Finetune);
-        assert_eq!(cfg.max_rows, 2000);
-        assert_eq!(cfg.train.lr, 5e-5);
-        assert_eq!(cfg.train.epochs, 5, "the file's value wins");
-        std::fs::write(&f, "datasets = [\"tweets\"]\nmodels = [\"a\", \"b\"]\nlosses = [\"xent\"]\n[experiment]\nmax_row = 3\n").unwrap();
-        let err = format!("{:#}", SweepFile::read(&f).unwrap_err());
-        assert!(err.contains("unknown field `max_row`"), "{err}");
-    }
-
-    #[test]
-    fn zero_shot_prompts_are_read_from_the_sweep_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("zs.toml");
-        let body = "datasets = [\"tweets\"]\nmodels = [\"a\", \"b\"]\nmethods = [\"zeroshot\"]\n";
-        std::fs::write(
-            &f,
-            format!("{body}[zeroshot.tweets]\ntemplate = \"T: {{text}}\"\nanswers = [\" bad\", \" good\"]\n"),
-        )
-        .unwrap();
-        let sweep = SweepFile::read(&f).unwrap();
-        assert_eq!(sweep.zeroshot["tweets"].prompt("x"), "T: x");
-        assert_eq!(sweep.zeroshot["tweets"].answers[1], " good");
-        std::fs::write(
-            &f,
-            format!("{body}[zeroshot.tweets]\ntemplate = \"T:\"\nanswers = [\" a\", \" b\"]\n"),
-        )
-        .unwrap();
-        let err = format!("{:#}", SweepFile::read(&f).unwrap_err());
-        assert!(
-            err.contains("[zeroshot.tweets] template has no {text}"),
-            "{err}"
-        );
-    }
 
     #[test]
     fn unknown_keys_and_short_chains_are_errors() {

@@ -13,6 +13,7 @@ pub mod scout;
 pub mod settings;
 pub mod store;
 pub mod summary;
+pub mod sweep_file;
 pub mod synthetic;
 
 pub use config::{ExperimentConfig, FinetuneConfig, LabelForm, Mode, RunSpec};
@@ -25,3 +26,4 @@ pub use runner::{
 };
 pub use store::NodeStore;
 pub use summary::{summarize, SummaryRow};
+pub use sweep_file::SweepFile;

@@ -134,6 +134,17 @@ pub static TARGETS: &[Target] = &[
         },
     },
     Target {
+        name: "sweep",
+        help: "a sweep file, read and expanded into its runs (w2s_experiment::SweepFile)",
+        run: |b, s| {
+            let p = put(s, "sweep.toml", b)?;
+            let sweep = w2s_experiment::SweepFile::read(&p)?;
+            // A grid of a few hundred thousand runs is a real sweep; more is an input that
+            // multiplies its counts (seeds = 10^9), which the expansion must not try to hold.
+            sweep.specs().map(drop)
+        },
+    },
+    Target {
         name: "settings",
         help: "a sweep file's settings table (ExperimentConfig::from_table)",
         run: |b, _| {

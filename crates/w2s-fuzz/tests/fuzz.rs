@@ -3,7 +3,7 @@
 //! two abort the test binary, naming the saved input).
 use w2s_fuzz::{fuzz, Budget, TARGETS};
 
-/// Cases per target in CI: about a minute for all 18 targets on 2 cores.
+/// Cases per target in CI: about a minute for all 19 targets on 2 cores.
 const CASES: usize = 20_000;
 
 #[test]
