@@ -46,6 +46,10 @@ pub struct ColumnArgs {
     /// column is then a class index (ClassLabel) [default label column: label].
     #[arg(long, value_name = "NAME")]
     image_column: Option<String>,
+    /// A text file of K classes: its labels are class indices 0..K-1 (K-class probe mode).
+    /// Without it, labels are 0/1 and any other value is an error.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u8).range(2..))]
+    classes: Option<u8>,
 }
 
 impl ColumnArgs {
@@ -64,6 +68,7 @@ impl ColumnArgs {
         }
         cols.group = self.group_column.clone();
         cols.image = self.image_column.clone();
+        cols.classes = self.classes;
         w2s_data::DatasetRef::File {
             path: data.into(),
             columns: cols,

@@ -590,6 +590,73 @@ fn a_full_disk_is_an_error_naming_the_file_and_loses_nothing() {
     assert_eq!(resumed["summary"], full["summary"]);
 }
 
+/// A user's text file of three classes (posts of three newsgroups, labels 0-2), read with
+/// `--classes 3`, runs in K-class probe mode; without the flag, its label 2 is refused with the
+/// way to say so.
+#[test]
+fn a_user_text_file_of_three_classes_runs_with_classes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp_name = tmp.path().file_name().unwrap().to_string_lossy();
+    let _forget = common::ForgetFeaturesOnDrop(tmp_name.trim_start_matches('.').to_string());
+    let store = w2s_assets::Store::open();
+    let data = w2s_data::load("newsgroups-20", &store).unwrap();
+    let path = tmp.path().join("groups.jsonl");
+    let mut text = String::new();
+    let mut per_class = [0usize; 3];
+    for e in &data.examples {
+        let k = e.label as usize;
+        if k < 3 && per_class[k] < 150 && !e.text.trim().is_empty() {
+            per_class[k] += 1;
+            let row = serde_json::json!({"text": e.text, "label": e.label});
+            text.push_str(&row.to_string());
+            text.push('\n');
+        }
+    }
+    assert_eq!(per_class, [150; 3]);
+    std::fs::write(&path, text).unwrap();
+    let out = tmp.path().join("out");
+    let run = |classes: Option<&str>| {
+        let mut a = vec!["run", "--data", path.to_str().unwrap()];
+        if let Some(k) = classes {
+            a.extend(["--classes", k]);
+        }
+        a.extend([
+            "--weak",
+            "minilm-l3",
+            "--strong",
+            "minilm-l6",
+            "--loss",
+            "xent",
+        ]);
+        a.extend([
+            "--seeds",
+            "1",
+            "--max-len",
+            "64",
+            "--no-report",
+            "--json",
+            "--out",
+        ]);
+        a.push(out.to_str().unwrap());
+        w2s().args(&a).output().unwrap()
+    };
+    let refused = run(None);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("label '2' is not 0 or 1") && err.contains("--classes K"),
+        "{err}"
+    );
+    let doc = common::success_json(&run(Some("3")), "w2s run --classes 3");
+    let r = &doc["runs"][0];
+    assert_eq!(r["classes"], 3, "{r}");
+    for key in ["weak_acc", "ceiling_acc", "student_acc"] {
+        let v = num(r, key);
+        // Three balanced classes: chance is a third; sentence encoders do better on topics.
+        assert!(v > 0.4 && v <= 1.0, "{key} = {v}");
+    }
+}
+
 #[test]
 fn a_warmup_outside_zero_to_one_is_refused_with_the_flag_named() {
     let out = w2s()

@@ -16,6 +16,10 @@ pub struct Columns {
     pub id: Option<String>,
     /// A `datasets` Image column: the file holds images, and the label column a class index.
     pub image: Option<String>,
+    /// K, for a text file of K classes: labels are class indices 0..K-1 (`?classes=K`,
+    /// `--classes K`). Without it a label is 0 or 1, so that a stray 2 in a binary file is an
+    /// error rather than a third class.
+    pub classes: Option<u8>,
 }
 
 impl Default for Columns {
@@ -26,8 +30,36 @@ impl Default for Columns {
             group: None,
             id: None,
             image: None,
+            classes: None,
         }
     }
+}
+
+impl Columns {
+    /// A label cell written as text, by these columns' rule: 0 or 1 ([`label_from_text`]), or a
+    /// class index below K when the file declares K classes. The error says what was expected.
+    pub fn label_of(&self, s: &str) -> Result<u8, String> {
+        match self.classes {
+            None => label_from_text(s).ok_or_else(|| {
+                format!(
+                    "label '{}' is not 0 or 1 (a file of K classes says so: ?classes=K or --classes K)",
+                    s.trim()
+                )
+            }),
+            Some(k) => class_from_text(s)
+                .filter(|&c| c < k)
+                .ok_or_else(|| format!("label '{}' is not a class index 0 to {}", s.trim(), k - 1)),
+        }
+    }
+}
+
+/// A class index written as text: a whole number (`3`, `3.0`) below 256.
+pub fn class_from_text(s: &str) -> Option<u8> {
+    let s = s.trim();
+    s.parse::<u8>().ok().or_else(|| {
+        let x: f64 = s.parse().ok()?;
+        (x.fract() == 0.0 && (0.0..256.0).contains(&x)).then_some(x as u8)
+    })
 }
 
 /// A label written as text, the one rule for every format (a CSV cell, a JSON string, an Arrow

@@ -2,7 +2,7 @@
 //! format) or a `save_to_disk` folder (Arrow IPC stream files `data-*-of-*.arrow`, listed in
 //! `state.json`, beside `dataset_info.json`). Both arrive as Arrow record batches; the columns
 //! named by [`Columns`] become [`Example`]s.
-use crate::columns::{label_from_text, Columns};
+use crate::columns::Columns;
 use crate::{DataError, Example, Result};
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
@@ -253,13 +253,9 @@ fn examples_of(
         };
         let text = cell_text(text, i)
             .ok_or_else(|| err(format!("'{}' is not a string or is null", cols.text)))?;
-        let label = cell_label(label, i).ok_or_else(|| {
-            err(format!(
-                "'{}' is {}, not 0 or 1",
-                cols.label,
-                cell_text(label, i).unwrap_or_else(|| "null or not a number".into())
-            ))
-        })?;
+        let label = cols
+            .label_of(&cell_text(label, i).unwrap_or_else(|| "null".into()))
+            .map_err(|e| err(format!("'{}': {e}", cols.label)))?;
         let id = match id {
             Some(c) => cell_text(c, i).ok_or_else(|| err("the id is null".into()))?,
             None => format!("row-{row}"),
@@ -300,11 +296,4 @@ pub(crate) fn cell_text(a: &dyn Array, i: usize) -> Option<String> {
         DataType::Float64 => a.as_primitive::<Float64Type>().value(i).to_string(),
         _ => return None,
     })
-}
-
-/// A cell as a 0/1 label, by the rule every format shares (`columns::label_from_text`): integers and
-/// floats equal to 0 or 1, booleans, or such strings (a `ClassLabel` column is stored as its
-/// integer).
-fn cell_label(a: &dyn Array, i: usize) -> Option<u8> {
-    label_from_text(&cell_text(a, i)?)
 }

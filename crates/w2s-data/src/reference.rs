@@ -103,6 +103,9 @@ impl std::fmt::Display for DatasetRef {
                 if let Some(i) = &c.image {
                     parts.push(format!("image={i}"));
                 }
+                if let Some(k) = c.classes {
+                    parts.push(format!("classes={k}"));
+                }
                 write!(f, "{}", path.display())?;
                 if !parts.is_empty() {
                     write!(f, "?{}", parts.join("&"))?;
@@ -159,12 +162,21 @@ fn file_with_columns(reference: &str) -> Option<Result<(PathBuf, Columns)>> {
             "group" => cols.group = Some(v.into()),
             "id" => cols.id = Some(v.into()),
             "image" => cols.image = Some(v.into()),
+            "classes" => match v.parse::<u8>() {
+                Ok(k) if k >= 2 => cols.classes = Some(k),
+                _ => {
+                    return Some(Err(DataError::File {
+                        path: path.into(),
+                        reason: format!("`classes={v}` in `{reference}`: K is 2 to 255"),
+                    }))
+                }
+            },
             _ => {
                 return Some(Err(DataError::File {
                     path: path.into(),
                     reason: format!(
-                        "unknown column key `{k}` in `{reference}` (text, label, group, id, image)"
-                    ),
+                    "unknown key `{k}` in `{reference}` (text, label, group, id, image, classes)"
+                ),
                 }))
             }
         }
@@ -188,6 +200,24 @@ fn file_meant(reference: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn classes_is_two_to_255() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.csv");
+        std::fs::write(&file, "text,label\na,1\n").unwrap();
+        let f = file.display();
+        match DatasetRef::parse(&format!("{f}?classes=20")).unwrap() {
+            DatasetRef::File { columns, .. } => assert_eq!(columns.classes, Some(20)),
+            other => panic!("{other:?}"),
+        }
+        for bad in ["1", "256", "x"] {
+            let err = DatasetRef::parse(&format!("{f}?classes={bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("K is 2 to 255"), "{err}");
+        }
+    }
+
     /// Every kind of reference reads back as what it was written from.
     #[test]
     fn references_round_trip_through_display() {
@@ -210,6 +240,7 @@ mod tests {
                     group: Some("g".into()),
                     id: Some("i".into()),
                     image: Some("img".into()),
+                    classes: Some(20),
                 },
             },
         ];

@@ -1,6 +1,6 @@
 //! User-supplied datasets: JSONL, CSV, Parquet or a Hugging Face `save_to_disk` folder, with a
 //! text column, a 0/1 label column and optional id and group columns.
-use crate::columns::label_from_text;
+
 pub use crate::columns::Columns;
 use crate::{DataError, Dataset, Example, Result};
 use serde_json::Value;
@@ -64,16 +64,18 @@ pub fn load_with(path: &Path, cols: &Columns, name: &str) -> Result<Dataset> {
     Ok(dataset)
 }
 
+#[cfg(test)]
 fn parse_label(v: &Value) -> Option<u8> {
+    label_of_json(v, &Columns::default()).ok()
+}
+
+/// A JSON label by the columns' rule: booleans and numbers are read as their text is.
+fn label_of_json(v: &Value, cols: &Columns) -> std::result::Result<u8, String> {
     match v {
-        Value::Bool(b) => Some(*b as u8),
-        Value::Number(n) => match n.as_f64() {
-            Some(0.0) => Some(0),
-            Some(1.0) => Some(1),
-            _ => None,
-        },
-        Value::String(s) => label_from_text(s),
-        _ => None,
+        Value::Bool(b) if cols.classes.is_none() => Ok(*b as u8),
+        Value::Number(n) => cols.label_of(&n.to_string()),
+        Value::String(s) => cols.label_of(s),
+        other => cols.label_of(&other.to_string()),
     }
 }
 
@@ -103,8 +105,7 @@ fn load_jsonl(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
         let label = v
             .get(&cols.label)
             .ok_or_else(|| err(format!("missing field '{}'", cols.label)))?;
-        let label =
-            parse_label(label).ok_or_else(|| err(format!("label {label} is not 0 or 1")))?;
+        let label = label_of_json(label, cols).map_err(err)?;
         let id_col = cols.id.as_deref().unwrap_or("id");
         let group_col = cols.group.as_deref().unwrap_or("group");
         let id = id_string(v.get(id_col)).unwrap_or_else(|| format!("row-{line}"));
@@ -171,8 +172,7 @@ fn load_csv(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
         let raw = rec
             .get(label_col)
             .ok_or_else(|| err(format!("missing '{}' value", cols.label)))?;
-        let label =
-            label_from_text(raw).ok_or_else(|| err(format!("label '{raw}' is not 0 or 1")))?;
+        let label = cols.label_of(raw).map_err(err)?;
         let id = id_col
             .and_then(|c| rec.get(c))
             .filter(|s| !s.is_empty())
@@ -194,6 +194,7 @@ fn load_csv(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::columns::label_from_text;
 
     fn write(name: &str, content: &str) -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
@@ -264,7 +265,40 @@ mod tests {
             "{\"text\":\"a\",\"label\":1}\n{\"text\":\"b\",\"label\":2}\n",
         );
         let err = load(&p).unwrap_err().to_string();
-        assert!(err.ends_with("x.jsonl:2: label 2 is not 0 or 1"), "{err}");
+        assert!(err.contains("x.jsonl:2: label '2' is not 0 or 1"), "{err}");
+        // The error says how a file of K classes is read.
+        assert!(err.contains("?classes=K or --classes K"), "{err}");
+    }
+
+    /// A file that declares K classes reads class indices below K, in every text format, and
+    /// refuses one at or above K naming the line.
+    #[test]
+    fn k_class_files_read_class_indices() {
+        let three = Columns {
+            classes: Some(3),
+            ..Columns::default()
+        };
+        let (_d, p) = write(
+            "k.jsonl",
+            "{\"text\":\"a\",\"label\":2}\n{\"text\":\"b\",\"label\":0}\n{\"text\":\"c\",\"label\":\"1\"}\n{\"text\":\"d\",\"label\":1.0}\n",
+        );
+        let ds = load_with(&p, &three, "k").unwrap();
+        let labels: Vec<u8> = ds.examples.iter().map(|e| e.label).collect();
+        assert_eq!(labels, [2, 0, 1, 1]);
+        assert_eq!(ds.classes(), 3);
+        let (_d, p) = write("k.csv", "text,label\na,2\nb,0\nc,3\n");
+        let err = load_with(&p, &three, "k").unwrap_err().to_string();
+        assert!(
+            err.contains("k.csv:4: label '3' is not a class index 0 to 2"),
+            "{err}"
+        );
+        let (_d, p) = write("k.jsonl", "{\"text\":\"a\",\"label\":true}\n");
+        assert!(
+            load_with(&p, &three, "k").is_err(),
+            "a boolean is no class index"
+        );
+        let (_d, p) = write("k.jsonl", "{\"text\":\"a\",\"label\":-1}\n");
+        assert!(load_with(&p, &three, "k").is_err());
     }
 
     #[test]

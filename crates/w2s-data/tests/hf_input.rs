@@ -70,13 +70,16 @@ fn a_label_that_is_not_0_or_1_names_the_file_and_the_row() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("bad_label.parquet:3: 'stars' is 2, not 0 or 1"),
+        err.contains("bad_label.parquet:3: 'stars': label '2' is not 0 or 1"),
         "{err}"
     );
+    // Declared as three classes, the same file reads (stars are class indices).
+    let three = load(&(fixture("bad_label.parquet") + "?text=sentence&label=stars&classes=3"));
+    assert!(three.is_ok_and(|d| d.classes() == 3));
     let err = load(&(fixture("reviews.parquet") + "?txt=sentence"))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("unknown column key `txt`"), "{err}");
+    assert!(err.contains("unknown key `txt`"), "{err}");
 }
 
 /// A `datasets` Image column with a ClassLabel, from Parquet and from `save_to_disk`: class names
