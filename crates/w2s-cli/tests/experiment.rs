@@ -45,6 +45,19 @@ fn nodes(out: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         .collect()
 }
 
+/// `w2s --quiet sweep FILE --out OUT --no-report --json`, with `--jobs N` when N > 1.
+fn sweep_args(file: &Path, out: &Path, jobs: usize) -> Vec<String> {
+    let mut a: Vec<String> = ["--quiet", "sweep"].map(String::from).to_vec();
+    a.push(file.to_string_lossy().into_owned());
+    a.push("--out".into());
+    a.push(out.to_string_lossy().into_owned());
+    a.extend(["--no-report", "--json"].map(String::from));
+    if jobs > 1 {
+        a.extend(["--jobs".to_string(), jobs.to_string()]);
+    }
+    a
+}
+
 #[test]
 fn run_on_a_user_file_gives_the_documented_schema() {
     let tmp = tempfile::tempdir().unwrap();
@@ -221,17 +234,7 @@ fn kill_9_during_a_sweep_loses_nothing_and_a_restart_recomputes_nothing_stored()
     let file = tmp.path().join("sweep.toml");
     std::fs::write(&file, SWEEP).unwrap();
     let killed = tmp.path().join("killed");
-    let args = |out: &Path| {
-        vec![
-            "--quiet".to_string(),
-            "sweep".into(),
-            file.to_str().unwrap().into(),
-            "--out".into(),
-            out.to_str().unwrap().into(),
-            "--no-report".into(),
-            "--json".into(),
-        ]
-    };
+    let args = |out: &Path| sweep_args(&file, out, 1);
     // Warm the feature cache first so the kill lands among the trained models.
     let reference = tmp.path().join("reference");
     let full = run_json(
@@ -326,12 +329,7 @@ fn sigterm_stops_a_sweep_and_its_workers_cleanly_and_a_rerun_starts_at_once() {
     let file = tmp.path().join("sweep.toml");
     // 20 seeds × 19 nodes: enough work with two workers for the signal to land mid-sweep.
     std::fs::write(&file, SWEEP.replace("seeds = 3", "seeds = 20")).unwrap();
-    let args = |out: &Path| {
-        let mut a = vec!["--quiet", "sweep", file.to_str().unwrap(), "--out"];
-        a.push(out.to_str().unwrap());
-        a.extend(["--no-report", "--json", "--jobs", "2"]);
-        a.into_iter().map(String::from).collect::<Vec<_>>()
-    };
+    let args = |out: &Path| sweep_args(&file, out, 2);
     let reference = tmp.path().join("reference");
     let full = run_json(
         &args(&reference)
@@ -429,12 +427,7 @@ fn a_sweep_killed_20_times_finishes_with_the_uninterrupted_results_and_nothing_l
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("sweep.toml");
     std::fs::write(&file, SWEEP.replace("seeds = 3", "seeds = 10")).unwrap();
-    let args = |out: &Path| {
-        let mut a = vec!["--quiet", "sweep", file.to_str().unwrap(), "--out"];
-        a.push(out.to_str().unwrap());
-        a.extend(["--no-report", "--json", "--jobs", "2"]);
-        a.into_iter().map(String::from).collect::<Vec<_>>()
-    };
+    let args = |out: &Path| sweep_args(&file, out, 2);
     let reference = tmp.path().join("reference");
     let start = Instant::now();
     let full = run_json(
@@ -521,12 +514,7 @@ fn a_full_disk_is_an_error_naming_the_file_and_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("sweep.toml");
     std::fs::write(&file, SWEEP).unwrap();
-    let sweep = |out: &Path| {
-        let mut a = vec!["--quiet", "sweep", file.to_str().unwrap(), "--out"];
-        a.push(out.to_str().unwrap());
-        a.extend(["--no-report", "--json"]);
-        a.into_iter().map(String::from).collect::<Vec<_>>()
-    };
+    let sweep = |out: &Path| sweep_args(&file, out, 1);
     let reference = tmp.path().join("reference");
     let full = run_json(
         &sweep(&reference)
