@@ -9,8 +9,9 @@ use w2s_experiment::{Event, ExperimentConfig, NodeCounts, RunRecord, RunSpec, Ru
 use w2s_report::{pct, pgr_text};
 
 /// Removes what processes of this host that were killed left in `out` and in the feature cache:
-/// temporary files and claims (`w2s_assets::cache::remove_leftovers`). Called before a run or a
-/// sweep starts; live processes' files and other hosts' are left alone.
+/// temporary files and claims (`w2s_assets::cache::remove_leftovers`). Called once when a
+/// command that writes into `out` starts (`run`, `sweep`, `serve`); live processes' files and
+/// other hosts' are left alone.
 pub fn tidy(out: &Path) {
     let features = Store::open().root().join("features");
     let removed =
@@ -29,7 +30,6 @@ pub fn execute(
     out: &Path,
     quiet: bool,
 ) -> Result<(Vec<RunRecord>, NodeCounts)> {
-    tidy(out);
     let store = Store::open();
     let multi = MultiProgress::with_draw_target(if quiet {
         ProgressDrawTarget::hidden()

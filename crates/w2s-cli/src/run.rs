@@ -175,6 +175,7 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
             }
         }
     }
+    crate::execute::tidy(&args.out);
     let (records, counts) = crate::execute::execute(
         &specs,
         cfg,

@@ -81,6 +81,7 @@ pub fn run(args: ServeArgs, quiet: bool) -> Result<()> {
     };
     // The database first: a bad path fails before minutes of training.
     let db = w2s_serve::Db::open(&args.db)?;
+    crate::execute::tidy(&args.out);
     let mut tasks = Vec::new();
     for spec in &specs {
         tasks.push(

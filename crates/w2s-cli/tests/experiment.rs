@@ -45,6 +45,26 @@ fn nodes(out: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         .collect()
 }
 
+/// Starts `w2s ARGS` (a sweep into `out`) and returns once it has stored `n` nodes, checking
+/// that it is still running, so that whatever stops it next lands mid-sweep.
+fn sweep_until_stored(args: &[String], out: &Path, n: usize, stderr: Stdio) -> std::process::Child {
+    let mut child = w2s()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while nodes(out).len() < n && start.elapsed() < Duration::from_secs(300) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the sweep finished before it could be stopped"
+    );
+    child
+}
+
 /// `w2s --quiet sweep FILE --out OUT --no-report --json`, with `--jobs N` when N > 1.
 fn sweep_args(file: &Path, out: &Path, jobs: usize) -> Vec<String> {
     let mut a: Vec<String> = ["--quiet", "sweep"].map(String::from).to_vec();
@@ -254,20 +274,7 @@ fn kill_9_during_a_sweep_loses_nothing_and_a_restart_recomputes_nothing_stored()
         - all.iter().filter(|m| m.rounds() > 0).count();
     assert_eq!(total, 3 * per_seed, "3 seeds × {per_seed} nodes");
 
-    let mut child = w2s()
-        .args(args(&killed))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while nodes(&killed).len() < 4 && start.elapsed() < Duration::from_secs(120) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the sweep finished before it could be killed"
-    );
+    let mut child = sweep_until_stored(&args(&killed), &killed, 4, Stdio::null());
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let before = nodes(&killed);
@@ -340,20 +347,7 @@ fn sigterm_stops_a_sweep_and_its_workers_cleanly_and_a_rerun_starts_at_once() {
     let total = nodes(&reference).len();
 
     let stopped = tmp.path().join("stopped");
-    let mut child = w2s()
-        .args(args(&stopped))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while nodes(&stopped).len() < 20 && start.elapsed() < Duration::from_secs(300) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the sweep finished before the signal"
-    );
+    let child = sweep_until_stored(&args(&stopped), &stopped, 20, Stdio::piped());
     // SAFETY: a signal to the child this test started.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();

@@ -64,11 +64,6 @@ pub fn load_with(path: &Path, cols: &Columns, name: &str) -> Result<Dataset> {
     Ok(dataset)
 }
 
-#[cfg(test)]
-fn parse_label(v: &Value) -> Option<u8> {
-    label_of_json(v, &Columns::default()).ok()
-}
-
 /// A JSON label by the columns' rule: booleans and numbers are read as their text is.
 fn label_of_json(v: &Value, cols: &Columns) -> std::result::Result<u8, String> {
     match v {
@@ -195,6 +190,11 @@ fn load_csv(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
 mod tests {
     use super::*;
     use crate::columns::label_from_text;
+
+    /// A JSON label by the binary rule.
+    fn parse_label(v: &Value) -> Option<u8> {
+        label_of_json(v, &Columns::default()).ok()
+    }
 
     fn write(name: &str, content: &str) -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
