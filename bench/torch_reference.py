@@ -1,7 +1,7 @@
 """PyTorch reference for `w2s bench`: the same model, batch and step as w2s, timed the same way.
 
 Usage: python3 bench/torch_reference.py {embed,train} MODEL --batch 16 --seq 128 --steps 10
-         [--pooling mean|last] [--device cpu|cuda] [--dtype f32|bf16|f16]
+         [--pooling mean|last] [--device cpu|cuda] [--dtype f32|bf16|f16|int8]
          [--lora R | --train-layers K] [--attn sdpa|eager]
        python3 bench/torch_reference.py gemm - --shapes M,N,K;M,N,K... [--steps 5]
 MODEL is a Hugging Face folder (config.json, safetensors) or a decoder's .gguf file (which
@@ -19,6 +19,7 @@ Needs `pip install torch transformers` (not installed by w2s; the bench skips Py
 import argparse
 import json
 import os
+import sys
 import time
 
 import torch
@@ -45,7 +46,7 @@ def main():
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--pooling", choices=["mean", "last"], default=None)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", choices=["f32", "bf16", "f16"], default="f32")
+    p.add_argument("--dtype", choices=["f32", "bf16", "f16", "int8"], default="f32")
     p.add_argument("--lora", type=int, default=0)
     p.add_argument("--train-layers", type=int, default=0)
     p.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa")
@@ -57,7 +58,13 @@ def main():
         return gemm(a)
     torch.manual_seed(0)
     dev = torch.device(a.device)
-    low = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[a.dtype]
+    # int8: the f32 model with PyTorch's dynamic int8 quantization of every Linear (weights
+    # int8 per tensor, activations quantized per product; fbgemm/x86 kernels), frozen only.
+    int8 = a.dtype == "int8"
+    if int8 and a.mode != "embed":
+        sys.exit("--dtype int8 is for embed only (frozen weights)")
+    low = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16,
+           "int8": torch.float32}[a.dtype]
     is_gguf = a.model.endswith(".gguf")
 
     def load(attn):
@@ -79,6 +86,11 @@ def main():
     decoder = a.pooling == "last" if a.pooling else is_gguf
     frozen_low = a.mode == "embed" or a.lora > 0
     model = model.to(dev, dtype=low if frozen_low else torch.float32)
+    if int8:
+        import warnings
+        warnings.filterwarnings("ignore", category=UserWarning)  # its deprecation notice
+        from torch.ao.quantization import quantize_dynamic
+        model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     hidden = model.config.hidden_size
     vocab = model.config.vocab_size
     # Real-looking ids: avoid the special tokens at the start of the vocabulary.

@@ -90,7 +90,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "minilm-l6")]
     model: String,
     /// Precision of frozen weights and of the forward pass (trained weights stay f32).
-    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
+    #[arg(long, default_value = "f32", value_parser = w2s_models::WeightDtype::NAMES)]
     dtype: String,
     /// train: LoRA adapters of rank R instead of training every weight.
     #[arg(long, value_name = "R", conflicts_with = "train_layers")]
@@ -339,6 +339,10 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
     let shapes = step_shapes(&args, &source, &device)?;
     let torch_ok = torch_available(&args);
     let rounds = args.rounds.max(1);
+    let int8 = dtype_of(&args)? == WeightDtype::Int8;
+    if int8 && args.kind == BenchKind::Train {
+        bail!("--dtype int8 is for frozen weights: measure it with `w2s bench embed`");
+    }
     // Round by round, one entry a round.
     let (mut peaks, mut w2s_runs, mut composed_runs) = (Vec::new(), Vec::new(), Vec::new());
     let (mut torch_runs, mut eager_runs) = (Vec::new(), Vec::new());
@@ -356,8 +360,17 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
             w2s_kernels::set_enabled(true);
         }
         if torch_ok.is_ok() {
-            torch_runs.push(torch_side(&args, &source, &device, "sdpa")?);
-            eager_runs.push(torch_side(&args, &source, &device, "eager")?);
+            // int8 is measured against PyTorch f32 (the target) and beside PyTorch's
+            // own int8 path (dynamic quantization of every Linear), which takes eager's place.
+            let (main, second) = match int8 {
+                true => (("sdpa", "f32"), ("sdpa", "int8")),
+                false => (
+                    ("sdpa", args.dtype.as_str()),
+                    ("eager", args.dtype.as_str()),
+                ),
+            };
+            torch_runs.push(torch_side(&args, &source, &device, main.0, main.1)?);
+            eager_runs.push(torch_side(&args, &source, &device, second.0, second.1)?);
         }
     }
     let gemm = best_gemm(peaks);
@@ -402,6 +415,7 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
                 "kind": format!("{:?}", args.kind).to_lowercase(), "model": args.model,
                 "batch": args.batch, "seq": args.seq, "steps": args.steps, "dtype": args.dtype,
                 "bf16_products": dtype_of(&args)?.bf16_products_on(&device),
+                "int8_products": dtype_of(&args)?.int8_products_on(&device),
                 "adapt": format!("{:?}", adapt_of(&args)), "device": w2s.device, "cpu": cpu,
                 "model_flops_per_step": flops, "matmul_peak_gflops": gemm.as_ref().map(|g| g.peak),
                 "w2s": side_json(&w2s), "w2s_composed": composed.as_ref().map(side_json),
@@ -412,9 +426,16 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
         );
         return Ok(());
     }
-    let precision = match dtype_of(&args)?.bf16_products_on(&device) {
-        Some(kernel) => format!("bf16 products on {kernel} (weights rounded, f32 elsewhere)"),
-        None => args.dtype.clone(),
+    let dtype = dtype_of(&args)?;
+    let precision = match (
+        dtype.bf16_products_on(&device),
+        dtype.int8_products_on(&device),
+    ) {
+        (Some(kernel), _) => format!("bf16 products on {kernel} (weights rounded, f32 elsewhere)"),
+        (_, Some(kernel)) => {
+            format!("int8 products on {kernel} (32-element blocks, f32 elsewhere; PyTorch in f32)")
+        }
+        _ => args.dtype.clone(),
     };
     let best_of = if rounds > 1 {
         format!(", best of {rounds} rounds")
@@ -473,7 +494,14 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
         Err(note) => println!("  {note}"),
     }
     if let Some(v) = &torch_eager {
-        torch_line("pytorch eager", v);
+        torch_line(
+            if int8 {
+                "pytorch int8"
+            } else {
+                "pytorch eager"
+            },
+            v,
+        );
     }
     if let Some(c) = &composed {
         println!(
@@ -482,7 +510,12 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
         );
     }
     if let Some(r) = ratio {
-        println!("  ratio w2s / pytorch (sdpa) = {r:.2}");
+        let reference = if int8 {
+            "pytorch f32 (sdpa)"
+        } else {
+            "pytorch (sdpa)"
+        };
+        println!("  ratio w2s / {reference} = {r:.2}");
     }
     if round_ratios.len() > 1 {
         let each: Vec<String> = round_ratios.iter().map(|r| format!("{r:.2}")).collect();

@@ -38,7 +38,7 @@ pub struct EmbedArgs {
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
     /// Precision of the weights and the forward pass (features are written as f32).
-    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
+    #[arg(long, default_value = "f32", value_parser = w2s_models::WeightDtype::NAMES)]
     dtype: String,
     /// Rows per committed chunk (rounded up to whole batches): what a kill can lose.
     #[arg(long, default_value_t = w2s_models::DEFAULT_CHUNK_ROWS)]

@@ -84,9 +84,9 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         flag: "dtype",
         key: "dtype",
-        value: "f32|bf16|f16",
-        help: "Precision of frozen weights (probe features, frozen layers, LoRA's base) and of the forward pass; trained weights and optimizer state stay f32. bf16 on a CPU is faster only with AMX or a fast AVX512-BF16 (Zen 4, Zen 5); w2s warns where it measures it slower",
-        parse: |t| one_of(t, &["f32", "bf16", "f16"]),
+        value: "f32|bf16|f16|int8",
+        help: "Precision of frozen weights (probe features, frozen layers, LoRA's base) and of the forward pass; trained weights and optimizer state stay f32. bf16 on a CPU is faster only with AMX or a fast AVX512-BF16 (Zen 4, Zen 5); w2s warns where it measures it slower. int8: 8-bit integer products of frozen weights on the CPU (32-element blocks, exact for a GGUF's Q8_0/Q5_0/Q4_0 blocks; activations quantized per block), fast with AVX-512 VNNI",
+        parse: |t| one_of(t, &w2s_models::WeightDtype::NAMES),
     },
     Setting {
         flag: "labels",
@@ -355,7 +355,9 @@ mod tests {
         assert!(flags(&[("epochs", "x")]).is_err());
         assert!(flags(&[("dtype", "f8")])
             .unwrap_err()
-            .contains("f32, bf16, f16"));
+            .contains("f32, bf16, f16, int8"));
+        let dtype = SETTINGS.iter().find(|s| s.flag == "dtype").unwrap();
+        assert_eq!(dtype.value, w2s_models::WeightDtype::NAMES.join("|"));
     }
 
     #[test]

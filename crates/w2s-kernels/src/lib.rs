@@ -14,6 +14,7 @@ pub mod attention;
 pub mod bf16;
 pub mod embedding;
 pub mod gated;
+pub mod int8;
 pub mod linear;
 mod matmul;
 pub mod norm;

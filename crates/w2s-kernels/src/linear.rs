@@ -4,11 +4,11 @@
 //! copy, the bias gradient is a serial reduction over rows, and GELU's backward is about a dozen
 //! ops with a scalar erf. Here backward computes `dz = g ⊙ act′(z)` in one parallel pass,
 //! `dx = dz·W`, `dW = dzᵀ·x` directly as `[out, in]`, and `db` as per-thread column sums.
-use crate::bf16;
 use crate::matmul::{matmul, Mat, Threads};
 use crate::real::{cpu_slice, Fresh, Real};
 use crate::simd::fast;
 use crate::tape::wants;
+use crate::{bf16, int8};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -165,13 +165,33 @@ fn bias_act_in_place<T: Real>(rows: &mut [T], bias: &[T], f: impl Fn(T) -> (T, T
     )
 }
 
+/// A frozen weight packed for reduced-precision products ([`crate::bf16`], [`crate::int8`]).
+enum Frozen {
+    Bf16(bf16::Kernel, Arc<bf16::PackedWeight>),
+    Int8(int8::Kernel, Arc<int8::PackedWeight>),
+}
+
+impl Frozen {
+    fn matmul_into(
+        &self,
+        x: &[f32],
+        dst: &mut [MaybeUninit<f32>],
+        epilogue: &(dyn Fn(&mut [f32]) + Sync),
+    ) {
+        match self {
+            Frozen::Bf16(kernel, w) => bf16::matmul_into(*kernel, x, w, dst, epilogue),
+            Frozen::Int8(kernel, w) => int8::matmul_into(*kernel, x, w, dst, epilogue),
+        }
+    }
+}
+
 struct Linear {
     act: Act,
     keep: bool,
     /// The pre-activation `z` (kept only when there is an activation).
     saved: Mutex<Option<CpuStorage>>,
-    /// The frozen weight rounded to bf16, when bf16 products are on ([`crate::bf16`]).
-    bf16: Option<(bf16::Kernel, Arc<bf16::PackedWeight>)>,
+    /// The frozen weight packed for bf16 or int8 products, when those are on.
+    frozen: Option<Frozen>,
     /// The weight is stored `[in, out]` (GPT-2's Conv1D), and so is its gradient.
     in_out: bool,
 }
@@ -219,7 +239,7 @@ impl Linear {
             candle_core::bail!("{n}: input {dims:?} against a weight [{out_dim}, {in_dim}]");
         }
         let rows = x.len() / in_dim.max(1);
-        let frozen_bf16 = self.bf16.as_ref().zip(T::as_f32(x));
+        let frozen = self.frozen.as_ref().zip(T::as_f32(x));
         let mut shape = dims.to_vec();
         *shape.last_mut().expect("rank ≥ 1") = out_dim;
         let shape = Shape::from(shape);
@@ -235,9 +255,9 @@ impl Linear {
                 &zeros
             }
         };
-        let mut z = if let Some(((kernel, packed), x32)) = frozen_bf16 {
+        let mut z = if let Some((packed, x32)) = frozen {
             let mut z = Fresh::<T>::new(rows * out_dim);
-            assert_eq!(T::DTYPE, DType::F32, "{n}: bf16 products need f32");
+            assert_eq!(T::DTYPE, DType::F32, "{n}: bf16 and int8 products need f32");
             // SAFETY: T is f32 (asserted), so z's slots are f32 slots; the product writes all.
             let z32 = unsafe {
                 std::slice::from_raw_parts_mut(z.as_mut_ptr().cast::<MaybeUninit<f32>>(), z.len())
@@ -245,17 +265,12 @@ impl Linear {
             if in_place && needs_pass {
                 // In the product's epilogue, while each task's rows are in cache.
                 let bias32 = T::as_f32(bias).expect("f32 like x");
-                with_act!(self.act, f32, |f| bf16::matmul_into(
-                    *kernel,
-                    x32,
-                    packed,
-                    z32,
-                    &|rows| bias_act_in_place(rows, bias32, f)
-                ));
+                with_act!(self.act, f32, |f| packed
+                    .matmul_into(x32, z32, &|rows| bias_act_in_place(rows, bias32, f)));
                 // SAFETY: written in full above.
                 return Ok((T::wrap(unsafe { z.assume_init() }), shape));
             }
-            bf16::matmul_into(*kernel, x32, packed, z32, &|_| {});
+            packed.matmul_into(x32, z32, &|_| {});
             // SAFETY: written in full above.
             unsafe { z.assume_init() }
         } else {
@@ -552,18 +567,21 @@ pub fn fused_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Res
 fn fused(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act, in_out: bool) -> Result<Tensor> {
     let x = crate::tape::contiguous(x)?;
     let keep = wants(&x) || wants(w) || b.is_some_and(wants);
-    // Only frozen f32 weights take the bf16 products; trained ones stay f32 throughout.
-    let bf16 = match bf16::active() {
-        Some(kernel) if !in_out && !w.track_op() && w.dtype() == DType::F32 => {
-            Some((kernel, bf16::packed(w)?))
-        }
-        _ => None,
+    // Only frozen f32 weights take the bf16 or int8 products; trained ones stay f32 throughout.
+    let frozen = if in_out || w.track_op() || w.dtype() != DType::F32 {
+        None
+    } else if let Some(kernel) = int8::active() {
+        Some(Frozen::Int8(kernel, int8::packed(w)?))
+    } else if let Some(kernel) = bf16::active() {
+        Some(Frozen::Bf16(kernel, bf16::packed(w)?))
+    } else {
+        None
     };
     let op = Linear {
         act,
         keep,
         saved: Mutex::new(None),
-        bf16,
+        frozen,
         in_out,
     };
     match b {

@@ -14,13 +14,29 @@ pub enum WeightDtype {
     Bf16,
     /// IEEE half precision.
     F16,
+    /// 8-bit integer products of frozen weights on the CPU: the weights in blocks of 32 with a
+    /// scale each (a GGUF file's Q8_0, Q5_0 and Q4_0 blocks exactly), activations quantized per
+    /// block per product, exact int32 dot products ([`w2s_kernels::int8`]). Everything else, and
+    /// trained weights, stays f32. Elsewhere than a CPU: f32.
+    Int8,
 }
 
 impl WeightDtype {
-    /// The candle dtype.
+    /// Every dtype, in the order help texts list them.
+    pub const ALL: [WeightDtype; 4] = [
+        WeightDtype::F32,
+        WeightDtype::Bf16,
+        WeightDtype::F16,
+        WeightDtype::Int8,
+    ];
+
+    /// The command-line names of [`WeightDtype::ALL`].
+    pub const NAMES: [&'static str; 4] = ["f32", "bf16", "f16", "int8"];
+
+    /// The candle dtype the weights are held in (int8 products keep f32 weights and pack them).
     pub fn candle(&self) -> DType {
         match self {
-            WeightDtype::F32 => DType::F32,
+            WeightDtype::F32 | WeightDtype::Int8 => DType::F32,
             WeightDtype::Bf16 => DType::BF16,
             WeightDtype::F16 => DType::F16,
         }
@@ -31,6 +47,10 @@ impl WeightDtype {
     /// activations then stay on the fused f32 kernels, as under autocast); elsewhere it is
     /// [`WeightDtype::candle`]. The switch is process-wide: one process computes in one dtype.
     pub fn load_dtype(&self, device: &Device) -> DType {
+        let int8 = *self == WeightDtype::Int8 && device.is_cpu();
+        if let Some(kernel) = w2s_kernels::int8::set_active(int8) {
+            warn_if_portable(kernel);
+        }
         let bf16_products = self.bf16_products_on(device).is_some();
         if let Some(kernel) = w2s_kernels::bf16::set_active(bf16_products) {
             warn_if_slower(kernel);
@@ -49,29 +69,44 @@ impl WeightDtype {
         w2s_kernels::bf16::best_kernel().map(|k| k.name())
     }
 
+    /// The int8 kernel that [`WeightDtype::load_dtype`] would run products on, or `None` where
+    /// this dtype is not int8 or the device not a CPU.
+    pub fn int8_products_on(&self, device: &Device) -> Option<&'static str> {
+        (*self == WeightDtype::Int8 && device.is_cpu())
+            .then(|| w2s_kernels::int8::best_kernel().name())
+    }
+
     /// Command-line name.
     pub fn name(&self) -> &'static str {
-        match self {
-            WeightDtype::F32 => "f32",
-            WeightDtype::Bf16 => "bf16",
-            WeightDtype::F16 => "f16",
-        }
+        let i = Self::ALL.iter().position(|d| d == self).unwrap_or(0);
+        Self::NAMES[i]
     }
 
     /// Parses a command-line name.
     pub fn parse(s: &str) -> Option<WeightDtype> {
-        match s {
-            "f32" => Some(WeightDtype::F32),
-            "bf16" => Some(WeightDtype::Bf16),
-            "f16" => Some(WeightDtype::F16),
-            _ => None,
-        }
+        let i = Self::NAMES.iter().position(|n| *n == s)?;
+        Some(Self::ALL[i])
     }
 
     /// True for the default, which cache and store keys leave out (keys made before `--dtype`
     /// existed stay valid).
     pub fn is_default(&self) -> bool {
         *self == WeightDtype::F32
+    }
+}
+
+/// Warns, once per process, when int8 products run on the portable kernel: a CPU without AVX-512
+/// VNNI gets the same numbers, far slower than f32.
+fn warn_if_portable(kernel: w2s_kernels::int8::Kernel) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if kernel == w2s_kernels::int8::Kernel::Portable {
+        WARNED.call_once(|| {
+            tracing::warn!(
+                "--dtype int8: this CPU has no AVX-512 VNNI, so the 8-bit products run on the \
+                 portable kernel: the same numbers as on a VNNI CPU, many times slower than \
+                 --dtype f32 (docs/performance.md)"
+            );
+        });
     }
 }
 
@@ -90,4 +125,19 @@ fn warn_if_slower(kernel: w2s_kernels::bf16::Kernel) {
             );
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back_and_match_serde() {
+        for (d, name) in WeightDtype::ALL.iter().zip(WeightDtype::NAMES) {
+            assert_eq!(d.name(), name);
+            assert_eq!(WeightDtype::parse(name), Some(*d));
+            assert_eq!(serde_json::to_value(d).unwrap(), serde_json::json!(name));
+        }
+        assert_eq!(WeightDtype::parse("f8"), None);
+    }
 }

@@ -20,6 +20,12 @@ pub struct QuantProduct {
     pub seconds: f64,
     /// `‖y_quantized − y_f32‖ / ‖y_f32‖`, against f32 activations times the dequantized weights.
     pub rel_error: f64,
+    /// Median seconds of the same product through w2s's int8 kernel ([`w2s_kernels::int8`]).
+    pub int8_seconds: f64,
+    /// Its relative error, as `rel_error`.
+    pub int8_rel_error: f64,
+    /// Share of the weight's values that w2s's int8 packing reproduces exactly.
+    pub int8_exact: f64,
 }
 
 /// Activations of a plausible scale without a pattern the kernels could shortcut on.
@@ -34,6 +40,43 @@ fn activations(rows: usize, k: usize) -> candle_core::Result<Tensor> {
         })
         .collect();
     Tensor::from_vec(v, (rows, k), &Device::Cpu)
+}
+
+/// w2s's int8 product of `x` and the dequantized `w` on the best kernel: median seconds of
+/// `steps` after a warm-up, relative error against the f32 product, and the share of `w`'s values
+/// the packing reproduces exactly.
+fn int8_product(x: &Tensor, w: &Tensor, steps: usize) -> candle_core::Result<(f64, f64, f64)> {
+    use w2s_kernels::int8;
+    let (n, k) = w.dims2()?;
+    let ws = w.flatten_all()?.to_vec1::<f32>()?;
+    let xs = x.flatten_all()?.to_vec1::<f32>()?;
+    let m = xs.len() / k;
+    let packed = int8::PackedWeight::pack(&ws, n, k, k, 1);
+    let exact = (0..n * k)
+        .filter(|&i| {
+            let (q, d) = packed.get(i / k, i % k);
+            f32::from(q) * d == ws[i]
+        })
+        .count() as f64
+        / (n * k).max(1) as f64;
+    let kernel = int8::best_kernel();
+    let mut y = vec![0f32; m * n];
+    let mut times = Vec::with_capacity(steps.max(1));
+    for step in 0..=steps.max(1) {
+        let t = Instant::now();
+        int8::matmul(kernel, &xs, &packed, &mut y, &|_| {});
+        if step > 0 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let reference = x.matmul(&w.t()?)?.flatten_all()?.to_vec1::<f32>()?;
+    let (mut diff, mut norm) = (0f64, 0f64);
+    for (a, b) in y.iter().zip(&reference) {
+        diff += f64::from(a - b).powi(2);
+        norm += f64::from(*b).powi(2);
+    }
+    Ok((times[times.len() / 2], (diff / norm).sqrt(), exact))
 }
 
 /// Times every 2-D weight of the first layer of the GGUF file at `path` on `rows` activation
@@ -80,12 +123,16 @@ pub fn layer_products(path: &Path, rows: usize, steps: usize) -> Result<Vec<Quan
             times.push(t.elapsed().as_secs_f64());
         }
         times.sort_by(f64::total_cmp);
+        let int8 = int8_product(&x, &w, steps).context(what.clone())?;
         out.push(QuantProduct {
             name: name.clone(),
             dtype,
             shape: (rows, n, k),
             seconds: times[times.len() / 2],
             rel_error,
+            int8_seconds: int8.0,
+            int8_rel_error: int8.1,
+            int8_exact: int8.2,
         });
     }
     Ok(out)

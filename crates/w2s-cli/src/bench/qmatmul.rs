@@ -1,7 +1,7 @@
 //! `w2s bench qmatmul`: a GGUF decoder's layer products run directly on the quantized weights
-//! (candle's k-quant CPU kernels) against w2s's f32 product on the dequantized weights, at the
-//! bench's rows: whether a quantized path for frozen feature extraction would beat the f32 one on
-//! this CPU, and how far its outputs move.
+//! (candle's k-quant CPU kernels) and through w2s's int8 kernel (`--dtype int8`), against w2s's
+//! f32 product on the dequantized weights, at the bench's rows: how much faster each is than f32
+//! on this CPU, how far its outputs move, and how much of each weight int8 packs exactly.
 use super::BenchArgs;
 use anyhow::{bail, Result};
 use w2s_models::quant::QuantProduct;
@@ -28,6 +28,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .collect();
     let total: f64 = products.iter().map(flops).sum();
     let q_seconds: f64 = products.iter().map(|p| p.seconds).sum();
+    let int8_seconds: f64 = products.iter().map(|p| p.int8_seconds).sum();
+    let int8_kernel = w2s_kernels::int8::best_kernel().name();
     let f32_seconds: f64 = products
         .iter()
         .zip(&f32_rates)
@@ -44,7 +46,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 serde_json::json!({"tensor": p.name, "dtype": p.dtype, "rows": p.shape.0,
                     "out": p.shape.1, "in": p.shape.2,
                     "quantized_gflops": flops(p) / p.seconds / 1e9, "f32_gflops": r,
-                    "relative_error": p.rel_error})
+                    "relative_error": p.rel_error,
+                    "int8_gflops": flops(p) / p.int8_seconds / 1e9,
+                    "int8_relative_error": p.int8_rel_error, "int8_exact_share": p.int8_exact})
             })
             .collect();
         println!(
@@ -53,6 +57,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 "products": each, "quantized_gflops": total / q_seconds / 1e9,
                 "f32_gflops": total / f32_seconds / 1e9,
                 "quantized_over_f32": f32_seconds / q_seconds,
+                "int8_kernel": int8_kernel, "int8_gflops": total / int8_seconds / 1e9,
+                "int8_over_f32": f32_seconds / int8_seconds,
                 "peak_gmacs_per_core": peaks.map(|p| serde_json::json!({
                     "f32_fma": p.f32_fma, "int8_pure": p.int8_pure, "int8_signed": p.int8_signed,
                     "int8_blocks": p.int8_blocks,
@@ -67,27 +73,45 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     );
     println!("cpu: {cpu}");
     println!(
-        "{:<24} {:>6} {:>18} {:>11} {:>9} {:>7} {:>9}",
-        "tensor", "dtype", "rows x out x in", "quant GF/s", "f32 GF/s", "ratio", "rel. err"
+        "  and w2s's int8 products ({int8_kernel}; --dtype int8: 32-element blocks packed from the dequantized weights)"
+    );
+    println!(
+        "{:<24} {:>6} {:>16} {:>10} {:>9} {:>9} {:>6} {:>8} {:>8} {:>6}",
+        "tensor",
+        "dtype",
+        "rows x out x in",
+        "candle GF/s",
+        "int8 GF/s",
+        "f32 GF/s",
+        "int8/f32",
+        "err cand.",
+        "err int8",
+        "exact"
     );
     for (p, r) in products.iter().zip(&f32_rates) {
         let q = flops(p) / p.seconds / 1e9;
+        let i = flops(p) / p.int8_seconds / 1e9;
         println!(
-            "{:<24} {:>6} {:>18} {:>11.1} {:>9.1} {:>6.2}x {:>9.1e}",
+            "{:<24} {:>6} {:>16} {:>11.1} {:>9.1} {:>9.1} {:>7.2}x {:>8.1e} {:>8.1e} {:>5.0}%",
             p.name,
             p.dtype,
             format!("{}x{}x{}", p.shape.0, p.shape.1, p.shape.2),
             q,
+            i,
             r,
-            q / r,
-            p.rel_error
+            i / r,
+            p.rel_error,
+            p.int8_rel_error,
+            100.0 * p.int8_exact
         );
     }
     println!(
-        "layer: quantized {:.1} GFLOP/s, f32 {:.1} GFLOP/s; quantized / f32 = {:.2}x",
+        "layer: candle {:.1} GFLOP/s, w2s int8 {:.1} GFLOP/s, f32 {:.1} GFLOP/s; candle / f32 = {:.2}x, int8 / f32 = {:.2}x",
         total / q_seconds / 1e9,
+        total / int8_seconds / 1e9,
         total / f32_seconds / 1e9,
-        f32_seconds / q_seconds
+        f32_seconds / q_seconds,
+        f32_seconds / int8_seconds
     );
     match peaks {
         Some(p) => {

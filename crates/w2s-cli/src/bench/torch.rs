@@ -49,12 +49,14 @@ pub(super) fn run_script(
         .with_context(|| format!("reading the output of {}: {line}", script.display()))
 }
 
-/// The PyTorch step with transformers' attention `attn` (sdpa or eager).
+/// The PyTorch step with transformers' attention `attn` (sdpa or eager), in `dtype` (the
+/// script's `int8` is PyTorch's dynamic int8 quantization of every Linear).
 pub(super) fn torch_side(
     args: &BenchArgs,
     source: &ModelSource,
     device: &Device,
     attn: &str,
+    dtype: &str,
 ) -> Result<serde_json::Value> {
     let torch_device = if device.is_cuda() { "cuda" } else { "cpu" };
     let kind = match args.kind {
@@ -68,7 +70,7 @@ pub(super) fn torch_side(
         ("--steps", args.steps.to_string()),
         ("--pooling", source.pooling.name().to_string()),
         ("--device", torch_device.to_string()),
-        ("--dtype", args.dtype.clone()),
+        ("--dtype", dtype.to_string()),
         ("--attn", attn.to_string()),
     ] {
         extra.push(flag.into());
