@@ -153,6 +153,7 @@ def main():
         "tokens_per_second": a.batch * a.seq / seconds,
         "seconds_per_step": seconds,
         "attn": attn,
+        "dtype": a.dtype,
         "peak_rss_mb": peak_rss_mb(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

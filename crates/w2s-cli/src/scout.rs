@@ -42,6 +42,10 @@ pub struct ScoutArgs {
     /// Maximum tokens per row.
     #[arg(long)]
     max_len: Option<usize>,
+    /// Precision of the frozen weights (as `w2s run --dtype`): int8 makes decoders' features
+    /// 2–3× faster on a CPU with AVX-512 VNNI.
+    #[arg(long, default_value = "f32", value_parser = w2s_models::WeightDtype::NAMES)]
+    dtype: String,
     /// Output folder holding the store (the same as a later sweep's to share its nodes).
     #[arg(long, default_value = "w2s-out")]
     out: PathBuf,
@@ -116,6 +120,8 @@ pub fn run(mut args: ScoutArgs, quiet: bool) -> Result<()> {
     if let Some(n) = args.max_len {
         cfg.max_len = n;
     }
+    cfg.dtype = w2s_models::WeightDtype::parse(&args.dtype)
+        .with_context(|| format!("--dtype {}", args.dtype))?;
     let data: Vec<String> = args.data.iter().map(|d| args.columns.apply(d)).collect();
     let assets = w2s_assets::Store::open();
     let total = (data.len() * args.models.len()) as u64 * args.seeds;

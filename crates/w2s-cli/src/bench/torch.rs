@@ -39,8 +39,9 @@ pub(super) fn run_script(
         .with_context(|| format!("running {}", script.display()))?;
     if !out.status.success() {
         bail!(
-            "{} failed:\n{}",
+            "{} failed ({}):\n{}",
             script.display(),
+            out.status,
             String::from_utf8_lossy(&out.stderr)
         );
     }
