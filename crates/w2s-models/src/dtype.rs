@@ -103,7 +103,7 @@ fn warn_if_portable(kernel: w2s_kernels::int8::Kernel) {
         WARNED.call_once(|| {
             tracing::warn!(
                 "--dtype int8: this CPU has no AVX-512 VNNI, so the 8-bit products run on the \
-                 portable kernel: the same numbers as on a VNNI CPU, many times slower than \
+                 portable kernel: the same numbers as on a VNNI CPU, about 50x slower than \
                  --dtype f32 (docs/performance.md)"
             );
         });
