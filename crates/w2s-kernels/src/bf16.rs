@@ -8,13 +8,11 @@
 //! each row of it is one AVX512-BF16 operand, so both kernels read the same packing. The input is
 //! rounded per product, 32 rows at a time. Everything else (norms, softmax, the activations,
 //! gradients and trained weights) stays f32: this is autocast for frozen matmuls.
-use crate::matmul::SharedMut;
-use candle_core::{Tensor, TensorId};
+use candle_core::Tensor;
 use rayon::prelude::*;
-use std::collections::HashMap;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Rows of the input each task rounds and multiplies (two AMX tiles tall).
 const ROWS: usize = 32;
@@ -206,6 +204,16 @@ pub struct PackedWeight {
     data: Vec<u16>,
 }
 
+impl crate::packed::Packing for PackedWeight {
+    fn pack(w: &[f32], n: usize, k: usize, rs: usize, cs: usize) -> PackedWeight {
+        PackedWeight::pack(w, n, k, rs, cs)
+    }
+
+    fn bytes(&self) -> usize {
+        PackedWeight::bytes(self)
+    }
+}
+
 impl PackedWeight {
     /// Packs `W [n, k]` whose element `(j, c)` is at `w[j·rs + c·cs]`.
     pub fn pack(w: &[f32], n: usize, k: usize, rs: usize, cs: usize) -> PackedWeight {
@@ -247,44 +255,17 @@ impl PackedWeight {
 }
 
 /// Packed frozen weights by tensor, so each is rounded once however many batches it sees.
-static CACHE: Mutex<Option<HashMap<TensorId, Arc<PackedWeight>>>> = Mutex::new(None);
-/// The cache empties itself when it would pass this (a ladder of models, one after another).
-const CACHE_LIMIT: usize = 4 << 30;
+static CACHE: crate::packed::Cache<PackedWeight> = crate::packed::Cache::new();
 
 /// The packing of the 2-D weight `w` (`[n, k]`, any strides), made on first use and cached by
 /// tensor id (a frozen weight's tensor lives as long as its model).
 pub fn packed(w: &Tensor) -> candle_core::Result<Arc<PackedWeight>> {
-    if let Some(p) = CACHE
-        .lock()
-        .expect("bf16 cache")
-        .as_ref()
-        .and_then(|c| c.get(&w.id()))
-    {
-        return Ok(p.clone());
-    }
-    let (n, k) = w.dims2()?;
-    let (storage, layout) = w.storage_and_layout();
-    let all = crate::real::cpu_slice::<f32>(&storage, None, "bf16-pack")?;
-    let s = layout.stride();
-    let p = Arc::new(PackedWeight::pack(
-        &all[layout.start_offset()..],
-        n,
-        k,
-        s[0],
-        s[1],
-    ));
-    let mut cache = CACHE.lock().expect("bf16 cache");
-    let map = cache.get_or_insert_with(HashMap::new);
-    if map.values().map(|p| p.bytes()).sum::<usize>() + p.bytes() > CACHE_LIMIT {
-        map.clear();
-    }
-    map.insert(w.id(), p.clone());
-    Ok(p)
+    CACHE.packed(w)
 }
 
 /// Forgets every packed weight (their models are gone).
 pub fn clear_cache() {
-    *CACHE.lock().expect("bf16 cache") = None;
+    CACHE.clear()
 }
 
 /// `dst[m×n] = x[m×k] · Wᵀ` with `x` row-major and both rounded to bf16, f32 accumulation, on all
@@ -297,9 +278,7 @@ pub fn matmul(
     dst: &mut [f32],
     epilogue: &(dyn Fn(&mut [f32]) + Sync),
 ) {
-    // SAFETY: MaybeUninit<f32> has f32's layout, and only initialised values are written.
-    let dst = unsafe { &mut *(dst as *mut [f32] as *mut [MaybeUninit<f32>]) };
-    matmul_into(kernel, x, w, dst, epilogue);
+    matmul_into(kernel, x, w, crate::packed::as_slots(dst), epilogue);
 }
 
 /// [`matmul`] into an unwritten buffer, which it writes in full (a fused op's fresh output).
@@ -310,23 +289,14 @@ pub(crate) fn matmul_into(
     dst: &mut [MaybeUninit<f32>],
     epilogue: &(dyn Fn(&mut [f32]) + Sync),
 ) {
-    let (n, k) = (w.n, w.k);
-    let m = x.len().checked_div(k).unwrap_or(dst.len() / n.max(1));
-    assert!(x.len() == m * k && dst.len() == m * n, "bf16 matmul shapes");
-    if m == 0 || n == 0 {
-        return;
-    }
-    let out = SharedMut(dst.as_mut_ptr());
-    (0..m.div_ceil(ROWS)).into_par_iter().for_each(|t| {
-        let r0 = t * ROWS;
-        let rows = ROWS.min(m - r0);
+    let k = w.k;
+    crate::packed::by_row_tasks(x, (k, w.n), dst, ROWS, epilogue, |x, dst| {
+        let rows = x.len() / k.max(1);
         // The task's rows in bf16, zero-padded to 32 rows of kp.
         let mut a = vec![0u16; ROWS * w.kp];
-        for (i, row) in x[r0 * k..(r0 + rows) * k].chunks(k).enumerate() {
+        for (i, row) in x.chunks(k).enumerate() {
             round_row(row, &mut a[i * w.kp..i * w.kp + k]);
         }
-        // SAFETY: each task writes only its own rows r0..r0+rows of dst.
-        let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(r0 * n), rows * n) };
         match kernel {
             #[cfg(target_arch = "x86_64")]
             Kernel::Amx => unsafe { amx_rows(&a, w, rows, dst) },
@@ -334,8 +304,6 @@ pub(crate) fn matmul_into(
             Kernel::Avx512 => unsafe { avx512_rows(&a, w, rows, dst) },
             _ => portable_rows(&a, w, rows, dst),
         }
-        // SAFETY: the kernel wrote every element of the task's rows.
-        epilogue(unsafe { crate::real::written(dst) });
     });
 }
 

@@ -18,6 +18,7 @@ pub mod int8;
 pub mod linear;
 mod matmul;
 pub mod norm;
+pub mod packed;
 pub mod peak;
 pub mod real;
 pub mod rope;

@@ -5,37 +5,7 @@
 mod common;
 
 use candle_core::{DType, Device};
-use w2s_assets::Store;
-use w2s_models::{resolve, Encoder, LoadRequest, Train, WeightDtype};
-
-fn features(model: &str, texts: &[&str], dtype: WeightDtype) -> (Vec<f32>, usize) {
-    let dev = Device::Cpu;
-    let source = resolve(model, &Store::open()).expect("model fetched");
-    let load = LoadRequest {
-        device: &dev,
-        dtype: dtype.load_dtype(&dev),
-        train: Train::Nothing,
-    };
-    let enc = Encoder::load_with(&source, &load).unwrap();
-    let out = enc.embed(texts, 128).unwrap();
-    let width = out.dim(1).unwrap();
-    let values = out
-        .to_dtype(DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    WeightDtype::F32.load_dtype(&dev);
-    (values, width)
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(x * y)).sum();
-    let na: f64 = a.iter().map(|x| f64::from(x * x)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| f64::from(x * x)).sum::<f64>().sqrt();
-    dot / (na * nb)
-}
+use w2s_models::WeightDtype;
 
 #[test]
 fn bf16_features_are_within_bf16_rounding_of_f32() {
@@ -54,13 +24,13 @@ fn bf16_features_are_within_bf16_rounding_of_f32() {
     let tweets = common::tweets(16);
     let texts: Vec<&str> = tweets.iter().map(String::as_str).collect();
     for model in ["minilm-l3", "mpnet-base", "smollm2-135m"] {
-        let (f32s, width) = features(model, &texts, WeightDtype::F32);
-        let (bf16s, _) = features(model, &texts, WeightDtype::Bf16);
+        let (f32s, width) = common::features_in(model, &texts, WeightDtype::F32);
+        let (bf16s, _) = common::features_in(model, &texts, WeightDtype::Bf16);
         assert_ne!(f32s, bf16s, "{model}: bf16 gave the f32 features exactly");
         let worst = f32s
             .chunks(width)
             .zip(bf16s.chunks(width))
-            .map(|(a, b)| cosine(a, b))
+            .map(|(a, b)| common::cosine(a, b))
             .fold(1f64, f64::min);
         eprintln!("{model} ({path}): lowest per-row cosine to f32 {worst:.6}");
         // bf16 keeps 8 bits of mantissa: a 2⁻⁹ relative error per rounding, averaged over

@@ -33,12 +33,6 @@ fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
         / scale
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
-    let n = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    dot / (n(a) * n(b))
-}
-
 fn load(dir: &Path, dtype: DType) -> Encoder {
     let source = resolve(dir.to_str().unwrap(), &Store::open()).unwrap();
     let req = LoadRequest {
@@ -135,7 +129,7 @@ fn bf16_checkpoint_and_bf16_compute() {
         .zip(r["pooled_bf16"].as_array().unwrap())
         .enumerate()
     {
-        let c = cosine(got, &floats(want));
+        let c = common::cosine(got, &floats(want));
         eprintln!("llama-bf16 text {i}: cosine to transformers-bf16 {c:.6}");
         assert!(c > 0.999, "text {i}: cosine {c}");
     }
@@ -165,7 +159,7 @@ fn f16_checkpoint_loads_in_f32_and_computes_in_f16() {
             .to_vec2::<f32>()
             .unwrap();
         for (got, want) in pooled.iter().zip(r["pooled"].as_array().unwrap()) {
-            let c = cosine(got, &floats(want));
+            let c = common::cosine(got, &floats(want));
             assert!(c > 0.999, "{dtype:?}: cosine {c} to the f32 reference");
         }
     }

@@ -5,37 +5,7 @@
 mod common;
 
 use candle_core::{DType, Device};
-use w2s_assets::Store;
-use w2s_models::{resolve, Encoder, LoadRequest, Train, WeightDtype};
-
-fn features(model: &str, texts: &[&str], dtype: WeightDtype) -> (Vec<f32>, usize) {
-    let dev = Device::Cpu;
-    let source = resolve(model, &Store::open()).expect("model fetched");
-    let load = LoadRequest {
-        device: &dev,
-        dtype: dtype.load_dtype(&dev),
-        train: Train::Nothing,
-    };
-    let enc = Encoder::load_with(&source, &load).unwrap();
-    let out = enc.embed(texts, 128).unwrap();
-    let width = out.dim(1).unwrap();
-    let values = out
-        .to_dtype(DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    WeightDtype::F32.load_dtype(&dev);
-    (values, width)
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(x * y)).sum();
-    let na: f64 = a.iter().map(|x| f64::from(x * x)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| f64::from(x * x)).sum::<f64>().sqrt();
-    dot / (na * nb)
-}
+use w2s_models::WeightDtype;
 
 #[test]
 fn int8_features_are_close_to_f32() {
@@ -48,13 +18,13 @@ fn int8_features_are_close_to_f32() {
     let tweets = common::tweets(16);
     let texts: Vec<&str> = tweets.iter().map(String::as_str).collect();
     for (model, floor) in [("minilm-l3", 0.999), ("smollm2-135m", 0.998)] {
-        let (f32s, width) = features(model, &texts, WeightDtype::F32);
-        let (int8s, _) = features(model, &texts, WeightDtype::Int8);
+        let (f32s, width) = common::features_in(model, &texts, WeightDtype::F32);
+        let (int8s, _) = common::features_in(model, &texts, WeightDtype::Int8);
         assert_ne!(f32s, int8s, "{model}: int8 gave the f32 features exactly");
         let cos: Vec<f64> = f32s
             .chunks(width)
             .zip(int8s.chunks(width))
-            .map(|(a, b)| cosine(a, b))
+            .map(|(a, b)| common::cosine(a, b))
             .collect();
         let worst = cos.iter().copied().fold(1f64, f64::min);
         let mean = cos.iter().sum::<f64>() / cos.len() as f64;

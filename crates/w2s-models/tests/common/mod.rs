@@ -85,3 +85,43 @@ pub fn tweets(n: usize) -> Vec<String> {
     let ds = w2s_data::load("tweets", &w2s_assets::Store::open()).expect("dataset fetched");
     ds.examples.into_iter().take(n).map(|r| r.text).collect()
 }
+
+/// Cosine of two vectors, in f64.
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let n = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (n(a) * n(b))
+}
+
+/// Pooled features of `texts` (≤ 128 tokens) by the built-in `model` loaded frozen in `dtype`,
+/// as f32 values and the feature width; the process-wide product switches are put back to f32's
+/// afterwards.
+pub fn features_in(
+    model: &str,
+    texts: &[&str],
+    dtype: w2s_models::WeightDtype,
+) -> (Vec<f32>, usize) {
+    let dev = candle_core::Device::Cpu;
+    let source = w2s_models::resolve(model, &w2s_assets::Store::open()).expect("model fetched");
+    let load = w2s_models::LoadRequest {
+        device: &dev,
+        dtype: dtype.load_dtype(&dev),
+        train: w2s_models::Train::Nothing,
+    };
+    let enc = Encoder::load_with(&source, &load).unwrap();
+    let out = enc.embed(texts, 128).unwrap();
+    let width = out.dim(1).unwrap();
+    let values = out
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    w2s_models::WeightDtype::F32.load_dtype(&dev);
+    (values, width)
+}
