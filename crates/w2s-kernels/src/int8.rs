@@ -31,6 +31,13 @@ const ROWS: usize = 8 * MR;
 /// Bytes of one packed block of a column group: 8 steps of 4 `k` × 16 columns.
 const GROUP_BLOCK: usize = BLOCK * COLS;
 
+/// Where column `c`'s element `e` (0..32) of a block lies in the block's packed bytes: 8 steps of
+/// 4 consecutive `k` for each of the 16 columns (one `vpdpbusd` operand per step).
+#[inline(always)]
+fn at(c: usize, e: usize) -> usize {
+    (e / 4) * COLS * 4 + c * 4 + e % 4
+}
+
 /// Which int8 kernel runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
@@ -197,7 +204,7 @@ impl PackedWeight {
                                 offset[b * COLS + c] =
                                     -128 * ints.iter().map(|&v| i32::from(v)).sum::<i32>();
                                 for (e, &v) in ints.iter().enumerate() {
-                                    q[b * GROUP_BLOCK + (e / 4) * COLS * 4 + c * 4 + e % 4] = v;
+                                    q[b * GROUP_BLOCK + at(c, e)] = v;
                                 }
                             }
                         }
@@ -226,7 +233,7 @@ impl PackedWeight {
         let (g, c, b, e) = (j / COLS, j % COLS, kk / BLOCK, kk % BLOCK);
         let gb = g * self.kb + b;
         (
-            self.q[gb * GROUP_BLOCK + (e / 4) * COLS * 4 + c * 4 + e % 4],
+            self.q[gb * GROUP_BLOCK + at(c, e)],
             self.scale[gb * COLS + c],
         )
     }
@@ -379,7 +386,7 @@ fn portable_rows(q: &QuantRows, w: &PackedWeight, rows: usize, dst: &mut [MaybeU
                         let blk = &w.q[gb * GROUP_BLOCK..(gb + 1) * GROUP_BLOCK];
                         let mut dot = w.offset[gb * COLS + c];
                         for e in 0..BLOCK {
-                            let wq = blk[(e / 4) * COLS * 4 + c * 4 + e % 4];
+                            let wq = blk[at(c, e)];
                             dot += i32::from(a[b * BLOCK + e]) * i32::from(wq);
                         }
                         let s = q.d[i * kb + b] * w.scale[gb * COLS + c];
@@ -430,9 +437,10 @@ unsafe fn vnni_rows(q: &QuantRows, w: &PackedWeight, rows: usize, dst: &mut [May
                 ];
                 let mut acc = [init; MR];
                 for step in 0..BLOCK / 4 {
-                    let at = b * GROUP_BLOCK + step * COLS * 4;
-                    let w0 = _mm512_loadu_si512(q0.add(at) as *const _);
-                    let w1 = _mm512_loadu_si512(q1.add(at) as *const _);
+                    // The step's 64 bytes: 4 `k` of all 16 columns.
+                    let step_at = b * GROUP_BLOCK + at(0, step * 4);
+                    let w0 = _mm512_loadu_si512(q0.add(step_at) as *const _);
+                    let w1 = _mm512_loadu_si512(q1.add(step_at) as *const _);
                     for (r, acc) in acc.iter_mut().enumerate() {
                         let x = _mm512_set1_epi32(
                             (a.add(r * kp + b * BLOCK + step * 4) as *const i32).read_unaligned(),

@@ -42,15 +42,45 @@ fn activations(rows: usize, k: usize) -> candle_core::Result<Tensor> {
     Tensor::from_vec(v, (rows, k), &Device::Cpu)
 }
 
+/// Median seconds of `steps` calls of `product` (at least one); the caller has run it once
+/// already, which is the warm-up.
+fn median_seconds(
+    steps: usize,
+    mut product: impl FnMut() -> candle_core::Result<()>,
+) -> candle_core::Result<f64> {
+    let mut times = Vec::with_capacity(steps.max(1));
+    for _ in 0..steps.max(1) {
+        let t = Instant::now();
+        product()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// `‖got − reference‖ / ‖reference‖`, summed in f64.
+fn relative_error(got: &[f32], reference: &[f32]) -> f64 {
+    let (mut diff, mut norm) = (0f64, 0f64);
+    for (a, b) in got.iter().zip(reference) {
+        diff += (f64::from(*a) - f64::from(*b)).powi(2);
+        norm += f64::from(*b).powi(2);
+    }
+    (diff / norm).sqrt()
+}
+
 /// w2s's int8 product of `x` and the dequantized `w` on the best kernel: median seconds of
-/// `steps` after a warm-up, relative error against the f32 product, and the share of `w`'s values
-/// the packing reproduces exactly.
-fn int8_product(x: &Tensor, w: &Tensor, steps: usize) -> candle_core::Result<(f64, f64, f64)> {
+/// `steps` after a warm-up, relative error against `reference` (the f32 product), and the share
+/// of `w`'s values the packing reproduces exactly.
+fn int8_product(
+    x: &Tensor,
+    w: &Tensor,
+    reference: &[f32],
+    steps: usize,
+) -> candle_core::Result<(f64, f64, f64)> {
     use w2s_kernels::int8;
     let (n, k) = w.dims2()?;
     let ws = w.flatten_all()?.to_vec1::<f32>()?;
     let xs = x.flatten_all()?.to_vec1::<f32>()?;
-    let m = xs.len() / k;
     let packed = int8::PackedWeight::pack(&ws, n, k, k, 1);
     let exact = (0..n * k)
         .filter(|&i| {
@@ -60,23 +90,14 @@ fn int8_product(x: &Tensor, w: &Tensor, steps: usize) -> candle_core::Result<(f6
         .count() as f64
         / (n * k).max(1) as f64;
     let kernel = int8::best_kernel();
-    let mut y = vec![0f32; m * n];
-    let mut times = Vec::with_capacity(steps.max(1));
-    for step in 0..=steps.max(1) {
-        let t = Instant::now();
+    let mut y = vec![0f32; reference.len()];
+    int8::matmul(kernel, &xs, &packed, &mut y, &|_| {});
+    let error = relative_error(&y, reference);
+    let seconds = median_seconds(steps, || {
         int8::matmul(kernel, &xs, &packed, &mut y, &|_| {});
-        if step > 0 {
-            times.push(t.elapsed().as_secs_f64());
-        }
-    }
-    times.sort_by(f64::total_cmp);
-    let reference = x.matmul(&w.t()?)?.flatten_all()?.to_vec1::<f32>()?;
-    let (mut diff, mut norm) = (0f64, 0f64);
-    for (a, b) in y.iter().zip(&reference) {
-        diff += f64::from(a - b).powi(2);
-        norm += f64::from(*b).powi(2);
-    }
-    Ok((times[times.len() / 2], (diff / norm).sqrt(), exact))
+        Ok(())
+    })?;
+    Ok((seconds, error, exact))
 }
 
 /// Times every 2-D weight of the first layer of the GGUF file at `path` on `rows` activation
@@ -108,27 +129,18 @@ pub fn layer_products(path: &Path, rows: usize, steps: usize) -> Result<Vec<Quan
         let w = q.dequantize(&Device::Cpu).context(what.clone())?;
         let x = activations(rows, k).context(what.clone())?;
         let qm = QMatMul::from_qtensor(q).context(what.clone())?;
-        let error = || -> candle_core::Result<f64> {
-            let reference = x.matmul(&w.t()?)?;
-            let got = qm.forward(&x)?;
-            let diff = (&got - &reference)?.sqr()?.sum_all()?.to_scalar::<f32>()?;
-            let norm = reference.sqr()?.sum_all()?.to_scalar::<f32>()?;
-            Ok((diff / norm).sqrt() as f64)
-        };
-        let rel_error = error().context(what.clone())?;
-        let mut times = Vec::with_capacity(steps.max(1));
-        for _ in 0..steps.max(1) {
-            let t = Instant::now();
-            qm.forward(&x).context(what.clone())?;
-            times.push(t.elapsed().as_secs_f64());
-        }
-        times.sort_by(f64::total_cmp);
-        let int8 = int8_product(&x, &w, steps).context(what.clone())?;
+        // The f32 product both quantized paths are measured against, computed once.
+        let flat = |t: candle_core::Result<Tensor>| t?.flatten_all()?.to_vec1::<f32>();
+        let reference = flat(w.t().and_then(|wt| x.matmul(&wt))).context(what.clone())?;
+        let got = flat(qm.forward(&x)).context(what.clone())?;
+        let rel_error = relative_error(&got, &reference);
+        let seconds = median_seconds(steps, || qm.forward(&x).map(|_| ())).context(what.clone())?;
+        let int8 = int8_product(&x, &w, &reference, steps).context(what.clone())?;
         out.push(QuantProduct {
             name: name.clone(),
             dtype,
             shape: (rows, n, k),
-            seconds: times[times.len() / 2],
+            seconds,
             rel_error,
             int8_seconds: int8.0,
             int8_rel_error: int8.1,
