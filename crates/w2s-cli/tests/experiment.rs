@@ -82,18 +82,13 @@ fn sweep_args(file: &Path, out: &Path, jobs: usize) -> Vec<String> {
 fn run_on_a_user_file_gives_the_documented_schema() {
     let tmp = tempfile::tempdir().unwrap();
     // The cache names a user file's features after its path, temporary folder included.
-    let tmp_name = tmp.path().file_name().unwrap().to_string_lossy();
-    let _forget = common::ForgetFeaturesOnDrop(tmp_name.trim_start_matches('.').to_string());
+    let _forget = common::ForgetFeaturesOnDrop::for_dir(tmp.path());
     // A file w2s has never seen: real sentences, written as a user would.
     let store = w2s_assets::Store::open();
     let data = w2s_data::load("pang-lee-sentences", &store).unwrap();
     let path = tmp.path().join("reviews.jsonl");
-    let mut text = String::new();
-    for e in data.examples.iter().step_by(5).take(700) {
-        text.push_str(&serde_json::json!({"text": e.text, "label": e.label}).to_string());
-        text.push('\n');
-    }
-    std::fs::write(&path, text).unwrap();
+    let rows = data.examples.iter().step_by(5).take(700);
+    common::write_jsonl(&path, rows.map(|e| (e.text.as_str(), e.label)));
     let out = tmp.path().join("out");
     let args = [
         "run",
@@ -578,24 +573,21 @@ fn a_full_disk_is_an_error_naming_the_file_and_loses_nothing() {
 #[test]
 fn a_user_text_file_of_three_classes_runs_with_classes() {
     let tmp = tempfile::tempdir().unwrap();
-    let tmp_name = tmp.path().file_name().unwrap().to_string_lossy();
-    let _forget = common::ForgetFeaturesOnDrop(tmp_name.trim_start_matches('.').to_string());
+    let _forget = common::ForgetFeaturesOnDrop::for_dir(tmp.path());
     let store = w2s_assets::Store::open();
     let data = w2s_data::load("newsgroups-20", &store).unwrap();
     let path = tmp.path().join("groups.jsonl");
-    let mut text = String::new();
     let mut per_class = [0usize; 3];
-    for e in &data.examples {
+    let rows = data.examples.iter().filter(|e| {
         let k = e.label as usize;
-        if k < 3 && per_class[k] < 150 && !e.text.trim().is_empty() {
+        let take = k < 3 && per_class[k] < 150 && !e.text.trim().is_empty();
+        if take {
             per_class[k] += 1;
-            let row = serde_json::json!({"text": e.text, "label": e.label});
-            text.push_str(&row.to_string());
-            text.push('\n');
         }
-    }
+        take
+    });
+    common::write_jsonl(&path, rows.map(|e| (e.text.as_str(), e.label)));
     assert_eq!(per_class, [150; 3]);
-    std::fs::write(&path, text).unwrap();
     let out = tmp.path().join("out");
     let run = |classes: Option<&str>| {
         let mut a = vec!["run", "--data", path.to_str().unwrap()];

@@ -54,8 +54,7 @@ fn image_folder(root: &Path, per_class: usize) {
 fn a_ten_class_image_folder_shows_and_runs_from_pixels_to_efficientnet() {
     let tmp = tempfile::tempdir().unwrap();
     // The cache names the features after the folder's path, temporary folder included.
-    let tmp_name = tmp.path().file_name().unwrap().to_string_lossy();
-    let _forget = common::ForgetFeaturesOnDrop(tmp_name.trim_start_matches('.').to_string());
+    let _forget = common::ForgetFeaturesOnDrop::for_dir(tmp.path());
     let data = tmp.path().join("images");
     image_folder(&data, 8);
     let data = data.to_string_lossy().into_owned();

@@ -54,6 +54,25 @@ pub fn forget_features(pattern: &str) {
 /// features of its own temporary file leaves none behind, pass or fail.
 pub struct ForgetFeaturesOnDrop(pub String);
 
+impl ForgetFeaturesOnDrop {
+    /// Forgets the features the cache names after the temporary folder `dir` (its name without a
+    /// leading dot).
+    pub fn for_dir(dir: &std::path::Path) -> ForgetFeaturesOnDrop {
+        let name = dir.file_name().unwrap_or_default().to_string_lossy();
+        ForgetFeaturesOnDrop(name.trim_start_matches('.').to_string())
+    }
+}
+
+/// Writes `rows` (text, label) as a user's JSONL file at `path`.
+pub fn write_jsonl<'a>(path: &std::path::Path, rows: impl IntoIterator<Item = (&'a str, u8)>) {
+    let mut text = String::new();
+    for (t, label) in rows {
+        text.push_str(&serde_json::json!({"text": t, "label": label}).to_string());
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
 impl Drop for ForgetFeaturesOnDrop {
     fn drop(&mut self) {
         forget_features(&self.0);
