@@ -339,7 +339,8 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
     let shapes = step_shapes(&args, &source, &device)?;
     let torch_ok = torch_available(&args);
     let rounds = args.rounds.max(1);
-    let int8 = dtype_of(&args)? == WeightDtype::Int8;
+    let dtype = dtype_of(&args)?;
+    let int8 = dtype == WeightDtype::Int8;
     if int8 && args.kind == BenchKind::Train {
         bail!("--dtype int8 is for frozen weights: measure it with `w2s bench embed`");
     }
@@ -424,8 +425,8 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
             serde_json::json!({
                 "kind": format!("{:?}", args.kind).to_lowercase(), "model": args.model,
                 "batch": args.batch, "seq": args.seq, "steps": args.steps, "dtype": args.dtype,
-                "bf16_products": dtype_of(&args)?.bf16_products_on(&device),
-                "int8_products": dtype_of(&args)?.int8_products_on(&device),
+                "bf16_products": dtype.bf16_products_on(&device),
+                "int8_products": dtype.int8_products_on(&device),
                 "adapt": format!("{:?}", adapt_of(&args)), "device": w2s.device, "cpu": cpu,
                 "model_flops_per_step": flops, "matmul_peak_gflops": gemm.as_ref().map(|g| g.peak),
                 "w2s": side_json(&w2s), "w2s_composed": composed.as_ref().map(side_json),
@@ -436,7 +437,6 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
         );
         return Ok(());
     }
-    let dtype = dtype_of(&args)?;
     let precision = match (
         dtype.bf16_products_on(&device),
         dtype.int8_products_on(&device),

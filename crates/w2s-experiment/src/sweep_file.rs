@@ -202,6 +202,9 @@ mod tests {
         std::fs::write(&f, format!("{body}[experiment]\ndtype = \"bf16\"\n")).unwrap();
         let cfg = SweepFile::read(&f).unwrap().config().unwrap();
         assert_eq!(cfg.dtype, w2s_models::WeightDtype::Bf16);
+        std::fs::write(&f, format!("{body}[experiment]\ndtype = \"int8\"\n")).unwrap();
+        let cfg = SweepFile::read(&f).unwrap().config().unwrap();
+        assert_eq!(cfg.dtype, w2s_models::WeightDtype::Int8);
         std::fs::write(&f, format!("{body}[experiment]\ndtype = \"f8\"\n")).unwrap();
         assert!(SweepFile::read(&f).and_then(|s| s.config()).is_err());
     }

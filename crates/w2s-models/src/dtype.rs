@@ -47,8 +47,8 @@ impl WeightDtype {
     /// activations then stay on the fused f32 kernels, as under autocast); elsewhere it is
     /// [`WeightDtype::candle`]. The switch is process-wide: one process computes in one dtype.
     pub fn load_dtype(&self, device: &Device) -> DType {
-        let int8 = *self == WeightDtype::Int8 && device.is_cpu();
-        if let Some(kernel) = w2s_kernels::int8::set_active(int8) {
+        let int8_products = self.int8_products_on(device).is_some();
+        if let Some(kernel) = w2s_kernels::int8::set_active(int8_products) {
             warn_if_portable(kernel);
         }
         let bf16_products = self.bf16_products_on(device).is_some();
