@@ -50,12 +50,34 @@ pub struct ColumnArgs {
     /// Without it, labels are 0/1 and any other value is an error.
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u8).range(2..))]
     classes: Option<u8>,
+    /// Multiple choice as a choice among K: each question's candidate rows (one per answer,
+    /// exactly one labelled 1) become one row whose class is the right answer's position
+    /// (`REF?choices`). Built-in multiple-choice sets know their questions; a file names its
+    /// question column with --question-column [default: question].
+    #[arg(long)]
+    choices: bool,
+    /// The column naming the question a row is a candidate answer of (with --choices).
+    #[arg(long, value_name = "NAME", requires = "choices")]
+    question_column: Option<String>,
 }
 
 impl ColumnArgs {
     /// The dataset reference with these columns: a file or folder becomes
     /// `PATH?text=..&label=..`; a built-in name is left as it is.
     pub fn apply(&self, data: &str) -> String {
+        let plain = self.file_columns(data);
+        if self.choices {
+            format!(
+                "{plain}{}choices",
+                if plain.contains('?') { '&' } else { '?' }
+            )
+        } else {
+            plain
+        }
+    }
+
+    /// [`ColumnArgs::apply`] without `--choices`.
+    fn file_columns(&self, data: &str) -> String {
         if w2s_data::registry::info(data).is_some() || !std::path::Path::new(data).exists() {
             return data.to_string();
         }
@@ -69,6 +91,7 @@ impl ColumnArgs {
         cols.group = self.group_column.clone();
         cols.image = self.image_column.clone();
         cols.classes = self.classes;
+        cols.question = self.question_column.clone();
         w2s_data::DatasetRef::File {
             path: data.into(),
             columns: cols,
@@ -138,7 +161,11 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 let set = w2s_data::images::load_images(&name, &store)?;
                 return show_images(&set, rows, skip);
             }
-            let ds = w2s_data::load(&columns.apply(&name), &store)?;
+            let reference = columns.apply(&name);
+            let ds = w2s_data::load(&reference, &store)?;
+            if w2s_data::names_choices(&reference) {
+                return show_questions(&reference, &ds, rows, skip);
+            }
             let classes = ds.classes();
             if classes > 2 {
                 println!(
@@ -170,6 +197,53 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                     e.id, e.label, e.group, e.text
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+/// `w2s data show` of a choice view: questions, how many candidates they have, where the right
+/// one stands, and the first questions with their candidates (the right one marked).
+fn show_questions(name: &str, ds: &w2s_data::Dataset, rows: usize, skip: usize) -> Result<()> {
+    let questions = w2s_data::questions::questions(name, &ds.examples)?;
+    let widest = questions.iter().map(|q| q.rows.len()).max().unwrap_or(2);
+    let mut by_k = vec![0usize; widest + 1];
+    let mut by_answer = vec![0usize; widest];
+    for q in &questions {
+        by_k[q.rows.len()] += 1;
+        by_answer[q.answer] += 1;
+    }
+    let chance = questions
+        .iter()
+        .map(|q| 1.0 / q.rows.len() as f64)
+        .sum::<f64>()
+        / questions.len().max(1) as f64;
+    println!(
+        "{name}: {} questions of {} candidate rows, K = {widest}, chance {:.1}%, rows' version {}",
+        questions.len(),
+        ds.examples.len(),
+        100.0 * chance,
+        ds.version
+    );
+    println!(
+        "{:>10}  {:>9}  {:>12}",
+        "position", "questions", "right there"
+    );
+    for (k, &n) in by_answer.iter().enumerate() {
+        let with = by_k[k + 1..].iter().sum::<usize>();
+        println!("{:>10}  {with:>9}  {n:>12}", (b'A' + k as u8) as char);
+    }
+    for q in questions.iter().skip(skip).take(rows) {
+        println!(
+            "\n[{}] answer={} group={}",
+            q.id,
+            (b'A' + q.answer as u8) as char,
+            q.group
+        );
+        for (j, &r) in q.rows.iter().enumerate() {
+            let mark = if j == q.answer { '*' } else { ' ' };
+            let text = ds.examples[r].text.replace('\n', "\n      ");
+            println!("  {mark}({}) {text}", (b'A' + j as u8) as char);
         }
     }
     Ok(())

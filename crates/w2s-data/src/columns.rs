@@ -14,6 +14,9 @@ pub struct Columns {
     pub group: Option<String>,
     /// A row id (default: `id` when the file has one, else the row number).
     pub id: Option<String>,
+    /// The question a row is a candidate answer of, for a multiple-choice file (`question=COL`;
+    /// `?choices` reads `question` unless another column is named).
+    pub question: Option<String>,
     /// A `datasets` Image column: the file holds images, and the label column a class index.
     pub image: Option<String>,
     /// K, for a text file of K classes: labels are class indices 0..K-1 (`?classes=K`,
@@ -29,6 +32,7 @@ impl Default for Columns {
             label: "label".into(),
             group: None,
             id: None,
+            question: None,
             image: None,
             classes: None,
         }

@@ -1,20 +1,31 @@
 //! The canonical on-disk form of a converted dataset.
 //!
-//! Layout (little-endian): magic `W2SD`, u32 version, u64 row count, then per row id, text and
-//! group as u32-length-prefixed UTF-8 and the label as one byte; last, the sha256 of everything
-//! before it, so a truncated or corrupted file is detected instead of silently read.
+//! Layout (little-endian): magic `W2SD`, u32 version, u64 row count, then per row id and text as
+//! u32-length-prefixed UTF-8, the label as one byte, the group and (version 2) the question as
+//! u32-length-prefixed UTF-8; last, the sha256 of everything before it, so a truncated or
+//! corrupted file is detected instead of silently read.
+//!
+//! The content hash (a dataset's version, in every cache and store key) is taken over the
+//! version-1 layout, without the questions: they do not change what a model reads or how rows
+//! are split, so adding them kept every cached feature and stored node. A multiple-choice view
+//! hashes its questions into its own version.
 use crate::{DataError, Example, Result};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
 const MAGIC: &[u8; 4] = b"W2SD";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// Serializes rows into the canonical form.
 pub fn encode(examples: &[Example]) -> Vec<u8> {
+    encode_as(examples, VERSION)
+}
+
+/// The layout of `version`: 1 leaves the questions out.
+fn encode_as(examples: &[Example], version: u32) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&(examples.len() as u64).to_le_bytes());
     for e in examples {
         for s in [&e.id, &e.text] {
@@ -22,8 +33,15 @@ pub fn encode(examples: &[Example]) -> Vec<u8> {
             out.extend_from_slice(s.as_bytes());
         }
         out.push(e.label);
-        out.extend_from_slice(&(e.group.len() as u32).to_le_bytes());
-        out.extend_from_slice(e.group.as_bytes());
+        let strings: &[&String] = if version >= 2 {
+            &[&e.group, &e.question]
+        } else {
+            &[&e.group]
+        };
+        for s in strings {
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
     }
     let digest = Sha256::digest(&out);
     out.extend_from_slice(&digest);
@@ -43,7 +61,8 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Vec<Example>> {
     if Sha256::digest(body).as_slice() != digest {
         return Err(bad("checksum mismatch (corrupt or truncated)"));
     }
-    if u32::from_le_bytes(body[4..8].try_into().expect("4 bytes")) != VERSION {
+    let version = u32::from_le_bytes(body[4..8].try_into().expect("4 bytes"));
+    if !(1..=VERSION).contains(&version) {
         return Err(bad("unsupported format version"));
     }
     let n = u64::from_le_bytes(body[8..16].try_into().expect("8 bytes")) as usize;
@@ -55,11 +74,17 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Vec<Example>> {
             let text = r.string()?;
             let label = r.take(1)?[0];
             let group = r.string()?;
+            let question = if version >= 2 {
+                r.string()?
+            } else {
+                String::new()
+            };
             Some(Example {
                 id,
                 text,
                 label,
                 group,
+                question,
             })
         })();
         examples.push(row.ok_or_else(|| bad("truncated or invalid row"))?);
@@ -86,7 +111,7 @@ impl<'a> Reader<'a> {
 
 /// Short content hash of rows: the dataset version used in cache keys.
 pub fn content_hash(examples: &[Example]) -> String {
-    hex::encode(&Sha256::digest(encode(examples))[..8])
+    hex::encode(&Sha256::digest(encode_as(examples, 1))[..8])
 }
 
 #[cfg(test)]
@@ -100,12 +125,14 @@ mod tests {
                 text: "héllo".into(),
                 label: 1,
                 group: "g1".into(),
+                question: "q1".into(),
             },
             Example {
                 id: "b".into(),
                 text: String::new(),
                 label: 0,
                 group: "g1".into(),
+                question: String::new(),
             },
         ]
     }
@@ -124,6 +151,18 @@ mod tests {
         assert!(err.contains("checksum"), "{err}");
         let bytes = encode(&rows());
         assert!(decode(&bytes[..bytes.len() - 5], Path::new("x")).is_err());
+    }
+
+    #[test]
+    fn version_1_files_read_with_no_questions_and_hash_as_before() {
+        let old = encode_as(&rows(), 1);
+        let read = decode(&old, Path::new("x")).unwrap();
+        assert_eq!(read[0].question, "");
+        assert_eq!(read[1], rows()[1]);
+        // The hash every cache key was made with before questions existed: questions stay out
+        // of it (a fixed value, so that a change to the layout shows here).
+        assert_eq!(content_hash(&rows()), content_hash(&read));
+        assert_eq!(content_hash(&rows()), "5213b9855d19d705");
     }
 
     #[test]

@@ -243,6 +243,10 @@ fn examples_of(
     };
     let group = optional(cols.group.as_deref(), "group")?;
     let id = optional(cols.id.as_deref(), "id")?;
+    let question = match &cols.question {
+        Some(name) => Some(column(batch, name, path)?),
+        None => None,
+    };
     let first = out.len();
     for i in 0..batch.num_rows() {
         let row = first + i + 1;
@@ -260,15 +264,20 @@ fn examples_of(
             Some(c) => cell_text(c, i).ok_or_else(|| err("the id is null".into()))?,
             None => format!("row-{row}"),
         };
+        let question = match question {
+            Some(c) => cell_text(c, i).ok_or_else(|| err("the question is null".into()))?,
+            None => String::new(),
+        };
         let group = match group {
             Some(c) => cell_text(c, i).ok_or_else(|| err("the group is null".into()))?,
-            None => id.clone(),
+            None => crate::user::default_group(&id, &question),
         };
         out.push(Example {
             id,
             text,
             label,
             group,
+            question,
         });
     }
     Ok(())

@@ -9,6 +9,7 @@ pub mod hf;
 pub mod images;
 pub mod olmo;
 pub mod orange;
+pub mod questions;
 pub mod reference;
 pub mod registry;
 pub mod scattertext;
@@ -18,14 +19,14 @@ pub mod synthetic;
 pub mod user;
 
 pub use columns::Columns;
-pub use reference::{load_images, names_images, DatasetRef};
+pub use reference::{load_images, names_choices, names_images, DatasetRef};
 pub use registry::{load, DatasetInfo, DATASETS};
 pub use split::{balance, split, subset, Split, SplitConfig};
 
 use std::path::PathBuf;
 
 /// One binary classification example.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Example {
     /// Stable identifier, unique within the dataset.
     pub id: String,
@@ -36,6 +37,12 @@ pub struct Example {
     pub label: u8,
     /// Rows with the same group are always on the same side of a split.
     pub group: String,
+    /// Multiple-choice sets: the question this row is a candidate answer of (its rows share
+    /// it, in choice order, exactly one of them labelled 1); empty for other rows. A reference
+    /// ending in `?choices` runs the question as a choice among its candidates
+    /// ([`questions::Questions`]); otherwise each candidate is a binary row.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub question: String,
 }
 
 /// A loaded dataset.
@@ -129,6 +136,9 @@ pub enum DataError {
     /// A dataset named by a path that does not exist.
     #[error("{0}: no such file or folder (a dataset is a built-in name, see `w2s data list`, or an existing .jsonl, .csv or .parquet file or save_to_disk folder)")]
     NoSuchFile(PathBuf),
+    /// A multiple-choice view whose rows do not make questions ([`questions::questions`]).
+    #[error("{reason}")]
+    Choices { name: String, reason: String },
     /// Unknown dataset name.
     #[error("unknown dataset '{0}': `w2s data list` shows the built-in ones; a path to a .jsonl or .csv file also works")]
     Unknown(String),

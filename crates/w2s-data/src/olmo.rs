@@ -165,6 +165,7 @@ pub fn multiple_choice(
                 .trim();
         }
         let group = format!("{name}-{}", short_hash(stem));
+        let question = format!("{name}-{}-{}", d.split, d.id);
         for (j, option) in options.iter().enumerate() {
             if option.is_empty() {
                 return Err(err(format!("option {} is empty", j + 1)));
@@ -174,6 +175,7 @@ pub fn multiple_choice(
                 text: join(stem, option, layout),
                 label: (j as u64 == gold) as u8,
                 group: group.clone(),
+                question: question.clone(),
             });
         }
     }
@@ -220,6 +222,7 @@ pub fn winogrande(dir: &Path) -> Result<Vec<Example>> {
                 text: sentence.replacen('_', option.trim(), 1),
                 label: (j == *gold) as u8,
                 group: group.clone(),
+                question: format!("winogrande-{id}"),
             });
         }
     }
@@ -260,6 +263,7 @@ pub fn sciq(dir: &Path) -> Result<Vec<Example>> {
                 text: format!("Question: {question}\nAnswer: {answer}"),
                 label,
                 group: group.clone(),
+                question: group.clone(),
             });
         }
     }
@@ -291,6 +295,7 @@ pub fn sst2(dir: &Path) -> Result<Vec<Example>> {
             label,
             group: id.clone(),
             id,
+            ..Default::default()
         });
     }
     Ok(out)

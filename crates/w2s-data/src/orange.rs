@@ -95,6 +95,7 @@ pub fn election_tweets(dir: &Path) -> Result<Vec<Example>> {
             label,
             group: id.clone(),
             id,
+            ..Default::default()
         });
     }
     Ok(out)
@@ -195,6 +196,7 @@ fn newsgroups_pair<const N: usize>(
             text: text.clone(),
             label: *label,
             group: id.clone(),
+            ..Default::default()
         });
     }
     Ok(out)

@@ -22,7 +22,13 @@ pub enum DatasetRef {
     },
     /// A generated synthetic task.
     Synthetic(Synthetic),
+    /// Multiple choice as a choice among K (`REF?choices`): the candidate rows of the reference
+    /// inside, grouped into questions ([`crate::questions`]).
+    Choices(Box<DatasetRef>),
 }
+
+/// The suffixes that ask for the choice view of a reference.
+const CHOICES: [&str; 2] = ["?choices", "&choices"];
 
 impl PartialEq for DatasetInfo {
     fn eq(&self, other: &DatasetInfo) -> bool {
@@ -34,6 +40,19 @@ impl DatasetRef {
     /// Parses `reference`; an error names a file that does not exist, a malformed column query or
     /// an unknown name.
     pub fn parse(reference: &str) -> Result<DatasetRef> {
+        if let Some(inner) = CHOICES.iter().find_map(|s| reference.strip_suffix(s)) {
+            let inner = match DatasetRef::parse(inner)? {
+                DatasetRef::File { path, mut columns } => {
+                    columns.question.get_or_insert_with(|| "question".into());
+                    DatasetRef::File { path, columns }
+                }
+                DatasetRef::Choices(_) => {
+                    return Err(DataError::Unknown(reference.to_string()));
+                }
+                other => other,
+            };
+            return Ok(DatasetRef::Choices(Box::new(inner)));
+        }
         if let Some(settings) = Synthetic::parse(reference) {
             return Ok(DatasetRef::Synthetic(settings?));
         }
@@ -57,8 +76,20 @@ impl DatasetRef {
             DatasetRef::Builtin(info) => load_builtin(info, store),
             DatasetRef::File { path, columns } => crate::user::load_with(path, columns, name),
             DatasetRef::Synthetic(s) => Ok(Dataset::new(name, s.examples())),
+            // The candidate rows, checked to make questions here so that every command that
+            // loads the view reports a malformed question before anything is computed.
+            DatasetRef::Choices(inner) => {
+                let rows = inner.load_as(name, store)?;
+                crate::questions::questions(name, &rows.examples)?;
+                Ok(rows)
+            }
         }
     }
+}
+
+/// Whether `reference` asks for multiple choice as a choice among K (`REF?choices`).
+pub fn names_choices(reference: &str) -> bool {
+    matches!(DatasetRef::parse(reference), Ok(DatasetRef::Choices(_)))
 }
 
 /// Whether `reference` names images, without reading them: a file or folder read through an
@@ -100,6 +131,9 @@ impl std::fmt::Display for DatasetRef {
                 if let Some(i) = &c.id {
                     parts.push(format!("id={i}"));
                 }
+                if let Some(q) = &c.question {
+                    parts.push(format!("question={q}"));
+                }
                 if let Some(i) = &c.image {
                     parts.push(format!("image={i}"));
                 }
@@ -111,6 +145,11 @@ impl std::fmt::Display for DatasetRef {
                     write!(f, "?{}", parts.join("&"))?;
                 }
                 Ok(())
+            }
+            DatasetRef::Choices(inner) => {
+                let inner = inner.to_string();
+                let sep = if inner.contains('?') { '&' } else { '?' };
+                write!(f, "{inner}{sep}choices")
             }
             DatasetRef::Synthetic(s) => {
                 let d = Synthetic::default();
@@ -161,6 +200,7 @@ fn file_with_columns(reference: &str) -> Option<Result<(PathBuf, Columns)>> {
             "label" => cols.label = v.into(),
             "group" => cols.group = Some(v.into()),
             "id" => cols.id = Some(v.into()),
+            "question" => cols.question = Some(v.into()),
             "image" => cols.image = Some(v.into()),
             "classes" => match v.parse::<u8>() {
                 Ok(k) if k >= 2 => cols.classes = Some(k),
@@ -175,7 +215,7 @@ fn file_with_columns(reference: &str) -> Option<Result<(PathBuf, Columns)>> {
                 return Some(Err(DataError::File {
                     path: path.into(),
                     reason: format!(
-                    "unknown key `{k}` in `{reference}` (text, label, group, id, image, classes)"
+                    "unknown key `{k}` in `{reference}` (text, label, group, id, question, image, classes; and a final `choices`)"
                 ),
                 }))
             }
@@ -239,10 +279,14 @@ mod tests {
                     label: "y".into(),
                     group: Some("g".into()),
                     id: Some("i".into()),
+                    question: Some("q".into()),
                     image: Some("img".into()),
                     classes: Some(20),
                 },
             },
+            DatasetRef::parse("arc-easy?choices").unwrap(),
+            DatasetRef::parse(&format!("{}?choices", file.display())).unwrap(),
+            DatasetRef::parse(&format!("{}?text=t&question=qq&choices", file.display())).unwrap(),
         ];
         for r in refs {
             assert_eq!(DatasetRef::parse(&r.to_string()).unwrap(), r, "{r}");
@@ -257,6 +301,17 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        match DatasetRef::parse(&format!("{}?choices", file.display())).unwrap() {
+            DatasetRef::Choices(inner) => match *inner {
+                DatasetRef::File { columns, .. } => {
+                    assert_eq!(columns.question.as_deref(), Some("question"))
+                }
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+        assert!(names_choices("sciq?choices") && !names_choices("sciq"));
+        assert!(DatasetRef::parse("sciq?choices?choices").is_err());
         let missing = DatasetRef::parse("no/such.csv").unwrap_err().to_string();
         assert!(missing.contains("no/such.csv: no such file"), "{missing}");
         assert!(matches!(

@@ -59,6 +59,7 @@ pub fn rotten_tomatoes(dir: &Path) -> Result<Vec<Example>> {
             text: text.to_string(),
             label,
             group: format!("rotten-tomatoes-{}", field(movie)),
+            ..Default::default()
         });
     }
     Ok(out)

@@ -76,6 +76,7 @@ pub fn boolq(dir: &Path) -> Result<Vec<Example>> {
             label: label as u8,
             group: id.clone(),
             id,
+            ..Default::default()
         });
     }
     Ok(out)
@@ -146,6 +147,7 @@ pub fn quartz(dir: &Path) -> Result<Vec<Example>> {
                 text: format!("Question: {question}\nAnswer: {opt}"),
                 label: right as u8,
                 group: group.clone(),
+                question: format!("quartz-{line}"),
             });
         }
     }
@@ -253,6 +255,7 @@ pub fn tweets(dir: &Path) -> Result<Vec<Example>> {
             label,
             group: id.clone(),
             id,
+            ..Default::default()
         });
     }
     Ok(out)
@@ -288,6 +291,7 @@ pub fn pang_lee(dir: &Path, file: &str) -> Result<Vec<Example>> {
             label,
             group: id.clone(),
             id,
+            ..Default::default()
         });
     }
     Ok(out)
@@ -317,6 +321,7 @@ pub fn privacy_qa(dir: &Path) -> Result<Vec<Example>> {
             group: format!("privacy-qa-{}", short_hash(question)),
             text: format!("Policy: {context}\nQuestion: {question}"),
             label,
+            ..Default::default()
         });
     }
     Ok(out)

@@ -165,6 +165,7 @@ mod tests {
                     text: String::new(),
                     label: (j == 0) as u8,
                     group: format!("g{g}"),
+                    ..Default::default()
                 })
             })
             .collect()
@@ -249,6 +250,7 @@ mod tests {
                 text: String::new(),
                 label: [0, 0, 0, 1, 1, 2][i % 6],
                 group: i.to_string(),
+                ..Default::default()
             })
             .collect();
         let keep = balance(&data, 3);

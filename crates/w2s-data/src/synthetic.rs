@@ -99,6 +99,7 @@ impl Synthetic {
                     text,
                     label: (side != flipped) as u8,
                     group: format!("row-{i}"),
+                    ..Default::default()
                 }
             })
             .collect()

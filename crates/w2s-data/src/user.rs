@@ -104,15 +104,28 @@ fn load_jsonl(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
         let id_col = cols.id.as_deref().unwrap_or("id");
         let group_col = cols.group.as_deref().unwrap_or("group");
         let id = id_string(v.get(id_col)).unwrap_or_else(|| format!("row-{line}"));
-        let group = id_string(v.get(group_col)).unwrap_or_else(|| id.clone());
+        let question = match &cols.question {
+            Some(c) => {
+                id_string(v.get(c)).ok_or_else(|| err(format!("missing question field '{c}'")))?
+            }
+            None => String::new(),
+        };
+        let group = id_string(v.get(group_col)).unwrap_or_else(|| default_group(&id, &question));
         out.push(Example {
             id,
             text: text.to_string(),
             label,
             group,
+            question,
         });
     }
     Ok(out)
+}
+
+/// A row's group when its file names none: its question (a question's candidates stay
+/// together), else the row alone.
+pub(crate) fn default_group(id: &str, question: &str) -> String {
+    if question.is_empty() { id } else { question }.to_string()
 }
 
 fn load_csv(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
@@ -148,6 +161,10 @@ fn load_csv(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
         Some(c) => Some(col(c).ok_or_else(|| missing(c))?),
         None => col("group"),
     };
+    let question_col = match &cols.question {
+        Some(c) => Some(col(c).ok_or_else(|| missing(c))?),
+        None => None,
+    };
     let mut out = Vec::new();
     for rec in reader.records() {
         let rec = rec.map_err(|e| DataError::Row {
@@ -172,15 +189,29 @@ fn load_csv(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
             .and_then(|c| rec.get(c))
             .filter(|s| !s.is_empty())
             .map_or_else(|| format!("row-{line}"), str::to_string);
+        let question = match question_col {
+            Some(c) => rec
+                .get(c)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| {
+                    err(format!(
+                        "an empty '{}' value",
+                        cols.question.as_deref().unwrap_or_default()
+                    ))
+                })?
+                .to_string(),
+            None => String::new(),
+        };
         let group = group_col
             .and_then(|c| rec.get(c))
             .filter(|s| !s.is_empty())
-            .map_or_else(|| id.clone(), str::to_string);
+            .map_or_else(|| default_group(&id, &question), str::to_string);
         out.push(Example {
             id,
             text: text.to_string(),
             label,
             group,
+            question,
         });
     }
     Ok(out)
@@ -251,11 +282,41 @@ mod tests {
                 id: "row-1".into(),
                 text: "good".into(),
                 label: 1,
-                group: "q1".into()
+                group: "q1".into(),
+                ..Default::default()
             }
         );
         assert_eq!(ds.examples[1].id, "7");
         assert_eq!(ds.examples[1].group, "7");
+    }
+
+    #[test]
+    fn a_question_column_is_read_and_groups_its_candidates() {
+        let cols = Columns {
+            question: Some("q".into()),
+            ..Columns::default()
+        };
+        let (_d, p) = write("x.csv", "text,label,q\na,1,first\nb,0,first\nc,0,\n");
+        let err = load_with(&p, &cols, "x").unwrap_err().to_string();
+        assert!(
+            err.contains(":4:") && err.contains("an empty 'q' value"),
+            "{err}"
+        );
+        let (_d, p) = write("x.csv", "text,label,q\na,1,first\nb,0,first\n");
+        let ds = load_with(&p, &cols, "x").unwrap();
+        assert!(ds
+            .examples
+            .iter()
+            .all(|e| e.question == "first" && e.group == "first"));
+        let (_d, p) = write("x.jsonl", "{\"text\":\"a\",\"label\":1,\"q\":3}\n");
+        let ds = load_with(&p, &cols, "x").unwrap();
+        assert_eq!(
+            (
+                ds.examples[0].question.as_str(),
+                ds.examples[0].group.as_str()
+            ),
+            ("3", "3")
+        );
     }
 
     #[test]

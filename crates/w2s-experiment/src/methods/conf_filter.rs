@@ -71,6 +71,7 @@ mod tests {
         };
         let input = StepInput {
             features: None,
+            questions: None,
             seed: 0,
         };
         let out = step.apply(labels, &input).unwrap();
@@ -99,6 +100,7 @@ mod tests {
         };
         let input = StepInput {
             features: None,
+            questions: None,
             seed: 0,
         };
         let out = step.apply(labels, &input).unwrap();

@@ -44,6 +44,14 @@ impl LabelStep for Knn {
 
     fn apply(&self, labels: Labels, input: &StepInput) -> Result<Labels, String> {
         let (values, dim) = input.features.ok_or("needs the strong model's features")?;
+        if input.questions.is_some() {
+            // A question has one feature row per candidate, and its classes are answer
+            // positions, which mean nothing from one question to the next.
+            return Err(
+                "compares rows by their features, and a question of a choice view has one per candidate; logreg-relabel works there"
+                    .into(),
+            );
+        }
         let n = labels.rows.len();
         if n < 2 {
             return Err("needs at least two rows".into());
@@ -102,6 +110,7 @@ mod tests {
         };
         let input = StepInput {
             features: Some((&values, 2)),
+            questions: None,
             seed: 0,
         };
         let out = build(Some("2")).unwrap().apply(labels, &input).unwrap();
@@ -115,6 +124,7 @@ mod tests {
         }
         let no_feats = StepInput {
             features: None,
+            questions: None,
             seed: 0,
         };
         let one = Labels {
@@ -143,6 +153,7 @@ mod tests {
         };
         let input = StepInput {
             features: Some((&values, 2)),
+            questions: None,
             seed: 0,
         };
         let out = build(Some("2")).unwrap().apply(labels, &input).unwrap();

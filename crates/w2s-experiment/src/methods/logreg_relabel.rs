@@ -3,7 +3,7 @@
 //! A linear probe cannot fit labels that the strong representation does not support, so the
 //! weak model's idiosyncratic errors tend to be overruled (EleutherAI w2s's logistic relabelling).
 use super::{LabelStep, Labels, StepInput, StepKind};
-use w2s_train::{fit_plain, LinearProbe, Loss, TrainConfig, Trainable};
+use w2s_train::{fit_plain, Loss, TrainConfig};
 
 /// The registry entry.
 pub const KIND: StepKind = StepKind {
@@ -35,9 +35,10 @@ impl LabelStep for LogregRelabel {
     fn apply(&self, labels: Labels, input: &StepInput) -> Result<Labels, String> {
         let (values, dim) = input.features.ok_or("needs the strong model's features")?;
         let err = |e: &dyn std::fmt::Display| format!("fitting the probe: {e}");
-        let probe = LinearProbe::with_classes(
+        let probe = w2s_train::probe_head(
             values,
             dim,
+            input.questions,
             &labels.rows,
             labels.classes,
             &candle_core::Device::Cpu,
@@ -59,7 +60,7 @@ impl LabelStep for LogregRelabel {
         };
         fit_plain(
             "logreg-relabel",
-            &probe,
+            probe.as_ref(),
             &labels.rows,
             &targets,
             Loss::XENT,
@@ -110,6 +111,7 @@ mod tests {
         };
         let input = StepInput {
             features: Some((&values, 2)),
+            questions: None,
             seed: 0,
         };
         let out = build(None).unwrap().apply(labels, &input).unwrap();

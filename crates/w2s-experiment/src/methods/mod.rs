@@ -89,6 +89,9 @@ pub struct StepInput<'a> {
     /// The strong model's pooled features of every row of the dataset (row-major), when some
     /// step of the method asked for them ([`LabelStep::needs_features`]).
     pub features: Option<(&'a [f32], usize)>,
+    /// A choice view's questions: row i's candidates are rows `questions[i]` of `features`
+    /// (`None`: row i's features are row i).
+    pub questions: Option<&'a [Vec<usize>]>,
     /// The run's seed.
     pub seed: u64,
 }

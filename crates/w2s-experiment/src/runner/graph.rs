@@ -77,6 +77,7 @@ impl<'a> Runner<'a> {
             };
             let input = StepInput {
                 features: feats.as_ref().map(|f| (f.0.values.as_slice(), f.0.dim)),
+                questions: data.questions(),
                 seed,
             };
             labels = apply_steps(&steps, labels, &input).map_err(|e| {

@@ -70,7 +70,7 @@ impl<'a> Runner<'a> {
     ) -> FeatureRequest<'b> {
         FeatureRequest {
             model: source,
-            dataset: rows_of(&data.dataset),
+            dataset: rows_of(data.embedded()),
             max_len: self.cfg.max_len,
             batch_size: 32,
             dtype: self.cfg.dtype,
@@ -128,6 +128,11 @@ impl<'a> Runner<'a> {
             name: name.to_string(),
             cause: Box::new(source),
         };
+        if w2s_data::names_choices(name) {
+            let p = Rc::new(self.choice_view(name)?);
+            self.datasets.insert(name.to_string(), p.clone());
+            return Ok(p);
+        }
         let (full, images) = match w2s_data::load_images(name, self.assets) {
             Some(set) => {
                 let (dataset, rows) =
@@ -196,9 +201,84 @@ impl<'a> Runner<'a> {
             labels,
             classes,
             images,
+            choices: None,
         });
         self.datasets.insert(name.to_string(), p.clone());
         Ok(p)
+    }
+
+    /// The choice view `name` (`REF?choices`): one row per question, labelled by the position of
+    /// its right candidate, capped at `max_rows` questions by whole groups; K is the most
+    /// candidates any question has. Not balanced: the classes are answer positions, and a
+    /// question's chance is one in its own K.
+    fn choice_view(&mut self, name: &str) -> Result<Prepared> {
+        let data_err = |source| ExperimentError::Data {
+            name: name.to_string(),
+            cause: Box::new(source),
+        };
+        let rows = w2s_data::load(name, self.assets).map_err(data_err)?;
+        let questions = w2s_data::questions::questions(name, &rows.examples).map_err(data_err)?;
+        let as_rows: Vec<w2s_data::Example> = questions
+            .iter()
+            .map(|q| w2s_data::Example {
+                id: q.id.clone(),
+                // What a reader of predictions sees: the candidates, lettered.
+                text: q
+                    .rows
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &r)| {
+                        format!("({}) {}", (b'A' + j as u8) as char, rows.examples[r].text)
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                label: q.answer as u8,
+                group: q.group.clone(),
+                question: q.id.clone(),
+            })
+            .collect();
+        let keep = w2s_data::subset(&as_rows, false, self.cfg.max_rows, self.cfg.data_seed);
+        if keep.len() < 20 {
+            return Err(ExperimentError::Spec(format!(
+                "dataset {name}: {} questions; an experiment needs at least 20",
+                keep.len()
+            )));
+        }
+        let mut candidates = Vec::new();
+        let mut of = Vec::with_capacity(keep.len());
+        for &q in &keep {
+            let start = candidates.len();
+            candidates.extend(questions[q].rows.iter().map(|&r| rows.examples[r].clone()));
+            of.push((start..candidates.len()).collect::<Vec<usize>>());
+        }
+        let candidates = Dataset::new(name, candidates);
+        let examples: Vec<w2s_data::Example> = keep.iter().map(|&q| as_rows[q].clone()).collect();
+        // The view's version: its candidates' (texts, labels, groups) and how they make questions.
+        let layout: Vec<(&str, usize)> = keep
+            .iter()
+            .map(|&q| (questions[q].id.as_str(), questions[q].rows.len()))
+            .collect();
+        let version = w2s_assets::cache::sha256_bytes(
+            serde_json::json!({"choices": candidates.version, "questions": layout})
+                .to_string()
+                .as_bytes(),
+        );
+        let labels: Vec<u8> = examples.iter().map(|e| e.label).collect();
+        let classes = of.iter().map(Vec::len).max().unwrap_or(2).max(2);
+        Ok(Prepared {
+            dataset: Dataset {
+                name: name.to_string(),
+                version,
+                examples,
+            },
+            labels,
+            classes,
+            images: None,
+            choices: Some(Choices {
+                candidates,
+                questions: of,
+            }),
+        })
     }
 
     /// The model `model` names: resolved (and fetched) once, then kept.
@@ -274,7 +354,7 @@ impl<'a> Runner<'a> {
                 )))
             }
             Backbone::Synthetic(m) => {
-                let feats = m.features(&data.dataset).map_err(ExperimentError::Spec)?;
+                let feats = m.features(data.embedded()).map_err(ExperimentError::Spec)?;
                 let f = Rc::new((feats, m.fingerprint()));
                 self.features.insert(id, f.clone());
                 return Ok(f);
@@ -426,6 +506,7 @@ fn image_dataset(
             text: String::new(),
             label: r.label as u8,
             group: r.id.clone(),
+            ..Default::default()
         })
         .collect();
     // Named as the reference was written (a column query included), as text datasets are.

@@ -37,8 +37,7 @@ use w2s_assets::Store;
 use w2s_data::{Dataset, Split, SplitConfig};
 use w2s_models::{FeatureRequest, Features, ModelSource};
 use w2s_train::{
-    fit, ClassifierRequest, EncoderClassifier, FitReport, FitRequest, LinearProbe, Loss, Scored,
-    Trainable,
+    fit, ClassifierRequest, EncoderClassifier, FitReport, FitRequest, Loss, Scored, Trainable,
 };
 
 /// Errors of an experiment, each naming the stage it happened in.
@@ -130,6 +129,32 @@ struct Prepared {
     classes: usize,
     /// An image dataset's images, one per row of `dataset` (whose texts are empty).
     images: Option<Vec<w2s_data::images::ImageRow>>,
+    /// A choice view (`REF?choices`): the rows of `dataset` are questions, and models read
+    /// their candidates.
+    choices: Option<Choices>,
+}
+
+/// The candidates of a choice view's questions.
+struct Choices {
+    /// The candidate rows (binary), whose texts the models embed.
+    candidates: Dataset,
+    /// Per question (row of the view), its candidates' rows in `candidates`, in choice order.
+    questions: Vec<Vec<usize>>,
+}
+
+impl Prepared {
+    /// The rows whose texts a model embeds: the candidates of a choice view, else the rows.
+    fn embedded(&self) -> &Dataset {
+        self.choices
+            .as_ref()
+            .map_or(&self.dataset, |c| &c.candidates)
+    }
+
+    /// How each row's features are found among [`Prepared::embedded`]'s: `None` when row i has
+    /// row i's; a choice view's questions otherwise.
+    fn questions(&self) -> Option<&[Vec<usize>]> {
+        self.choices.as_ref().map(|c| c.questions.as_slice())
+    }
 }
 
 /// A row a student trains on, with the weak supervisor's probabilities.

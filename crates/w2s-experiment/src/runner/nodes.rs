@@ -68,16 +68,21 @@ impl<'a> Runner<'a> {
             Mode::Probe => {
                 let feats = self.features(model, data)?;
                 let features = &feats.0;
-                Box::new(
-                    LinearProbe::with_classes(
-                        &features.values,
-                        features.dim,
-                        rows,
-                        classes,
-                        &self.device,
-                    )
-                    .map_err(w2s_train::TrainError::from)?,
+                w2s_train::probe_head(
+                    &features.values,
+                    features.dim,
+                    data.questions(),
+                    rows,
+                    classes,
+                    &self.device,
                 )
+                .map_err(w2s_train::TrainError::from)?
+            }
+            Mode::Finetune if data.choices.is_some() => {
+                return Err(ExperimentError::Spec(format!(
+                    "{}: multiple choice as a choice among K runs in probe mode only so far (without ?choices, fine-tuning reads each candidate as a binary row)",
+                    data.dataset.name
+                )))
             }
             Mode::Finetune if classes != 2 => {
                 return Err(ExperimentError::Spec(format!(
@@ -240,6 +245,12 @@ impl<'a> Runner<'a> {
     /// The zero-shot node of `model`: its next-token answer for every row inside the dataset's
     /// prompt ([`crate::methods::zeroshot`]), no training. Stored like a trained node.
     pub(super) fn zero_shot(&mut self, model: &str, data: &Prepared) -> Result<Rc<TrainedNode>> {
+        if data.choices.is_some() {
+            return Err(ExperimentError::Spec(format!(
+                "{}: the zero-shot baseline reads binary rows; drop ?choices to prompt each candidate",
+                data.dataset.name
+            )));
+        }
         if data.classes != 2 {
             return Err(ExperimentError::Spec(format!(
                 "{}: {} classes; the zero-shot baseline is binary only so far",
