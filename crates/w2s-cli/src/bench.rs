@@ -270,6 +270,7 @@ fn w2s_side(args: &BenchArgs, source: &ModelSource, device: &Device) -> Result<W
                 max_len: args.seq,
                 adapt: adapt_of(args),
                 head_lr_scale: 1.0,
+                classes: 2,
                 dtype,
                 device,
             };

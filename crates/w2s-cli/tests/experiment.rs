@@ -589,11 +589,12 @@ fn a_user_text_file_of_three_classes_runs_with_classes() {
     common::write_jsonl(&path, rows.map(|e| (e.text.as_str(), e.label)));
     assert_eq!(per_class, [150; 3]);
     let out = tmp.path().join("out");
-    let run = |classes: Option<&str>| {
+    let run = |classes: Option<&str>, mode: &[&'static str]| {
         let mut a = vec!["run", "--data", path.to_str().unwrap()];
         if let Some(k) = classes {
             a.extend(["--classes", k]);
         }
+        a.extend(mode);
         a.extend([
             "--weak",
             "minilm-l3",
@@ -614,14 +615,14 @@ fn a_user_text_file_of_three_classes_runs_with_classes() {
         a.push(out.to_str().unwrap());
         w2s().args(&a).output().unwrap()
     };
-    let refused = run(None);
+    let refused = run(None, &[]);
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
         err.contains("label '2' is not 0 or 1") && err.contains("--classes K"),
         "{err}"
     );
-    let doc = common::success_json(&run(Some("3")), "w2s run --classes 3");
+    let doc = common::success_json(&run(Some("3"), &[]), "w2s run --classes 3");
     let r = &doc["runs"][0];
     assert_eq!(r["classes"], 3, "{r}");
     for key in ["weak_acc", "ceiling_acc", "student_acc"] {
@@ -629,6 +630,82 @@ fn a_user_text_file_of_three_classes_runs_with_classes() {
         // Three balanced classes: chance is a third; sentence encoders do better on topics.
         assert!(v > 0.4 && v <= 1.0, "{key} = {v}");
     }
+    // Fine-tuning with a three-way head: every stage runs, each model's predictions are three
+    // probabilities a row, and the fine-tuned L6 ranks each class above chance.
+    let ft = ["--mode", "finetune", "--epochs", "2"];
+    let doc = common::success_json(&run(Some("3"), &ft), "w2s run --classes 3 --mode finetune");
+    let r = &doc["runs"][0];
+    assert_eq!(r["classes"], 3, "{r}");
+    for key in ["weak_acc", "ceiling_acc", "student_acc", "agreement"] {
+        let v = num(r, key);
+        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+    }
+    assert!(num(r, "ceiling_auroc") > 0.6, "{r}");
+    let preds = std::fs::read_to_string(out.join(r["predictions"].as_str().unwrap())).unwrap();
+    for line in preds.lines() {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        let p: Vec<f64> = serde_json::from_value(line["student"].clone()).unwrap();
+        assert_eq!(p.len(), 3);
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{p:?}");
+    }
+}
+
+/// `--choices` on a built-in multiple-choice set: sciq's questions as a choice among their four
+/// candidates, one row per question.
+#[test]
+fn sciq_runs_as_a_choice_among_four() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The view's features are named after it; no other test embeds it at 64 tokens.
+    let _forget = common::ForgetFeaturesOnDrop("sciq_choices-len64".into());
+    let out = tmp.path().join("out");
+    let args = [
+        "run",
+        "--data",
+        "sciq",
+        "--choices",
+        "--weak",
+        "minilm-l3",
+        "--strong",
+        "minilm-l6",
+        "--loss",
+        "xent",
+        "--seeds",
+        "1",
+        "--max-rows",
+        "200",
+        "--max-len",
+        "64",
+        "--no-report",
+        "--json",
+        "--out",
+    ];
+    let mut a = args.to_vec();
+    a.push(out.to_str().unwrap());
+    let doc = common::success_json(&w2s().args(&a).output().unwrap(), "w2s run --choices");
+    let r = &doc["runs"][0];
+    assert_eq!(
+        (r["classes"].as_u64(), r["dataset"].as_str()),
+        (Some(4), Some("sciq?choices")),
+        "{r}"
+    );
+    let rows: u64 = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(rows, 200, "questions, not candidates");
+    for key in ["weak_acc", "ceiling_acc", "student_acc"] {
+        let v = num(r, key);
+        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+    }
+    // knn is refused for the choice view with the reason.
+    let mut knn = a.clone();
+    knn[9] = "knn:5+xent";
+    let refused = w2s().args(&knn).output().unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("logreg-relabel works there"), "{err}");
 }
 
 #[test]

@@ -46,13 +46,15 @@ pub struct ClassifierRequest<'a> {
     pub adapt: Adapt,
     /// The head's learning rate is the base rate times this.
     pub head_lr_scale: f64,
+    /// K, the head's outputs (2 for binary).
+    pub classes: usize,
     /// Precision of frozen weights and of the forward pass.
     pub dtype: WeightDtype,
     /// Where to compute.
     pub device: &'a Device,
 }
 
-/// An encoder plus a `[hidden → 2]` head, over pre-tokenized rows of one dataset.
+/// An encoder plus a `[hidden → K]` head, over pre-tokenized rows of one dataset.
 pub struct EncoderClassifier {
     encoder: Encoder,
     adapters: Vec<Adapter>,
@@ -113,8 +115,8 @@ impl EncoderClassifier {
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let hidden = encoder.hidden;
         Ok(EncoderClassifier {
-            weight: Var::zeros((2, hidden), DType::F32, device).map_err(to_candle)?,
-            bias: Var::zeros(2, DType::F32, device).map_err(to_candle)?,
+            weight: Var::zeros((req.classes, hidden), DType::F32, device).map_err(to_candle)?,
+            bias: Var::zeros(req.classes, DType::F32, device).map_err(to_candle)?,
             encoder,
             adapters,
             ids,
@@ -237,11 +239,16 @@ impl Trainable for EncoderClassifier {
         ]
     }
 
-    fn predict(&self, rows: &[usize]) -> Result<Vec<f64>> {
+    fn classes(&self) -> usize {
+        self.bias.dim(0).unwrap_or(2)
+    }
+
+    fn predict_classes(&self, rows: &[usize]) -> Result<Vec<f64>> {
         // Length-sorted chunks waste little on padding.
         let mut order: Vec<usize> = (0..rows.len()).collect();
         order.sort_by_key(|&i| self.ids[rows[i]].len());
-        let mut out = vec![0f64; rows.len()];
+        let k = self.classes();
+        let mut out = vec![0f64; rows.len() * k];
         let (encoder, weight, bias) = self.frozen()?;
         for chunk in order.chunks(PREDICT_BATCH) {
             let batch: Vec<usize> = chunk.iter().map(|&i| rows[i]).collect();
@@ -250,13 +257,12 @@ impl Trainable for EncoderClassifier {
                 .matmul(&weight.t()?)?
                 .broadcast_add(&bias)?;
             let p = candle_nn::ops::softmax(&logits, 1)?
-                .narrow(1, 1, 1)?
                 .flatten_all()?
                 .to_dtype(DType::F64)?
                 .to_device(&Device::Cpu)?
                 .to_vec1::<f64>()?;
-            for (&i, v) in chunk.iter().zip(p) {
-                out[i] = v;
+            for (&i, row) in chunk.iter().zip(p.chunks(k)) {
+                out[i * k..(i + 1) * k].copy_from_slice(row);
             }
         }
         Ok(out)

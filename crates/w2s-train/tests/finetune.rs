@@ -53,15 +53,77 @@ fn classifier_of(
     adapt: Adapt,
     dtype: WeightDtype,
 ) -> EncoderClassifier {
+    classifier_with(source, texts, adapt, dtype, 2)
+}
+
+fn classifier_with(
+    source: &w2s_models::ModelSource,
+    texts: &[&str],
+    adapt: Adapt,
+    dtype: WeightDtype,
+    classes: usize,
+) -> EncoderClassifier {
     let req = ClassifierRequest {
         source,
         max_len: 64,
         adapt,
         head_lr_scale: 20.0,
+        classes,
         dtype,
         device: &Device::Cpu,
     };
     EncoderClassifier::new(&req, texts).unwrap()
+}
+
+/// A three-class head: every parameter moves, and the fast frozen prediction path gives the
+/// softmax of the training graph's logits, a row of three per text.
+#[test]
+fn a_three_class_head_trains_every_parameter_and_predicts_k_probabilities() {
+    let store = w2s_assets::Store::open();
+    let source = w2s_models::resolve("minilm-l3", &store).unwrap();
+    let texts = texts();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let model = classifier_with(&source, &refs, Adapt::All, WeightDtype::F32, 3);
+    assert_eq!(model.classes(), 3);
+    let before = snapshot(&model);
+    let rows: Vec<usize> = (0..ROWS).collect();
+    let targets: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| match r % 3 {
+            0 => [0.8, 0.1, 0.1],
+            1 => [0.1, 0.8, 0.1],
+            _ => [0.1, 0.1, 0.8],
+        })
+        .collect();
+    let cfg = TrainConfig {
+        epochs: 2,
+        batch_size: 16,
+        lr: 1e-4,
+        lr_schedule: w2s_train::LrSchedule::Constant,
+        early_stopping: false,
+        ..TrainConfig::default()
+    };
+    fit_plain("three", &model, &rows, &targets, Loss::XENT, &cfg, 0).unwrap();
+    let after = snapshot(&model);
+    let moved = before.iter().zip(&after).filter(|(b, a)| b != a).count();
+    assert_eq!(moved, model.vars().len());
+    let fast = model.predict_classes(&rows).unwrap();
+    assert_eq!(fast.len(), ROWS * 3);
+    let logits = model.logits(&rows).unwrap();
+    let graph = candle_nn::ops::softmax(&logits, 1)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    for (f, g) in fast.iter().zip(&graph) {
+        assert!((f - *g as f64).abs() < 1e-4, "{f} vs {g}");
+    }
+    for row in fast.chunks(3) {
+        assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-6);
+    }
+    // The head has moved off uniform.
+    assert!(fast.iter().any(|p| (p - 1.0 / 3.0).abs() > 1e-3));
 }
 
 fn train_model_steps(model: &str, adapt: Adapt, epochs: usize) -> (usize, usize, usize) {

@@ -84,12 +84,6 @@ impl<'a> Runner<'a> {
                     data.dataset.name
                 )))
             }
-            Mode::Finetune if classes != 2 => {
-                return Err(ExperimentError::Spec(format!(
-                    "{}: {classes} classes; fine-tuning is binary only so far (probe mode handles K classes)",
-                    data.dataset.name
-                )))
-            }
             Mode::Finetune => {
                 let source = self.source(model)?;
                 let texts: Vec<&str> = data
@@ -103,6 +97,7 @@ impl<'a> Runner<'a> {
                     max_len: self.cfg.max_len,
                     adapt: self.cfg.finetune.adapt,
                     head_lr_scale: self.cfg.finetune.head_lr_scale,
+                    classes,
                     dtype: self.cfg.dtype,
                     device: &self.device,
                 };
