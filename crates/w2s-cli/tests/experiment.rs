@@ -699,6 +699,28 @@ fn sciq_runs_as_a_choice_among_four() {
         let v = num(r, key);
         assert!((0.0..=1.0).contains(&v), "{key} = {v}");
     }
+    // Fine-tuning: a one-output scorer of the candidates, every stage run, every question's
+    // predictions a distribution over its four candidates.
+    let mut ft = a.clone();
+    ft.extend(["--mode", "finetune", "--epochs", "1"]);
+    let doc = common::success_json(
+        &w2s().args(&ft).output().unwrap(),
+        "w2s run --choices --mode finetune",
+    );
+    let r = &doc["runs"][0];
+    assert_eq!(r["classes"].as_u64(), Some(4), "{r}");
+    for key in ["weak_acc", "ceiling_acc", "student_acc"] {
+        let v = num(r, key);
+        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+    }
+    let preds = std::fs::read_to_string(out.join(r["predictions"].as_str().unwrap())).unwrap();
+    assert_eq!(preds.lines().count(), 200);
+    for line in preds.lines() {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        let p: Vec<f64> = serde_json::from_value(line["student"].clone()).unwrap();
+        assert_eq!(p.len(), 4);
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{p:?}");
+    }
     // knn is refused for the choice view with the reason.
     let mut knn = a.clone();
     knn[9] = "knn:5+xent";

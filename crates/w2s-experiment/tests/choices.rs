@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use w2s_assets::Store;
-use w2s_experiment::{ExperimentConfig, Method, Mode, RunRecord, RunSpec, Runner};
+use w2s_experiment::{ExperimentConfig, Method, RunRecord, RunSpec, Runner};
 
 const QUESTIONS: usize = 600;
 const DIM: usize = 6;
@@ -125,15 +125,10 @@ fn a_choice_view_runs_questions_of_two_to_four_candidates() {
         assert_eq!(lines, QUESTIONS);
     }
 
-    // knn cannot compare questions; fine-tuning and zero-shot are refused with the reason.
+    // knn cannot compare questions: refused with the reason.
     let refused = run(out.path(), config(), &[spec(&view, "knn:5+xent")]);
     let err = refused[0].as_ref().unwrap_err();
     assert!(err.contains("logreg-relabel works there"), "{err}");
-    let mut ft = config();
-    ft.mode = Mode::Finetune;
-    let refused = run(out.path(), ft, &[spec(&view, "xent")]);
-    let err = refused[0].as_ref().unwrap_err();
-    assert!(err.contains("probe mode only"), "{err}");
 
     // Without ?choices the same file is binary: one row per candidate, balanced (every right
     // candidate and as many wrong ones).

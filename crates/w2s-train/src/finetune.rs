@@ -46,7 +46,8 @@ pub struct ClassifierRequest<'a> {
     pub adapt: Adapt,
     /// The head's learning rate is the base rate times this.
     pub head_lr_scale: f64,
-    /// K, the head's outputs (2 for binary).
+    /// K, the head's outputs (2 for binary); 1 makes a scorer for [`ChoiceClassifier`], whose
+    /// head has no bias (a softmax over a question's candidates would cancel it).
     pub classes: usize,
     /// Precision of frozen weights and of the forward pass.
     pub dtype: WeightDtype,
@@ -61,7 +62,7 @@ pub struct EncoderClassifier {
     ids: Vec<Vec<u32>>,
     backbone_vars: Vec<Var>,
     weight: Var,
-    bias: Var,
+    bias: Option<Var>,
     head_lr_scale: f64,
 }
 
@@ -116,7 +117,11 @@ impl EncoderClassifier {
         let hidden = encoder.hidden;
         Ok(EncoderClassifier {
             weight: Var::zeros((req.classes, hidden), DType::F32, device).map_err(to_candle)?,
-            bias: Var::zeros(req.classes, DType::F32, device).map_err(to_candle)?,
+            bias: if req.classes > 1 {
+                Some(Var::zeros(req.classes, DType::F32, device).map_err(to_candle)?)
+            } else {
+                None
+            },
             encoder,
             adapters,
             ids,
@@ -151,7 +156,7 @@ impl EncoderClassifier {
 
     /// A frozen copy of the current weights: inference through it builds no graph and takes the
     /// fused kernels.
-    fn frozen(&self) -> Result<(Encoder, Tensor, Tensor)> {
+    fn frozen(&self) -> Result<(Encoder, Tensor, Option<Tensor>)> {
         let encoder = if self.adapters.is_empty() {
             self.encoder.detached().map_err(model_to_candle)?
         } else {
@@ -174,8 +179,52 @@ impl EncoderClassifier {
         Ok((
             encoder,
             self.weight.as_tensor().detach(),
-            self.bias.as_tensor().detach(),
+            self.bias.as_ref().map(|b| b.as_tensor().detach()),
         ))
+    }
+
+    /// The head's parameters.
+    fn head(&self) -> Vec<Var> {
+        std::iter::once(self.weight.clone())
+            .chain(self.bias.clone())
+            .collect()
+    }
+
+    /// The head's outputs for `rows` (`[rows, K]` row-major, logits), through the frozen weights:
+    /// no graph, the fused kernels.
+    pub fn scores(&self, rows: &[usize]) -> Result<Vec<f64>> {
+        self.frozen_rows(rows, |logits| Ok(logits.clone()))
+    }
+
+    /// `each` of the frozen head's logits `[chunk, K]`, chunk by chunk of `rows`, gathered back
+    /// into `rows`' order (`[rows, K]` row-major, f64).
+    fn frozen_rows(
+        &self,
+        rows: &[usize],
+        each: impl Fn(&Tensor) -> Result<Tensor>,
+    ) -> Result<Vec<f64>> {
+        // Length-sorted chunks waste little on padding.
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by_key(|&i| self.ids[rows[i]].len());
+        let k = self.classes();
+        let mut out = vec![0f64; rows.len() * k];
+        let (encoder, weight, bias) = self.frozen()?;
+        for chunk in order.chunks(PREDICT_BATCH) {
+            let batch: Vec<usize> = chunk.iter().map(|&i| rows[i]).collect();
+            let mut logits = self.pooled(&encoder, &batch)?.matmul(&weight.t()?)?;
+            if let Some(b) = &bias {
+                logits = logits.broadcast_add(b)?;
+            }
+            let v = each(&logits)?
+                .flatten_all()?
+                .to_dtype(DType::F64)?
+                .to_device(&Device::Cpu)?
+                .to_vec1::<f64>()?;
+            for (&i, row) in chunk.iter().zip(v.chunks(k)) {
+                out[i * k..(i + 1) * k].copy_from_slice(row);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -217,53 +266,131 @@ fn model_to_candle(e: w2s_models::ModelError) -> candle_core::Error {
 
 impl Trainable for EncoderClassifier {
     fn logits(&self, rows: &[usize]) -> Result<Tensor> {
-        self.pooled(&self.encoder, rows)?
-            .matmul(&self.weight.as_tensor().t()?)?
-            .broadcast_add(self.bias.as_tensor())
+        let logits = self
+            .pooled(&self.encoder, rows)?
+            .matmul(&self.weight.as_tensor().t()?)?;
+        match &self.bias {
+            Some(b) => logits.broadcast_add(b.as_tensor()),
+            None => Ok(logits),
+        }
     }
 
     fn vars(&self) -> Vec<Var> {
         let mut v = self.backbone_vars.clone();
-        v.push(self.weight.clone());
-        v.push(self.bias.clone());
+        v.extend(self.head());
         v
     }
 
     fn param_groups(&self) -> Vec<(Vec<Var>, f64)> {
         vec![
             (self.backbone_vars.clone(), 1.0),
-            (
-                vec![self.weight.clone(), self.bias.clone()],
-                self.head_lr_scale,
-            ),
+            (self.head(), self.head_lr_scale),
         ]
     }
 
     fn classes(&self) -> usize {
-        self.bias.dim(0).unwrap_or(2)
+        self.weight.dim(0).unwrap_or(2)
     }
 
     fn predict_classes(&self, rows: &[usize]) -> Result<Vec<f64>> {
-        // Length-sorted chunks waste little on padding.
-        let mut order: Vec<usize> = (0..rows.len()).collect();
-        order.sort_by_key(|&i| self.ids[rows[i]].len());
-        let k = self.classes();
-        let mut out = vec![0f64; rows.len() * k];
-        let (encoder, weight, bias) = self.frozen()?;
-        for chunk in order.chunks(PREDICT_BATCH) {
-            let batch: Vec<usize> = chunk.iter().map(|&i| rows[i]).collect();
-            let logits = self
-                .pooled(&encoder, &batch)?
-                .matmul(&weight.t()?)?
-                .broadcast_add(&bias)?;
-            let p = candle_nn::ops::softmax(&logits, 1)?
-                .flatten_all()?
-                .to_dtype(DType::F64)?
-                .to_device(&Device::Cpu)?
-                .to_vec1::<f64>()?;
-            for (&i, row) in chunk.iter().zip(p.chunks(k)) {
-                out[i * k..(i + 1) * k].copy_from_slice(row);
-            }
+        self.frozen_rows(rows, |logits| candle_nn::ops::softmax(logits, 1))
+    }
+}
+
+/// `row ← softmax(row)`, in f64.
+fn softmax_in_place(row: &mut [f64]) {
+    let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut sum = 0.0;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    for v in row.iter_mut() {
+        *v /= sum;
+    }
+}
+
+/// Multiple choice as a choice among K in fine-tuning mode: an [`EncoderClassifier`] with one
+/// output scores every candidate text, and a question's logits are its candidates' scores (missing
+/// positions masked, as [`crate::ChoiceProbe`] does with frozen features).
+pub struct ChoiceClassifier {
+    scorer: EncoderClassifier,
+    questions: Vec<Vec<usize>>,
+    k: usize,
+}
+
+impl ChoiceClassifier {
+    /// `scorer` (built over the candidate texts with `classes: 1`) over `questions`: per
+    /// question, its candidates' rows in choice order.
+    pub fn new(scorer: EncoderClassifier, questions: Vec<Vec<usize>>) -> ChoiceClassifier {
+        let k = questions.iter().map(Vec::len).max().unwrap_or(0).max(2);
+        ChoiceClassifier {
+            scorer,
+            questions,
+            k,
+        }
+    }
+
+    /// The candidate rows of `rows` (questions), and where each question's scores go in a
+    /// `[rows, K]` layout: a candidate's index among them, or `None` for a missing position.
+    fn layout(&self, rows: &[usize]) -> (Vec<usize>, Vec<Option<usize>>) {
+        let mut candidates = Vec::new();
+        let mut at = Vec::with_capacity(rows.len() * self.k);
+        for &q in rows {
+            let c = &self.questions[q];
+            at.extend((0..self.k).map(|j| (j < c.len()).then(|| candidates.len() + j)));
+            candidates.extend(c);
+        }
+        (candidates, at)
+    }
+}
+
+impl Trainable for ChoiceClassifier {
+    fn logits(&self, rows: &[usize]) -> Result<Tensor> {
+        let (candidates, at) = self.layout(rows);
+        let scores = self.scorer.logits(&candidates)?.flatten_all()?;
+        let device = scores.device().clone();
+        // A zero after the scores stands in for every missing position; the mask then sends it
+        // to -1e9.
+        let padded = Tensor::cat(&[&scores, &Tensor::zeros(1, DType::F32, &device)?], 0)?;
+        let idx: Vec<u32> = at
+            .iter()
+            .map(|a| a.unwrap_or(candidates.len()) as u32)
+            .collect();
+        let mask: Vec<f32> = at
+            .iter()
+            .map(|a| if a.is_some() { 0.0 } else { -1e9 })
+            .collect();
+        let idx = Tensor::from_vec(idx, at.len(), &device)?;
+        let mask = Tensor::from_vec(mask, (rows.len(), self.k), &device)?;
+        padded
+            .index_select(&idx, 0)?
+            .reshape((rows.len(), self.k))?
+            .add(&mask)
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        self.scorer.vars()
+    }
+
+    fn param_groups(&self) -> Vec<(Vec<Var>, f64)> {
+        self.scorer.param_groups()
+    }
+
+    fn classes(&self) -> usize {
+        self.k
+    }
+
+    fn predict_classes(&self, rows: &[usize]) -> Result<Vec<f64>> {
+        let (candidates, at) = self.layout(rows);
+        let scores = self.scorer.scores(&candidates)?;
+        let mut out = Vec::with_capacity(at.len());
+        for slots in at.chunks(self.k) {
+            let present: Vec<f64> = slots.iter().flatten().map(|&c| scores[c]).collect();
+            let mut p = present.clone();
+            softmax_in_place(&mut p);
+            out.extend(p);
+            out.extend(std::iter::repeat(0.0).take(self.k - present.len()));
         }
         Ok(out)
     }

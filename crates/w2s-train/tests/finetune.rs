@@ -20,7 +20,7 @@ fn texts() -> Vec<String> {
         .collect()
 }
 
-fn snapshot(model: &EncoderClassifier) -> Vec<Vec<f32>> {
+fn snapshot(model: &dyn Trainable) -> Vec<Vec<f32>> {
     model
         .vars()
         .iter()
@@ -73,6 +73,63 @@ fn classifier_with(
         device: &Device::Cpu,
     };
     EncoderClassifier::new(&req, texts).unwrap()
+}
+
+/// A choice among the candidates of five questions (3, 3, 3, 3 and 4 of the 16 texts): a scorer
+/// with one output and no bias; every parameter moves, and the fast predictions are the softmax
+/// of the graph's logits over each question's own candidates, 0 at a missing position.
+#[test]
+fn a_choice_classifier_trains_every_parameter_and_masks_missing_candidates() {
+    let store = w2s_assets::Store::open();
+    let source = w2s_models::resolve("minilm-l3", &store).unwrap();
+    let texts = texts();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let scorer = classifier_with(&source, &refs, Adapt::All, WeightDtype::F32, 1);
+    // 53 backbone tensors and the head's weight: no bias.
+    assert_eq!(scorer.vars().len(), 54);
+    let questions: Vec<Vec<usize>> = vec![
+        vec![0, 1, 2],
+        vec![3, 4, 5],
+        vec![6, 7, 8],
+        vec![9, 10, 11],
+        vec![12, 13, 14, 15],
+    ];
+    let model = w2s_train::ChoiceClassifier::new(scorer, questions);
+    assert_eq!(model.classes(), 4);
+    let before = snapshot(&model);
+    let rows: Vec<usize> = (0..5).collect();
+    let targets: Vec<f32> = rows
+        .iter()
+        .flat_map(|&q| (0..4).map(move |c| if c == q % 3 { 1.0 } else { 0.0 }))
+        .collect();
+    let cfg = TrainConfig {
+        epochs: 2,
+        batch_size: 5,
+        lr: 1e-4,
+        lr_schedule: w2s_train::LrSchedule::Constant,
+        early_stopping: false,
+        ..TrainConfig::default()
+    };
+    fit_plain("choice", &model, &rows, &targets, Loss::XENT, &cfg, 0).unwrap();
+    let after = snapshot(&model);
+    let moved = before.iter().zip(&after).filter(|(b, a)| b != a).count();
+    assert_eq!(moved, model.vars().len());
+    let fast = model.predict_classes(&rows).unwrap();
+    let graph = candle_nn::ops::softmax(&model.logits(&rows).unwrap(), 1)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    for (f, g) in fast.iter().zip(&graph) {
+        assert!((f - *g as f64).abs() < 1e-4, "{f} vs {g}");
+    }
+    for (q, row) in fast.chunks(4).enumerate() {
+        assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-6);
+        if q < 4 {
+            assert_eq!(row[3], 0.0);
+        }
+    }
 }
 
 /// A three-class head: every parameter moves, and the fast frozen prediction path gives the

@@ -78,35 +78,34 @@ impl<'a> Runner<'a> {
                 )
                 .map_err(w2s_train::TrainError::from)?
             }
-            Mode::Finetune if data.choices.is_some() => {
-                return Err(ExperimentError::Spec(format!(
-                    "{}: multiple choice as a choice among K runs in probe mode only so far (without ?choices, fine-tuning reads each candidate as a binary row)",
-                    data.dataset.name
-                )))
-            }
             Mode::Finetune => {
                 let source = self.source(model)?;
+                // A choice view fine-tunes a scorer of its candidates (one output, no bias).
                 let texts: Vec<&str> = data
-                    .dataset
+                    .embedded()
                     .examples
                     .iter()
                     .map(|e| e.text.as_str())
                     .collect();
+                let questions = data.questions();
                 let req = ClassifierRequest {
                     source: &source,
                     max_len: self.cfg.max_len,
                     adapt: self.cfg.finetune.adapt,
                     head_lr_scale: self.cfg.finetune.head_lr_scale,
-                    classes,
+                    classes: if questions.is_some() { 1 } else { classes },
                     dtype: self.cfg.dtype,
                     device: &self.device,
                 };
-                Box::new(EncoderClassifier::new(&req, &texts).map_err(|e| {
-                    ExperimentError::Model {
+                let classifier =
+                    EncoderClassifier::new(&req, &texts).map_err(|e| ExperimentError::Model {
                         name: model.to_string(),
                         cause: Box::new(e),
-                    }
-                })?)
+                    })?;
+                match questions {
+                    Some(q) => Box::new(w2s_train::ChoiceClassifier::new(classifier, q.to_vec())),
+                    None => Box::new(classifier),
+                }
             }
         };
         let probe = trainable.as_ref();
