@@ -386,11 +386,11 @@ impl Trainable for ChoiceClassifier {
         let scores = self.scorer.scores(&candidates)?;
         let mut out = Vec::with_capacity(at.len());
         for slots in at.chunks(self.k) {
-            let present: Vec<f64> = slots.iter().flatten().map(|&c| scores[c]).collect();
-            let mut p = present.clone();
+            let mut p: Vec<f64> = slots.iter().flatten().map(|&c| scores[c]).collect();
             softmax_in_place(&mut p);
+            let missing = self.k - p.len();
             out.extend(p);
-            out.extend(std::iter::repeat(0.0).take(self.k - present.len()));
+            out.extend(std::iter::repeat_n(0.0, missing));
         }
         Ok(out)
     }
