@@ -75,6 +75,37 @@ fn classifier_with(
     EncoderClassifier::new(&req, texts).unwrap()
 }
 
+/// Trains `model` for two whole-batch epochs on `targets` (K a row), checks that every
+/// parameter moved, and returns its fast predictions, checked against the softmax of the
+/// training graph's logits.
+fn train_and_predict(model: &dyn Trainable, rows: &[usize], targets: &[f32]) -> Vec<f64> {
+    let before = snapshot(model);
+    let cfg = TrainConfig {
+        epochs: 2,
+        batch_size: rows.len(),
+        lr: 1e-4,
+        lr_schedule: w2s_train::LrSchedule::Constant,
+        early_stopping: false,
+        ..TrainConfig::default()
+    };
+    fit_plain("k-way", model, rows, targets, Loss::XENT, &cfg, 0).unwrap();
+    let after = snapshot(model);
+    let moved = before.iter().zip(&after).filter(|(b, a)| b != a).count();
+    assert_eq!(moved, model.vars().len());
+    let fast = model.predict_classes(rows).unwrap();
+    let graph = candle_nn::ops::softmax(&model.logits(rows).unwrap(), 1)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(fast.len(), graph.len());
+    for (f, g) in fast.iter().zip(&graph) {
+        assert!((f - *g as f64).abs() < 1e-4, "{f} vs {g}");
+    }
+    fast
+}
+
 /// A choice among the candidates of five questions (3, 3, 3, 3 and 4 of the 16 texts): a scorer
 /// with one output and no bias; every parameter moves, and the fast predictions are the softmax
 /// of the graph's logits over each question's own candidates, 0 at a missing position.
@@ -96,34 +127,12 @@ fn a_choice_classifier_trains_every_parameter_and_masks_missing_candidates() {
     ];
     let model = w2s_train::ChoiceClassifier::new(scorer, questions);
     assert_eq!(model.classes(), 4);
-    let before = snapshot(&model);
     let rows: Vec<usize> = (0..5).collect();
     let targets: Vec<f32> = rows
         .iter()
         .flat_map(|&q| (0..4).map(move |c| if c == q % 3 { 1.0 } else { 0.0 }))
         .collect();
-    let cfg = TrainConfig {
-        epochs: 2,
-        batch_size: 5,
-        lr: 1e-4,
-        lr_schedule: w2s_train::LrSchedule::Constant,
-        early_stopping: false,
-        ..TrainConfig::default()
-    };
-    fit_plain("choice", &model, &rows, &targets, Loss::XENT, &cfg, 0).unwrap();
-    let after = snapshot(&model);
-    let moved = before.iter().zip(&after).filter(|(b, a)| b != a).count();
-    assert_eq!(moved, model.vars().len());
-    let fast = model.predict_classes(&rows).unwrap();
-    let graph = candle_nn::ops::softmax(&model.logits(&rows).unwrap(), 1)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    for (f, g) in fast.iter().zip(&graph) {
-        assert!((f - *g as f64).abs() < 1e-4, "{f} vs {g}");
-    }
+    let fast = train_and_predict(&model, &rows, &targets);
     for (q, row) in fast.chunks(4).enumerate() {
         assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-6);
         if q < 4 {
@@ -142,7 +151,6 @@ fn a_three_class_head_trains_every_parameter_and_predicts_k_probabilities() {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let model = classifier_with(&source, &refs, Adapt::All, WeightDtype::F32, 3);
     assert_eq!(model.classes(), 3);
-    let before = snapshot(&model);
     let rows: Vec<usize> = (0..ROWS).collect();
     let targets: Vec<f32> = rows
         .iter()
@@ -152,30 +160,8 @@ fn a_three_class_head_trains_every_parameter_and_predicts_k_probabilities() {
             _ => [0.1, 0.1, 0.8],
         })
         .collect();
-    let cfg = TrainConfig {
-        epochs: 2,
-        batch_size: 16,
-        lr: 1e-4,
-        lr_schedule: w2s_train::LrSchedule::Constant,
-        early_stopping: false,
-        ..TrainConfig::default()
-    };
-    fit_plain("three", &model, &rows, &targets, Loss::XENT, &cfg, 0).unwrap();
-    let after = snapshot(&model);
-    let moved = before.iter().zip(&after).filter(|(b, a)| b != a).count();
-    assert_eq!(moved, model.vars().len());
-    let fast = model.predict_classes(&rows).unwrap();
+    let fast = train_and_predict(&model, &rows, &targets);
     assert_eq!(fast.len(), ROWS * 3);
-    let logits = model.logits(&rows).unwrap();
-    let graph = candle_nn::ops::softmax(&logits, 1)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    for (f, g) in fast.iter().zip(&graph) {
-        assert!((f - *g as f64).abs() < 1e-4, "{f} vs {g}");
-    }
     for row in fast.chunks(3) {
         assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-6);
     }
