@@ -170,15 +170,7 @@ pub fn try_claim_with(path: &Path, stale_after: Duration) -> std::io::Result<Att
     }
     for _ in 0..3 {
         match create_with_holder(path) {
-            Ok(()) => {
-                HELD.lock()
-                    .map_err(|_| std::io::Error::other("claim list poisoned"))?
-                    .push(path.to_path_buf());
-                start_heartbeat();
-                return Ok(Attempt::Taken(Claim {
-                    path: path.to_path_buf(),
-                }));
-            }
+            Ok(()) => return hold(path, crate::stop::stopping).map(Attempt::Taken),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let text = std::fs::read_to_string(path).unwrap_or_default();
                 let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
@@ -202,6 +194,28 @@ pub fn try_claim_with(path: &Path, stale_after: Duration) -> std::io::Result<Att
     }
     let text = std::fs::read_to_string(path).unwrap_or_default();
     Ok(Attempt::Held(text.trim().to_string()))
+}
+
+/// Adds the claim file just created at `path` to the claims this process holds, unless a stop
+/// has begun: then the file is removed and the claim refused. The check and the push happen
+/// under the lock [`release_all`] takes, and a stop sets its flag before releasing, so a claim
+/// taken while a stop releases the others is either released by it or never held (a worker's
+/// main thread used to create one just after its stop thread had released all, and leave it).
+fn hold(path: &Path, stopping: impl Fn() -> bool) -> std::io::Result<Claim> {
+    let mut held = HELD
+        .lock()
+        .map_err(|_| std::io::Error::other("claim list poisoned"))?;
+    if stopping() {
+        drop(held);
+        let _ = std::fs::remove_file(path);
+        return Err(std::io::Error::other("stopping: no new claims"));
+    }
+    held.push(path.to_path_buf());
+    drop(held);
+    start_heartbeat();
+    Ok(Claim {
+        path: path.to_path_buf(),
+    })
 }
 
 /// Creates the claim file with its holder's text in one step: the text goes to a temporary file
@@ -291,6 +305,23 @@ pub fn claim_or_wait(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claim_created_while_stopping_is_removed_not_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("late.claim");
+        create_with_holder(&path).unwrap();
+        let err = hold(&path, || true).unwrap_err();
+        assert!(err.to_string().contains("stopping"), "{err}");
+        assert!(!path.exists());
+        assert!(!HELD.lock().unwrap().contains(&path));
+        // Not stopping: held, and released on drop.
+        create_with_holder(&path).unwrap();
+        let claim = hold(&path, || false).unwrap();
+        assert!(HELD.lock().unwrap().contains(&path));
+        drop(claim);
+        assert!(!path.exists());
+    }
 
     #[test]
     fn one_holder_at_a_time_and_release_on_drop() {
