@@ -59,7 +59,7 @@ pub fn questions(name: &str, rows: &[Example]) -> Result<Vec<Question>> {
         let question = &mut out[q];
         if question.group != e.group {
             return Err(bad(format!(
-                "question {}: its rows are in two groups ({} and {}, row {} {}); a question must stay on one side of a split",
+                "question {}: its rows are in two groups ({} and {}, at row {}, id {}); a question must stay on one side of a split",
                 question.id,
                 question.group,
                 e.group,
@@ -70,7 +70,7 @@ pub fn questions(name: &str, rows: &[Example]) -> Result<Vec<Question>> {
         if e.label == 1 {
             if question.answer != usize::MAX {
                 return Err(bad(format!(
-                    "question {}: two right candidates (row {} {} is the second)",
+                    "question {}: two right candidates (the second at row {}, id {})",
                     question.id,
                     i + 1,
                     e.id
@@ -129,7 +129,7 @@ mod tests {
         let err = |rows: &[Example]| questions("t", rows).unwrap_err().to_string();
         let e = err(&[row("a1", "a", "g", 1), row("a2", "a", "g", 1)]);
         assert!(
-            e.contains("question a: two right candidates (row 2 a2"),
+            e.contains("question a: two right candidates (the second at row 2, id a2)"),
             "{e}"
         );
         let e = err(&[row("a1", "a", "g", 0), row("a2", "a", "g", 0)]);

@@ -162,7 +162,7 @@ fn a_malformed_question_is_named() {
     let records = run(out.path(), config(), &[spec(&view, "xent")]);
     let err = records[0].as_ref().unwrap_err();
     assert!(
-        err.contains("question q7: two right candidates (row 24"),
+        err.contains("question q7: two right candidates (the second at row 24, id row-24)"),
         "{err}"
     );
 }
