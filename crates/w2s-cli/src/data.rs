@@ -67,10 +67,7 @@ impl ColumnArgs {
     pub fn apply(&self, data: &str) -> String {
         let plain = self.file_columns(data);
         if self.choices {
-            format!(
-                "{plain}{}choices",
-                if plain.contains('?') { '&' } else { '?' }
-            )
+            w2s_data::choice_view_of(&plain)
         } else {
             plain
         }
@@ -205,6 +202,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
 /// `w2s data show` of a choice view: questions, how many candidates they have, where the right
 /// one stands, and the first questions with their candidates (the right one marked).
 fn show_questions(name: &str, ds: &w2s_data::Dataset, rows: usize, skip: usize) -> Result<()> {
+    use w2s_data::questions::letter;
     let questions = w2s_data::questions::questions(name, &ds.examples)?;
     let widest = questions.iter().map(|q| q.rows.len()).max().unwrap_or(2);
     let mut by_k = vec![0usize; widest + 1];
@@ -231,19 +229,14 @@ fn show_questions(name: &str, ds: &w2s_data::Dataset, rows: usize, skip: usize) 
     );
     for (k, &n) in by_answer.iter().enumerate() {
         let with = by_k[k + 1..].iter().sum::<usize>();
-        println!("{:>10}  {with:>9}  {n:>12}", (b'A' + k as u8) as char);
+        println!("{:>10}  {with:>9}  {n:>12}", letter(k));
     }
     for q in questions.iter().skip(skip).take(rows) {
-        println!(
-            "\n[{}] answer={} group={}",
-            q.id,
-            (b'A' + q.answer as u8) as char,
-            q.group
-        );
+        println!("\n[{}] answer={} group={}", q.id, letter(q.answer), q.group);
         for (j, &r) in q.rows.iter().enumerate() {
             let mark = if j == q.answer { '*' } else { ' ' };
             let text = ds.examples[r].text.replace('\n', "\n      ");
-            println!("  {mark}({}) {text}", (b'A' + j as u8) as char);
+            println!("  {mark}({}) {text}", letter(j));
         }
     }
     Ok(())

@@ -57,6 +57,12 @@ impl Columns {
     }
 }
 
+/// A row's group when its file names none: its question (a question's candidates stay
+/// together), else the row alone. Every reader's rule, whatever the format.
+pub fn default_group(id: &str, question: &str) -> String {
+    if question.is_empty() { id } else { question }.to_string()
+}
+
 /// A class index written as text: a whole number (`3`, `3.0`) below 256.
 pub fn class_from_text(s: &str) -> Option<u8> {
     let s = s.trim();

@@ -270,7 +270,7 @@ fn examples_of(
         };
         let group = match group {
             Some(c) => cell_text(c, i).ok_or_else(|| err("the group is null".into()))?,
-            None => crate::user::default_group(&id, &question),
+            None => crate::columns::default_group(&id, &question),
         };
         out.push(Example {
             id,

@@ -19,7 +19,7 @@ pub mod synthetic;
 pub mod user;
 
 pub use columns::Columns;
-pub use reference::{load_images, names_choices, names_images, DatasetRef};
+pub use reference::{choice_view_of, load_images, names_choices, names_images, DatasetRef};
 pub use registry::{load, DatasetInfo, DATASETS};
 pub use split::{balance, split, subset, Split, SplitConfig};
 

@@ -98,7 +98,7 @@ pub fn split_options(query: &str, n: usize) -> Option<(&str, Vec<&str>)> {
     let mut end = query.strip_suffix("\nAnswer:")?.len();
     let mut options = Vec::with_capacity(n);
     for k in (0..n).rev() {
-        let tag = format!("\n {}. ", (b'A' + k as u8) as char);
+        let tag = format!("\n {}. ", crate::questions::letter(k));
         let at = query[..end].rfind(&tag)?;
         options.push(query[at + tag.len()..end].trim());
         end = at;
@@ -171,7 +171,12 @@ pub fn multiple_choice(
                 return Err(err(format!("option {} is empty", j + 1)));
             }
             out.push(Example {
-                id: format!("{name}-{}-{}-{}", d.split, d.id, (b'A' + j as u8) as char),
+                id: format!(
+                    "{name}-{}-{}-{}",
+                    d.split,
+                    d.id,
+                    crate::questions::letter(j)
+                ),
                 text: join(stem, option, layout),
                 label: (j as u64 == gold) as u8,
                 group: group.clone(),

@@ -22,6 +22,11 @@ pub struct Question {
     pub answer: usize,
 }
 
+/// The letter of a candidate's position: A, B, C, ...
+pub fn letter(position: usize) -> char {
+    (b'A' + position as u8) as char
+}
+
 /// Groups `rows` into questions, in the order each question first appears; an error names the
 /// first row or question that does not make a question with exactly one right candidate.
 pub fn questions(name: &str, rows: &[Example]) -> Result<Vec<Question>> {

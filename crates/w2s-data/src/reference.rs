@@ -76,15 +76,19 @@ impl DatasetRef {
             DatasetRef::Builtin(info) => load_builtin(info, store),
             DatasetRef::File { path, columns } => crate::user::load_with(path, columns, name),
             DatasetRef::Synthetic(s) => Ok(Dataset::new(name, s.examples())),
-            // The candidate rows, checked to make questions here so that every command that
-            // loads the view reports a malformed question before anything is computed.
-            DatasetRef::Choices(inner) => {
-                let rows = inner.load_as(name, store)?;
-                crate::questions::questions(name, &rows.examples)?;
-                Ok(rows)
-            }
+            // The candidate rows: what reads them as a choice view (the runner, `w2s data
+            // show`) groups them into questions ([`crate::questions::questions`]), which names a
+            // malformed question before anything is computed.
+            DatasetRef::Choices(inner) => inner.load_as(name, store),
         }
     }
+}
+
+/// The choice view of `reference` (which does not ask for one yet): `REF?choices`, or
+/// `REF&choices` after a column query.
+pub fn choice_view_of(reference: &str) -> String {
+    let sep = if reference.contains('?') { '&' } else { '?' };
+    format!("{reference}{sep}choices")
 }
 
 /// Whether `reference` asks for multiple choice as a choice among K (`REF?choices`).
@@ -146,11 +150,7 @@ impl std::fmt::Display for DatasetRef {
                 }
                 Ok(())
             }
-            DatasetRef::Choices(inner) => {
-                let inner = inner.to_string();
-                let sep = if inner.contains('?') { '&' } else { '?' };
-                write!(f, "{inner}{sep}choices")
-            }
+            DatasetRef::Choices(inner) => f.write_str(&choice_view_of(&inner.to_string())),
             DatasetRef::Synthetic(s) => {
                 let d = Synthetic::default();
                 write!(f, "{}", crate::synthetic::NAME)?;

@@ -110,7 +110,8 @@ fn load_jsonl(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
             }
             None => String::new(),
         };
-        let group = id_string(v.get(group_col)).unwrap_or_else(|| default_group(&id, &question));
+        let group = id_string(v.get(group_col))
+            .unwrap_or_else(|| crate::columns::default_group(&id, &question));
         out.push(Example {
             id,
             text: text.to_string(),
@@ -120,12 +121,6 @@ fn load_jsonl(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
         });
     }
     Ok(out)
-}
-
-/// A row's group when its file names none: its question (a question's candidates stay
-/// together), else the row alone.
-pub(crate) fn default_group(id: &str, question: &str) -> String {
-    if question.is_empty() { id } else { question }.to_string()
 }
 
 fn load_csv(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
@@ -205,7 +200,10 @@ fn load_csv(path: &Path, cols: &Columns) -> Result<Vec<Example>> {
         let group = group_col
             .and_then(|c| rec.get(c))
             .filter(|s| !s.is_empty())
-            .map_or_else(|| default_group(&id, &question), str::to_string);
+            .map_or_else(
+                || crate::columns::default_group(&id, &question),
+                str::to_string,
+            );
         out.push(Example {
             id,
             text: text.to_string(),

@@ -228,7 +228,11 @@ impl<'a> Runner<'a> {
                     .iter()
                     .enumerate()
                     .map(|(j, &r)| {
-                        format!("({}) {}", (b'A' + j as u8) as char, rows.examples[r].text)
+                        format!(
+                            "({}) {}",
+                            w2s_data::questions::letter(j),
+                            rows.examples[r].text
+                        )
                     })
                     .collect::<Vec<_>>()
                     .join("\n"),
