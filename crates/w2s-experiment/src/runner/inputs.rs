@@ -218,27 +218,16 @@ impl<'a> Runner<'a> {
         };
         let rows = w2s_data::load(name, self.assets).map_err(data_err)?;
         let questions = w2s_data::questions::questions(name, &rows.examples).map_err(data_err)?;
+        // The subset is drawn over every question (its group and answer); only the questions
+        // kept get their lettered text and their candidates copied.
         let as_rows: Vec<w2s_data::Example> = questions
             .iter()
             .map(|q| w2s_data::Example {
                 id: q.id.clone(),
-                // What a reader of predictions sees: the candidates, lettered.
-                text: q
-                    .rows
-                    .iter()
-                    .enumerate()
-                    .map(|(j, &r)| {
-                        format!(
-                            "({}) {}",
-                            w2s_data::questions::letter(j),
-                            rows.examples[r].text
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n"),
                 label: q.answer as u8,
                 group: q.group.clone(),
                 question: q.id.clone(),
+                ..Default::default()
             })
             .collect();
         let keep = w2s_data::subset(&as_rows, false, self.cfg.max_rows, self.cfg.data_seed);
@@ -250,13 +239,24 @@ impl<'a> Runner<'a> {
         }
         let mut candidates = Vec::new();
         let mut of = Vec::with_capacity(keep.len());
+        let mut examples = Vec::with_capacity(keep.len());
         for &q in &keep {
             let start = candidates.len();
             candidates.extend(questions[q].rows.iter().map(|&r| rows.examples[r].clone()));
             of.push((start..candidates.len()).collect::<Vec<usize>>());
+            // What a reader of predictions sees: the candidates, lettered.
+            let text = candidates[start..]
+                .iter()
+                .enumerate()
+                .map(|(j, c)| format!("({}) {}", w2s_data::questions::letter(j), c.text))
+                .collect::<Vec<_>>()
+                .join("\n");
+            examples.push(w2s_data::Example {
+                text,
+                ..as_rows[q].clone()
+            });
         }
         let candidates = Dataset::new(name, candidates);
-        let examples: Vec<w2s_data::Example> = keep.iter().map(|&q| as_rows[q].clone()).collect();
         // The view's version: its candidates' (texts, labels, groups) and how they make questions.
         let layout: Vec<(&str, usize)> = keep
             .iter()
