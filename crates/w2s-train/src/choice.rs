@@ -1,4 +1,4 @@
-//! The choice head: multiple choice as a choice among K. One zero-initialised linear score
+//! The choice heads: multiple choice as a choice among K. One zero-initialised linear score
 //! `w·x` is given to every candidate answer of a question (each candidate has its own frozen
 //! features), and a question's logits are its candidates' scores, so one softmax picks among
 //! them. The head is the same for every position, so it cannot learn "the answer is usually C";
@@ -6,13 +6,21 @@
 //! (logit −10⁹: probability 0, no gradient), so K may vary between questions.
 //!
 //! Features are standardised, as the linear probe's are, with the statistics of the candidates
-//! of the questions it is trained on.
+//! of the questions it is trained on ([`ChoiceProbe`], probe mode). In fine-tuning mode a
+//! one-output [`EncoderClassifier`] scores the candidates ([`ChoiceClassifier`]), under the same
+//! mask.
+use crate::finetune::EncoderClassifier;
 use crate::probe::column_stats;
 use crate::trainer::Trainable;
 use candle_core::{DType, Device, Result, Tensor, Var};
 
 /// The logit of a missing candidate: far enough below any score that its probability is 0.
 const MASKED: f32 = -1e9;
+
+/// K of a choice head: the most candidates any question has (at least 2).
+fn widest(questions: &[Vec<usize>]) -> usize {
+    questions.iter().map(Vec::len).max().unwrap_or(0).max(2)
+}
 
 /// A shared scoring head `[dim → 1]` over the candidates of every question.
 pub struct ChoiceProbe {
@@ -93,6 +101,105 @@ impl Trainable for ChoiceProbe {
 
     fn classes(&self) -> usize {
         self.k
+    }
+}
+
+/// `row ← softmax(row)`, in f64.
+fn softmax_in_place(row: &mut [f64]) {
+    let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut sum = 0.0;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    for v in row.iter_mut() {
+        *v /= sum;
+    }
+}
+
+/// Multiple choice as a choice among K in fine-tuning mode: an [`EncoderClassifier`] with one
+/// output scores every candidate text, and a question's logits are its candidates' scores (missing
+/// positions masked, as [`ChoiceProbe`] does with frozen features).
+pub struct ChoiceClassifier {
+    scorer: EncoderClassifier,
+    questions: Vec<Vec<usize>>,
+    k: usize,
+}
+
+impl ChoiceClassifier {
+    /// `scorer` (built over the candidate texts with `classes: 1`) over `questions`: per
+    /// question, its candidates' rows in choice order.
+    pub fn new(scorer: EncoderClassifier, questions: Vec<Vec<usize>>) -> ChoiceClassifier {
+        let k = widest(&questions);
+        ChoiceClassifier {
+            scorer,
+            questions,
+            k,
+        }
+    }
+
+    /// The candidate rows of `rows` (questions), and where each question's scores go in a
+    /// `[rows, K]` layout: a candidate's index among them, or `None` for a missing position.
+    fn layout(&self, rows: &[usize]) -> (Vec<usize>, Vec<Option<usize>>) {
+        let mut candidates = Vec::new();
+        let mut at = Vec::with_capacity(rows.len() * self.k);
+        for &q in rows {
+            let c = &self.questions[q];
+            at.extend((0..self.k).map(|j| (j < c.len()).then(|| candidates.len() + j)));
+            candidates.extend(c);
+        }
+        (candidates, at)
+    }
+}
+
+impl Trainable for ChoiceClassifier {
+    fn logits(&self, rows: &[usize]) -> Result<Tensor> {
+        let (candidates, at) = self.layout(rows);
+        let scores = self.scorer.logits(&candidates)?.flatten_all()?;
+        let device = scores.device().clone();
+        // A zero after the scores stands in for every missing position; the mask then sends it
+        // to MASKED.
+        let padded = Tensor::cat(&[&scores, &Tensor::zeros(1, DType::F32, &device)?], 0)?;
+        let idx: Vec<u32> = at
+            .iter()
+            .map(|a| a.unwrap_or(candidates.len()) as u32)
+            .collect();
+        let mask: Vec<f32> = at
+            .iter()
+            .map(|a| if a.is_some() { 0.0 } else { MASKED })
+            .collect();
+        let idx = Tensor::from_vec(idx, at.len(), &device)?;
+        let mask = Tensor::from_vec(mask, (rows.len(), self.k), &device)?;
+        padded
+            .index_select(&idx, 0)?
+            .reshape((rows.len(), self.k))?
+            .add(&mask)
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        self.scorer.vars()
+    }
+
+    fn param_groups(&self) -> Vec<(Vec<Var>, f64)> {
+        self.scorer.param_groups()
+    }
+
+    fn classes(&self) -> usize {
+        self.k
+    }
+
+    fn predict_classes(&self, rows: &[usize]) -> Result<Vec<f64>> {
+        let (candidates, at) = self.layout(rows);
+        let scores = self.scorer.scores(&candidates)?;
+        let mut out = Vec::with_capacity(at.len());
+        for slots in at.chunks(self.k) {
+            let mut p: Vec<f64> = slots.iter().flatten().map(|&c| scores[c]).collect();
+            softmax_in_place(&mut p);
+            let missing = self.k - p.len();
+            out.extend(p);
+            out.extend(std::iter::repeat_n(0.0, missing));
+        }
+        Ok(out)
     }
 }
 

@@ -7,8 +7,8 @@ pub mod losses;
 pub mod probe;
 pub mod trainer;
 
-pub use choice::{probe_head, ChoiceProbe, ChoiceRows};
-pub use finetune::{Adapt, ChoiceClassifier, ClassifierRequest, EncoderClassifier};
+pub use choice::{probe_head, ChoiceClassifier, ChoiceProbe, ChoiceRows};
+pub use finetune::{Adapt, ClassifierRequest, EncoderClassifier};
 pub use losses::{argmax, Configured, Loss, LossKind, LossSchedule, LossSettings, StudentLoss};
 pub use probe::LinearProbe;
 pub use trainer::{
